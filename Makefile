@@ -1,0 +1,35 @@
+# Two commands for users: `make demo` (the embedded default, offline, CPU) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint fmt clean-demo install
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Pinned install: the constraints file locks every package (a CPU torch wheel here, never CUDA).
+$(STAMP): $(BIN)/python pyproject.toml requirements/constraints.txt
+	$(BIN)/pip install -q --disable-pip-version-check -c requirements/constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/snakemake --profile profiles/default --cores $(CORES) --configfile config/config.yaml
+	HF_HUB_OFFLINE=1 $(BIN)/snakemake --profile profiles/default --cores $(CORES) --configfile config/config.yaml \
+		--report results/report.html --quiet
+	@echo "Report: $(CURDIR)/results/report/index.md (tables and figures) and $(CURDIR)/results/report.html"
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/snakemake --lint --configfile config/config.yaml
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+
+fmt: $(STAMP)
+	$(BIN)/snakefmt Snakefile workflow/rules

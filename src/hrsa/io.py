@@ -1,0 +1,85 @@
+"""Atomic outputs and provenance: a failed job never leaves a file that looks complete."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PROVENANCE_PACKAGES = (
+    "hrsa", "torch", "transformers", "sentence-transformers", "peft", "trl", "mteb",
+    "faiss-cpu", "pyarrow", "numpy", "scikit-learn", "tokenizers",
+)
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary sibling path (file or directory) that is renamed onto `final` only on success."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    target = tmp / final.name
+    try:
+        yield target
+        if final.is_dir() and not final.is_symlink():
+            shutil.rmtree(final)
+        os.replace(target, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write JSON atomically (sorted keys, so identical content gives identical bytes)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_tree(path: str | os.PathLike[str], patterns: tuple[str, ...] = ("*",)) -> str:
+    """Content hash of a file or of every file under a directory (relative names included)."""
+    path = Path(path)
+    if path.is_file():
+        return sha256_file(path)
+    h = hashlib.sha256()
+    files = sorted({p for pat in patterns for p in path.rglob(pat) if p.is_file()})
+    for p in files:
+        h.update(str(p.relative_to(path)).encode())
+        h.update(sha256_file(p).encode())
+    return h.hexdigest()
+
+
+def package_versions(names: tuple[str, ...] = PROVENANCE_PACKAGES) -> dict[str, str]:
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def provenance(params: dict[str, Any], inputs: dict[str, str | os.PathLike[str]] | None = None) -> dict[str, Any]:
+    """What produced an output: parameters, input content hashes, package versions."""
+    return {
+        "params": params,
+        "inputs": {k: {"path": str(v), "sha256": sha256_tree(v)} for k, v in (inputs or {}).items()},
+        "packages": package_versions(),
+    }
