@@ -10,7 +10,6 @@ from collections.abc import Sequence
 # verb -> module in hrsa.commands; each module defines add_arguments(parser) and run(args) -> None,
 # and imports nothing heavy at module level, so `hrsa --help` stays fast.
 COMMANDS: dict[str, str] = {
-    "check-config": "check_config",
     "pretrain": "pretrain",
     "rlvr": "rlvr",
     "sft": "sft",
@@ -24,11 +23,14 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Parser with one sub-parser per verb, described by the verb module's docstring."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Parser with one sub-parser per verb (or only the verb being run), described by its module's docstring."""
     parser = argparse.ArgumentParser(prog="hrsa", description=__doc__)
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for verb, module_name in COMMANDS.items():
+        if only is not None and verb != only:
+            sub.add_parser(verb)
+            continue
         module = importlib.import_module(f"hrsa.commands.{module_name}")
         doc = (module.__doc__ or "").strip().splitlines()
         p = sub.add_parser(verb, help=doc[0] if doc else verb, description=module.__doc__)
@@ -43,7 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hrsa.errors import HrsaError
     from hrsa.runtime import limit_threads
 
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verb = argv[0] if argv and argv[0] in COMMANDS else None
+    args = build_parser(only=verb).parse_args(argv)
     limit_threads(args.threads)
     try:
         args._module.run(args)

@@ -1,0 +1,29 @@
+"""Contrastive training of one backbone into an embedder for one seed (resumes from checkpoints)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backbone", required=True, help="backbone directory or hub id")
+    p.add_argument("--data", required=True, help="training records JSONL")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--recipe", default="{}", help="the `training:` config slice as JSON")
+    p.add_argument("--checkpoints", required=True, help="checkpoint directory kept across killed runs")
+    p.add_argument("--model-id", required=True, help="model id, e.g. tiny.base-E.s0")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--trust-remote-code", action="store_true", help="allow custom modelling code from the hub")
+    p.add_argument("--out", required=True, help="output SentenceTransformer directory")
+
+
+def run(args: argparse.Namespace) -> None:
+    from hrsa.train import Recipe, train_embedder
+
+    recipe = Recipe.from_config(json.loads(args.recipe))
+    prov = train_embedder(
+        args.backbone, args.data, args.out, args.seed, recipe, args.checkpoints, args.model_id, args.device,
+        args.trust_remote_code,
+    )
+    print(f"saved {args.out} (revision {prov['revision']}, {prov['params']['steps']} steps)")

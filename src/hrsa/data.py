@@ -1,0 +1,170 @@
+"""Contrastive training records and probe sets: built-in sets generated from the bundled corpus, local JSONL, hub.
+
+Training record format (also accepted from user files): {"query": [instruction, text], "pos": [text, ...],
+"neg": [text, ...], "source": name}. Probe rows: {"id": int, "text": str, "label": str | null}.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from hrsa.corpus import chunk_words, corpus_files, iter_arithmetic, make_problem, split_lines, split_paragraphs
+from hrsa.errors import DataError
+
+VERSE_INSTRUCTION = "Given lines of verse, retrieve the lines that follow"
+MATH_INSTRUCTION = "Given an arithmetic problem, retrieve its worked solution"
+
+
+def _verse_groups(corpus_dir: Path, size: int = 2, min_words: int = 4) -> list[tuple[str, str]]:
+    """Consecutive groups of `size` verse lines per work: (work, text)."""
+    out = []
+    for path in corpus_files(corpus_dir):
+        lines = [ln for ln in split_lines(path.read_text(encoding="utf-8", errors="replace")) if len(ln.split()) >= min_words]
+        out += [(path.stem, " ".join(lines[i : i + size])) for i in range(0, len(lines) - size + 1, size)]
+    return out
+
+
+def demo_training_records(corpus_dir: Path, n_records: int, num_negatives: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Half verse continuation (lines -> following lines), half arithmetic (problem -> worked solution)."""
+    rng = random.Random(seed)
+    groups = _verse_groups(corpus_dir)
+    n_verse = n_records // 2
+    if len(groups) < n_verse + num_negatives + 1:
+        raise DataError(f"corpus {corpus_dir} is too small for {n_verse} verse records")
+    starts = rng.sample(range(len(groups) - 1), n_verse)
+    records = []
+    for i in starts:
+        negs = [groups[j][1] for j in rng.sample(range(len(groups)), num_negatives + 2) if j not in (i, i + 1)]
+        records.append(
+            {"query": [VERSE_INSTRUCTION, groups[i][1]], "pos": [groups[i + 1][1]], "neg": negs[:num_negatives],
+             "source": "verse"}
+        )
+    problems = iter_arithmetic(seed + 1, ops=("+", "-", "*"))
+    for _ in range(n_records - n_verse):
+        p = next(problems)
+        a, op, b = _parse_prompt(p["prompt"])
+        # hard negatives: the same operands under the other operations, skipping any with the same answer
+        others = [make_problem(a, o, b) for o in ("+", "-", "*") if o != op]
+        negs = [o["solution"] for o in others if o["answer"] != p["answer"]]
+        while len(negs) < num_negatives:
+            extra = next(problems)
+            if extra["answer"] != p["answer"]:
+                negs.append(extra["solution"])
+        records.append(
+            {"query": [MATH_INSTRUCTION, p["prompt"]], "pos": [p["solution"]], "neg": negs[:num_negatives],
+             "source": "arithmetic"}
+        )
+    return records
+
+
+def _parse_prompt(prompt: str) -> tuple[int, str, int]:
+    body = prompt.removeprefix("Q: ").split("=")[0]
+    for op in "+-*":
+        if op in body:
+            a, b = body.split(op)
+            return int(a), op, int(b)
+    raise ValueError(prompt)
+
+
+def validate_training_records(records: Iterable[dict[str, Any]], source: str, num_negatives: int) -> list[dict]:
+    """Check every record before any training step; errors name the file and line."""
+    out = []
+    for line, rec in enumerate(records, start=1):
+        where = f"{source}:{line}"
+        q = rec.get("query")
+        if not (isinstance(q, list) and len(q) == 2 and all(isinstance(x, str) for x in q) and q[1].strip()):
+            raise DataError(f"{where}: `query` must be [instruction, text] with a non-empty text")
+        pos = rec.get("pos")
+        if not (isinstance(pos, list) and pos and all(isinstance(x, str) and x.strip() for x in pos)):
+            raise DataError(f"{where}: `pos` must be a non-empty list of non-empty texts")
+        neg = rec.get("neg", [])
+        if not isinstance(neg, list) or len(neg) < num_negatives:
+            raise DataError(f"{where}: `neg` has {len(neg) if isinstance(neg, list) else 0} texts, {num_negatives} asked")
+        out.append(rec)
+    if not out:
+        raise DataError(f"{source}: no training records")
+    return out
+
+
+def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Rows of a JSONL file; a malformed line raises DataError naming file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    with path.open(encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
+    from hrsa.io import atomic_path
+
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+# ---- probe sets -------------------------------------------------------------------------------------------------
+def builtin_probe(name: str, corpus_dir: Path, n_texts: int, seed: int) -> list[dict[str, Any]]:
+    """Probe texts from the bundled corpus; every built-in set carries a label for probe transfer."""
+    rng = random.Random(seed)
+    if name == "milton-lines":
+        lines = [(stem, t) for stem, t in _verse_groups(corpus_dir, size=1, min_words=6)]
+        picked = rng.sample(lines, min(n_texts, len(lines)))
+    elif name == "milton-works":
+        per_work = {path.stem: _chunks_of(path) for path in corpus_files(corpus_dir)}
+        works = sorted(per_work)
+        k = n_texts // len(works)
+        picked = [(w, t) for w in works for t in rng.sample(per_work[w], min(k, len(per_work[w])))]
+    elif name == "arithmetic":
+        stream = iter_arithmetic(seed, ops=("+", "-", "*"))
+        picked = []
+        for _ in range(n_texts):
+            p = next(stream)
+            picked.append((_parse_prompt(p["prompt"])[1], p["solution"]))
+    else:
+        raise DataError(f"unknown builtin probe set {name!r}")
+    return [{"id": i, "text": t, "label": lab} for i, (lab, t) in enumerate(picked)]
+
+
+def _chunks_of(path: Path, max_words: int = 30, min_words: int = 12) -> list[str]:
+    text = path.read_text(encoding="utf-8", errors="replace")
+    return [c for p in split_paragraphs(text) for c in chunk_words(p, max_words) if len(c.split()) >= min_words]
+
+
+def probe_rows(spec: dict[str, Any], root: Path) -> list[dict[str, Any]]:
+    """Rows of a probe set from its config entry (builtin, local JSONL or hub dataset)."""
+    n, seed = int(spec.get("n_texts", 256)), int(spec.get("seed", 0))
+    if spec.get("builtin"):
+        return builtin_probe(spec["builtin"], root / "data/corpus/milton", n, seed)
+    if spec.get("path"):
+        rows = list(read_jsonl(root / spec["path"]))
+        for i, r in enumerate(rows, start=1):
+            if not isinstance(r.get("text"), str) or not r["text"].strip():
+                raise DataError(f"{spec['path']}:{i}: probe row needs a non-empty `text`")
+        return _select(rows, n, seed)
+    hf = spec["hf"]
+    import datasets
+
+    ds = datasets.load_dataset(hf["dataset"], hf.get("config") or None, split=hf.get("split", "test"))
+    label = hf.get("label_field") or None
+    rows = [{"text": r[hf.get("text_field", "text")], "label": r[label] if label else None} for r in ds]
+    return _select(rows, n, seed)
+
+
+def _select(rows: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
+    idx = sorted(random.Random(seed).sample(range(len(rows)), min(n, len(rows))))
+    return [{"id": i, "text": rows[j]["text"], "label": _label(rows[j].get("label"))} for i, j in enumerate(idx)]
+
+
+def _label(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,190 @@
+"""Contrastive training of a backbone into an embedder with sentence-transformers (the paper's recipe).
+
+InfoNCE over in-batch plus hard negatives via CachedMultipleNegativesRankingLoss (GradCache), scale = 1/temperature,
+mean pooling without instruction tokens, bidirectional attention, one source dataset per batch, checkpoints for resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from hrsa.data import read_jsonl, validate_training_records
+from hrsa.errors import ConfigError
+
+QUERY_TEMPLATE = "Instruct: {instruction}\nQuery: "
+DEFAULT_QUERY_INSTRUCTION = "Given a query, retrieve relevant passages"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The `training:` config slice (defaults are the paper's where it states them)."""
+
+    attention: str = "bidirectional"
+    pooling: str = "mean"
+    max_length: int = 512
+    batch_size: int = 32
+    mini_batch_size: int = 8
+    temperature: float = 0.02
+    learning_rate: float = 2e-5
+    weight_decay: float = 0.05
+    warmup_ratio: float = 0.03
+    epochs: float = 1.0
+    max_steps: int = -1
+    save_steps: int = 500
+    num_negatives: int = 3
+    gradient_checkpointing: bool = False
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> Recipe:
+        known = {f.name for f in fields(cls)}
+        unknown = set(cfg) - known
+        if unknown:
+            raise ConfigError(f"training: unknown keys {sorted(unknown)}")
+        recipe = cls(**cfg)
+        if recipe.attention not in ("bidirectional", "causal"):
+            raise ConfigError(f"training.attention: {recipe.attention!r} is not bidirectional or causal")
+        return recipe
+
+
+def records_to_datasets(records: list[dict[str, Any]], num_negatives: int) -> tuple[Any, dict[str, dict[str, str]]]:
+    """One dataset per (source, instruction), columns anchor/positive/negative_i, and its query prompt per dataset.
+
+    Sentence-transformers keys prompts by dataset name and column name, so each group carries its own instruction
+    and Pooling(include_prompt=False) drops exactly those tokens.
+    """
+    from datasets import Dataset, DatasetDict
+
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for rec in records:
+        groups.setdefault((rec.get("source", "data"), rec["query"][0]), []).append(rec)
+    datasets, prompts = {}, {}
+    for i, ((source, instruction), recs) in enumerate(sorted(groups.items())):
+        name = f"{i:02d}-{''.join(c if c.isalnum() else '_' for c in source)}"
+        cols: dict[str, list[str]] = {"anchor": [r["query"][1] for r in recs], "positive": [r["pos"][0] for r in recs]}
+        for k in range(num_negatives):
+            cols[f"negative_{k + 1}"] = [r["neg"][k] for r in recs]
+        datasets[name] = Dataset.from_dict(cols)
+        prompts[name] = {"anchor": QUERY_TEMPLATE.format(instruction=instruction)}
+    return DatasetDict(datasets), prompts
+
+
+def build_model(backbone: str, recipe: Recipe, trust_remote_code: bool = False, device: str = "cpu") -> Any:
+    """SentenceTransformer = Transformer(backbone) + Pooling(include_prompt=False), with the recipe's attention mask."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    trust = {"trust_remote_code": True} if trust_remote_code else {}
+    transformer = Transformer(
+        backbone, max_seq_length=recipe.max_length, model_kwargs=dict(trust), processor_kwargs=dict(trust),
+        config_kwargs=dict(trust),
+    )
+    tok = transformer.tokenizer
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    set_attention(transformer.auto_model, recipe.attention)
+    pooling = Pooling(transformer.get_embedding_dimension(), recipe.pooling, include_prompt=False)
+    model = SentenceTransformer(modules=[transformer, pooling], device=device)
+    model.prompts = {"query": QUERY_TEMPLATE.format(instruction=DEFAULT_QUERY_INSTRUCTION), "document": ""}
+    return model
+
+
+def set_attention(auto_model: Any, attention: str) -> None:
+    """Bidirectional attention on a decoder: `config.is_causal = False` (the load-time kwarg is silently dropped)."""
+    auto_model.config.is_causal = attention == "causal"
+
+
+def last_checkpoint(checkpoints: Path) -> Path | None:
+    found = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return found[-1] if found else None
+
+
+def train_embedder(
+    backbone: str,
+    data_path: str,
+    out: str,
+    seed: int,
+    recipe: Recipe,
+    checkpoints: str,
+    model_id: str,
+    device: str = "auto",
+    trust_remote_code: bool = False,
+) -> dict[str, Any]:
+    """Train one embedder; resumes from the newest checkpoint in `checkpoints`; writes `out` atomically."""
+    from hrsa.runtime import torch_device
+
+    records = validate_training_records(read_jsonl(data_path), data_path, recipe.num_negatives)
+    device = torch_device(device)
+
+    import torch
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
+    from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
+
+    torch.manual_seed(seed)
+    model = build_model(backbone, recipe, trust_remote_code, device)
+    train_ds, prompts = records_to_datasets(records, recipe.num_negatives)
+    loss = CachedMultipleNegativesRankingLoss(model, scale=1.0 / recipe.temperature, mini_batch_size=recipe.mini_batch_size)
+    cuda = device.startswith("cuda")
+    args = SentenceTransformerTrainingArguments(
+        output_dir=checkpoints,
+        per_device_train_batch_size=recipe.batch_size,
+        learning_rate=recipe.learning_rate,
+        weight_decay=recipe.weight_decay,
+        lr_scheduler_type="cosine",
+        warmup_ratio=recipe.warmup_ratio,
+        num_train_epochs=recipe.epochs,
+        max_steps=recipe.max_steps,
+        save_strategy="steps",
+        save_steps=recipe.save_steps,
+        save_total_limit=2,
+        logging_steps=1,
+        seed=seed,
+        data_seed=seed,
+        use_cpu=not cuda,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        gradient_checkpointing=recipe.gradient_checkpointing,
+        report_to="none",
+        prompts=prompts,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        multi_dataset_batch_sampler=MultiDatasetBatchSamplers.PROPORTIONAL,
+        dataloader_drop_last=True,
+        disable_tqdm=True,
+    )
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_ds, loss=loss)
+    resume = last_checkpoint(Path(checkpoints))
+    if resume:
+        print(f"resuming from {resume}", flush=True)
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    return save_embedder(model, trainer, out, model_id, {
+        "backbone": backbone, "data": data_path, "seed": seed, "recipe": recipe.__dict__, "device": device,
+        "resumed_from": str(resume) if resume else None,
+    })
+
+
+def save_embedder(model: Any, trainer: Any, out: str, model_id: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Save the SentenceTransformer dir with train log, provenance and a weights revision (the mteb cache key)."""
+    from hrsa.io import atomic_path, provenance, sha256_tree
+
+    model.model_card_data.model_name = f"hrsa/{model_id}"
+    with atomic_path(out) as tmp:
+        model.save(str(tmp), create_model_card=False)
+        revision = sha256_tree(tmp, ("*.safetensors",))[:16]
+        (tmp / "revision.txt").write_text(revision + "\n")
+        with (tmp / "train_log.jsonl").open("w") as fh:
+            for row in trainer.state.log_history:
+                fh.write(json.dumps(row) + "\n")
+        prov = provenance({**params, "model_id": model_id, "steps": trainer.state.global_step}, {"data": params["data"]})
+        prov["revision"] = revision
+        (tmp / "provenance.json").write_text(json.dumps(prov, indent=2, sort_keys=True, default=str) + "\n")
+    return prov
+
+
+def load_embedder(path: str | os.PathLike[str], device: str = "cpu") -> Any:
+    """Reload a trained embedder; its saved config.json carries the attention mode."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(path), device=device)

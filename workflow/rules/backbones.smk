@@ -1,0 +1,23 @@
+# Backbones built by recipe: the tiny pretrained base, and RLVR (GRPO) / SFT siblings of any base.
+
+
+rule build_backbone:
+    input:
+        parent=lambda wc: backbone_parent(wc.pair, wc.role),
+    output:
+        directory("results/backbones/{pair}.{role}"),
+    params:
+        verb=lambda wc: STUDY.backbone(wc.pair, wc.role).recipe,
+        args=lambda wc: recipe_args(wc.pair, wc.role),
+        trust=lambda wc: trust_flag(wc.pair),
+    log:
+        "logs/backbones/{pair}.{role}.log",
+    benchmark:
+        "benchmarks/backbones/{pair}.{role}.tsv"
+    threads: 1
+    resources:
+        gpu=lambda wc: 0 if STUDY.backbone(wc.pair, wc.role).recipe == "pretrain" else 1,
+        mem_mb=8000,
+        runtime=240,
+    shell:
+        "hrsa {params.verb} --threads {threads} --out {output} {params.args} {params.trust} > {log} 2>&1"

@@ -1,0 +1,131 @@
+# Grid, input functions and wildcard constraints: everything expand() needs comes from one Study object.
+
+import json
+import re
+import shlex
+import sys
+
+sys.path.insert(0, str(REPO / "src"))
+
+from hrsa.errors import ConfigError  # noqa: E402
+from hrsa.grid import Study, model_id, parse_model_id  # noqa: E402
+from snakemake.exceptions import WorkflowError  # noqa: E402
+
+try:
+    STUDY = Study(config, root=REPO)
+except ConfigError as exc:
+    raise WorkflowError(f"invalid config: {exc}") from None
+
+
+def _alternatives(values):
+    return "|".join(re.escape(str(v)) for v in sorted(set(values), key=str)) or "(?!)"
+
+
+def _eval_tasks():
+    names = []
+    for entry in lookup(dpath="evaluation/tasks", within=config, default=[]):
+        if isinstance(entry, dict):
+            from hrsa.evaluation.run import task_names_for
+
+            names.extend(task_names_for(entry))
+        else:
+            names.append(entry)
+    return list(dict.fromkeys(names))
+
+
+EVAL_TASKS = _eval_tasks()
+
+
+wildcard_constraints:
+    pair=_alternatives(STUDY.pairs),
+    role="base|reason|sft",
+    seed=r"\d+",
+    model=_alternatives(STUDY.models()),
+    probe=_alternatives(STUDY.probes),
+    layer=r"\d+|pooled",
+    comparison=_alternatives(c.name for c in STUDY.comparisons),
+    task=_alternatives(EVAL_TASKS),
+
+
+def q(value):
+    """Shell-quote a config value (never interpolate config strings unquoted)."""
+    return shlex.quote(str(value))
+
+
+def as_json(value):
+    """A config slice as one shell-quoted JSON argument."""
+    return shlex.quote(json.dumps(value, sort_keys=True))
+
+
+def pair_layers(pair):
+    return STUDY.layers(pair)
+
+
+def model_path(model):
+    """Directory or hub id a model is loaded from."""
+    pair, role, seed = parse_model_id(model)
+    if seed is not None:
+        return f"results/embedders/{model}"
+    return STUDY.backbone_path(STUDY.backbone(pair, role))
+
+
+def model_input(model):
+    """The workflow-built directory of a model, or nothing for a published backbone."""
+    pair, role, seed = parse_model_id(model)
+    if seed is not None or STUDY.backbone(pair, role).recipe:
+        return model_path(model)
+    return []
+
+
+def trust_flag(pair):
+    """--trust-remote-code only where the pair's config says so."""
+    return "--trust-remote-code" if STUDY.trust_remote_code[pair] else ""
+
+
+def all_targets():
+    """The whole grid: report, HRSA tables, kNN graphs, evaluations."""
+    targets = ["results/report/index.md"]
+    for c in STUDY.comparisons:
+        for probe in STUDY.probes:
+            targets.append(f"results/hrsa/{probe}/{c.name}.parquet")
+    targets += expand("results/eval/{model}/{task}.json", model=STUDY.embedder_models(), task=EVAL_TASKS)
+    return targets
+
+
+def backbone_parent(pair, role):
+    """Input of a recipe backbone: the workflow-built directory it starts from (if any)."""
+    bb = STUDY.backbone(pair, role)
+    return model_input(f"{pair}.{bb.parent}") if bb.parent else []
+
+
+RECIPE_FLAGS = {
+    "pretrain": ("corpus", "steps", "hidden_size", "num_layers", "num_heads", "num_kv_heads",
+                 "intermediate_size", "vocab_size", "batch_size", "max_length", "lr", "seed"),
+    "rlvr": ("steps", "lr", "batch_size", "num_generations", "data", "seed"),
+    "sft": ("steps", "lr", "batch_size", "data", "seed"),
+}
+
+
+def recipe_args(pair, role):
+    """CLI flags of a recipe from `recipes:` defaults and the role's overrides, every value quoted."""
+    bb = STUDY.backbone(pair, role)
+    opts = STUDY.recipe_options(bb)
+    args = []
+    if bb.parent:
+        args += ["--model", q(model_path(f"{pair}.{bb.parent}"))]
+    for key in RECIPE_FLAGS[bb.recipe]:
+        value = opts.get(key)
+        if value in (None, ""):
+            continue
+        if key in ("corpus", "data"):
+            value = REPO / value
+        args += ["--" + key.replace("_", "-"), q(value)]
+    return " ".join(args)
+
+
+def comparison_knn(probe, comparison, side):
+    """kNN graphs of every layer of one side of a comparison."""
+    c = STUDY.comparison(comparison)
+    return expand(
+        "results/knn/{probe}/{model}/layer={layer}.npz", probe=probe, model=c.model(side), layer=pair_layers(c.pair)
+    )

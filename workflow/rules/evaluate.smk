@@ -1,0 +1,25 @@
+# mteb scoring: one job per (embedder, task); results cached by model name + weights revision.
+
+
+rule evaluate:
+    input:
+        "results/embedders/{model}",
+    output:
+        "results/eval/{model}/{task}.json",
+    params:
+        batch_size=lookup(dpath="evaluation/batch_size", within=config),
+        device=lookup(dpath="device", within=config),
+        task=lambda wc: q(wc.task),
+    log:
+        "logs/eval/{model}/{task}.log",
+    benchmark:
+        "benchmarks/eval/{model}/{task}.tsv"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=240,
+    shell:
+        "hrsa evaluate --threads {threads} --model {input} --task {params.task} --model-name hrsa/{wildcards.model}"
+        " --revision $(cat {input}/revision.txt) --cache results/mteb-cache --batch-size {params.batch_size}"
+        " --device {params.device} --out {output} > {log} 2>&1"

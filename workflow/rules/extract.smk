@@ -1,0 +1,29 @@
+# One forward pass per batch writes every layer of a model on a probe set as Parquet shards.
+
+
+rule extract_activations:
+    input:
+        model=lambda wc: model_input(wc.model),
+        probe="results/data/probes/{probe}.jsonl",
+    output:
+        directory("results/activations/{probe}/{model}"),
+    params:
+        model=lambda wc: q(model_path(wc.model)),
+        layers=lambda wc: ",".join(pair_layers(parse_model_id(wc.model)[0])),
+        probe=lambda wc: as_json(STUDY.probes[wc.probe]),
+        attention=lookup(dpath="training/attention", within=config),
+        device=lookup(dpath="device", within=config),
+        trust=lambda wc: trust_flag(parse_model_id(wc.model)[0]),
+    log:
+        "logs/extract/{probe}/{model}.log",
+    benchmark:
+        "benchmarks/extract/{probe}/{model}.tsv"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=120,
+    shell:
+        "hrsa extract --threads {threads} --model {params.model} --model-id {wildcards.model}"
+        " --probe {input.probe} --probe-spec {params.probe} --layers {params.layers}"
+        " --attention {params.attention} --device {params.device} --out {output} {params.trust} > {log} 2>&1"

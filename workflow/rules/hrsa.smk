@@ -1,0 +1,27 @@
+# HRSA of one comparison on one probe set: every metric at every layer, plus the L x L CKA matrix.
+
+
+rule compare:
+    input:
+        left=lambda wc: f"results/activations/{wc.probe}/{STUDY.comparison(wc.comparison).model('left')}",
+        right=lambda wc: f"results/activations/{wc.probe}/{STUDY.comparison(wc.comparison).model('right')}",
+        knn_left=lambda wc: comparison_knn(wc.probe, wc.comparison, "left"),
+        knn_right=lambda wc: comparison_knn(wc.probe, wc.comparison, "right"),
+    output:
+        "results/hrsa/{probe}/{comparison}.parquet",
+    params:
+        settings=as_json(lookup(dpath="hrsa", within=config)),
+        knn_left=lambda wc: q(f"results/knn/{wc.probe}/{STUDY.comparison(wc.comparison).model('left')}"),
+        knn_right=lambda wc: q(f"results/knn/{wc.probe}/{STUDY.comparison(wc.comparison).model('right')}"),
+    log:
+        "logs/hrsa/{probe}/{comparison}.log",
+    benchmark:
+        "benchmarks/hrsa/{probe}/{comparison}.tsv"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    shell:
+        "hrsa compare --threads {threads} --left {input.left} --right {input.right}"
+        " --knn-left {params.knn_left} --knn-right {params.knn_right} --settings {params.settings}"
+        " --comparison {wildcards.comparison} --out {output} > {log} 2>&1"

@@ -1,0 +1,19 @@
+# Exact kNN graph per (model, probe, layer), computed once and shared by every comparison.
+
+
+rule knn_graph:
+    input:
+        "results/activations/{probe}/{model}",
+    output:
+        "results/knn/{probe}/{model}/layer={layer}.npz",
+    params:
+        k=max(lookup(dpath="hrsa/knn_k", within=config)),
+    log:
+        "logs/knn/{probe}/{model}/layer={layer}.log",
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    shell:
+        "hrsa knn --threads {threads} --activations {input} --layer {wildcards.layer} --k {params.k}"
+        " --out {output} > {log} 2>&1"

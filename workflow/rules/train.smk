@@ -1,0 +1,28 @@
+# Contrastive training of every role per seed into an embedder ("-E" model), resumable from checkpoints.
+
+
+rule train_embedder:
+    input:
+        backbone=lambda wc: model_input(f"{wc.pair}.{wc.role}"),
+        data="results/data/train.jsonl",
+    output:
+        directory("results/embedders/{pair}.{role}-E.s{seed}"),
+    params:
+        backbone=lambda wc: q(model_path(f"{wc.pair}.{wc.role}")),
+        recipe=as_json(lookup(dpath="training", within=config)),
+        device=lookup(dpath="device", within=config),
+        checkpoints="results/checkpoints/{pair}.{role}-E.s{seed}",
+        trust=lambda wc: trust_flag(wc.pair),
+    log:
+        "logs/train/{pair}.{role}-E.s{seed}.log",
+    benchmark:
+        "benchmarks/train/{pair}.{role}-E.s{seed}.tsv"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=720,
+    shell:
+        "hrsa train --threads {threads} --backbone {params.backbone} --data {input.data} --seed {wildcards.seed}"
+        " --recipe {params.recipe} --device {params.device} --checkpoints {params.checkpoints}"
+        " --model-id {wildcards.pair}.{wildcards.role}-E.s{wildcards.seed} --out {output} {params.trust} > {log} 2>&1"
