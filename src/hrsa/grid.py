@@ -203,11 +203,15 @@ class Study:
         if len(set(map(str, spec))) != len(spec):
             raise ConfigError(f"layers: duplicate values in {spec}")
 
-    def layers(self, pair: str) -> list[str]:
-        """Layer names (strings, as in paths) extracted and compared for a pair."""
+    def layers(self, pair: str, probe: str | None = None) -> list[str]:
+        """Layer names (strings, as in paths) extracted and compared for a pair; token-level probes have no `pooled`."""
         if self.layer_spec == "all":
-            return [str(i) for i in range(self.num_layers[pair] + 1)] + [POOLED]
-        return [str(x) for x in self.layer_spec]
+            names = [str(i) for i in range(self.num_layers[pair] + 1)] + [POOLED]
+        else:
+            names = [str(x) for x in self.layer_spec]
+        if probe is not None and self.probes[probe].get("granularity", "token") == "token":
+            names = [n for n in names if n != POOLED]
+        return names
 
     # ---- models and comparisons ----------------------------------------------------------------------------
     def backbone_models(self) -> list[str]:

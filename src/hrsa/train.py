@@ -97,6 +97,19 @@ def set_attention(auto_model: Any, attention: str) -> None:
     auto_model.config.is_causal = attention == "causal"
 
 
+def prepare_checkpoints(checkpoints: Path, fingerprint: dict[str, Any]) -> None:
+    """Keep checkpoints only if they come from the same run settings; stale ones would resume the wrong run."""
+    import shutil
+
+    stamp = checkpoints / "fingerprint.json"
+    text = json.dumps(fingerprint, sort_keys=True, default=str)
+    if checkpoints.is_dir() and (not stamp.is_file() or stamp.read_text() != text):
+        print(f"discarding checkpoints of other settings in {checkpoints}", flush=True)
+        shutil.rmtree(checkpoints)
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(text)
+
+
 def last_checkpoint(checkpoints: Path) -> Path | None:
     found = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
     return found[-1] if found else None
@@ -135,7 +148,7 @@ def train_embedder(
         learning_rate=recipe.learning_rate,
         weight_decay=recipe.weight_decay,
         lr_scheduler_type="cosine",
-        warmup_ratio=recipe.warmup_ratio,
+        warmup_steps=recipe.warmup_ratio,  # a float below 1 is a ratio of the total steps (transformers v5)
         num_train_epochs=recipe.epochs,
         max_steps=recipe.max_steps,
         save_strategy="steps",
@@ -146,7 +159,7 @@ def train_embedder(
         data_seed=seed,
         use_cpu=not cuda,
         bf16=cuda and torch.cuda.is_bf16_supported(),
-        gradient_checkpointing=recipe.gradient_checkpointing,
+        **({"gradient_checkpointing": True} if recipe.gradient_checkpointing else {}),
         report_to="none",
         prompts=prompts,
         batch_sampler=BatchSamplers.NO_DUPLICATES,
@@ -155,6 +168,10 @@ def train_embedder(
         disable_tqdm=True,
     )
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_ds, loss=loss)
+    from hrsa.io import sha256_file
+
+    prepare_checkpoints(Path(checkpoints), {"backbone": backbone, "data": sha256_file(data_path), "seed": seed,
+                                            "recipe": recipe.__dict__, "device": device})
     resume = last_checkpoint(Path(checkpoints))
     if resume:
         print(f"resuming from {resume}", flush=True)

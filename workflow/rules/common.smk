@@ -57,10 +57,6 @@ def as_json(value):
     return shlex.quote(json.dumps(value, sort_keys=True))
 
 
-def pair_layers(pair):
-    return STUDY.layers(pair)
-
-
 def model_path(model):
     """Directory or hub id a model is loaded from."""
     pair, role, seed = parse_model_id(model)
@@ -127,5 +123,5 @@ def comparison_knn(probe, comparison, side):
     """kNN graphs of every layer of one side of a comparison."""
     c = STUDY.comparison(comparison)
     return expand(
-        "results/knn/{probe}/{model}/layer={layer}.npz", probe=probe, model=c.model(side), layer=pair_layers(c.pair)
+        "results/knn/{probe}/{model}/layer={layer}.npz", probe=probe, model=c.model(side), layer=STUDY.layers(c.pair, probe)
     )

@@ -9,9 +9,9 @@ rule extract_activations:
         directory("results/activations/{probe}/{model}"),
     params:
         model=lambda wc: q(model_path(wc.model)),
-        layers=lambda wc: ",".join(pair_layers(parse_model_id(wc.model)[0])),
+        layers=lambda wc: ",".join(STUDY.layers(parse_model_id(wc.model)[0], wc.probe)),
         probe=lambda wc: as_json(STUDY.probes[wc.probe]),
-        attention=lookup(dpath="training/attention", within=config),
+        dtype=lookup(dpath="activation_dtype", within=config),
         device=lookup(dpath="device", within=config),
         trust=lambda wc: trust_flag(parse_model_id(wc.model)[0]),
     log:
@@ -26,4 +26,4 @@ rule extract_activations:
     shell:
         "hrsa extract --threads {threads} --model {params.model} --model-id {wildcards.model}"
         " --probe {input.probe} --probe-spec {params.probe} --layers {params.layers}"
-        " --attention {params.attention} --device {params.device} --out {output} {params.trust} > {log} 2>&1"
+        " --dtype {params.dtype} --device {params.device} --out {output} {params.trust} > {log} 2>&1"

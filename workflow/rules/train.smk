@@ -9,7 +9,12 @@ rule train_embedder:
         directory("results/embedders/{pair}.{role}-E.s{seed}"),
     params:
         backbone=lambda wc: q(model_path(f"{wc.pair}.{wc.role}")),
-        recipe=as_json(lookup(dpath="training", within=config)),
+        recipe=as_json(
+            {
+                **lookup(dpath="training", within=config),
+                "num_negatives": lookup(dpath="training_data/num_negatives", within=config),
+            }
+        ),
         device=lookup(dpath="device", within=config),
         checkpoints="results/checkpoints/{pair}.{role}-E.s{seed}",
         trust=lambda wc: trust_flag(wc.pair),

@@ -1,0 +1,143 @@
+"""Activation shards: Parquet files partitioned by layer, one row per token (or text), vectors as fixed-size lists.
+
+Layout: `{dir}/layer={layer}/part-00000.parquet` plus `{dir}/meta.json`; the whole directory is readable with
+`pyarrow.dataset` as one dataset (hive partitioning on `layer`). Rows of two models align when their `row_hash`
+(text ids and positions, in order) matches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hrsa.errors import DataError, HrsaError
+
+TARGET_ROW_GROUP_BYTES = 32 << 20
+DTYPES = {"float16": np.float16, "float32": np.float32}
+
+
+def layer_dir(root: str | Path, layer: str) -> Path:
+    return Path(root) / f"layer={layer}"
+
+
+class LayerWriter:
+    """Streams one layer's rows into a Parquet file, row groups of about TARGET_ROW_GROUP_BYTES."""
+
+    def __init__(self, root: Path, layer: str, dim: int, dtype: str, metadata: dict[str, Any]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.layer, self.dim, self.np_dtype = layer, dim, DTYPES[dtype]
+        self.model_id = metadata.get("model_id", "?")
+        self.rows_per_group = max(256, TARGET_ROW_GROUP_BYTES // (dim * np.dtype(self.np_dtype).itemsize))
+        value_type = pa.float16() if dtype == "float16" else pa.float32()
+        self.schema = pa.schema(
+            [("text_id", pa.int32()), ("position", pa.int32()), ("token_id", pa.int32()),
+             ("vector", pa.list_(value_type, dim))],
+            metadata={"hrsa": json.dumps({**metadata, "layer": layer, "dtype": dtype, "dim": dim})},
+        )
+        path = layer_dir(root, layer) / "part-00000.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+        self.buffer: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.buffered = 0
+        self.rows = 0
+
+    def add(self, text_id: np.ndarray, position: np.ndarray, token_id: np.ndarray, vectors: np.ndarray) -> None:
+        """Buffer rows; NaN/inf fail here, naming the model, layer and text."""
+        bad = ~np.isfinite(vectors).all(axis=1)
+        if bad.any():
+            raise HrsaError(
+                f"non-finite activations in model {self.model_id}, layer {self.layer}, text id {int(text_id[bad][0])}"
+            )
+        self.buffer.append((text_id, position, token_id, vectors.astype(self.np_dtype, copy=False)))
+        self.buffered += len(text_id)
+        if self.buffered >= self.rows_per_group:
+            self.flush()
+
+    def flush(self) -> None:
+        import pyarrow as pa
+
+        if not self.buffer:
+            return
+        cols = [np.concatenate([b[i] for b in self.buffer]) for i in range(4)]
+        flat = pa.array(cols[3].reshape(-1), type=self.schema.field("vector").type.value_type)
+        table = pa.Table.from_arrays(
+            [pa.array(cols[0], pa.int32()), pa.array(cols[1], pa.int32()), pa.array(cols[2], pa.int32()),
+             pa.FixedSizeListArray.from_arrays(flat, self.dim)],
+            schema=self.schema,
+        )
+        self.writer.write_table(table, row_group_size=len(cols[0]))
+        self.rows += len(cols[0])
+        self.buffer, self.buffered = [], 0
+
+    def close(self) -> None:
+        self.flush()
+        self.writer.close()
+
+
+def row_hash(text_id: np.ndarray, position: np.ndarray) -> str:
+    """Identity of the row order: two models align only if their rows are the same (text, position) in order."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(text_id, dtype=np.int32).tobytes())
+    h.update(np.ascontiguousarray(position, dtype=np.int32).tobytes())
+    return h.hexdigest()
+
+
+def read_meta(root: str | Path) -> dict[str, Any]:
+    path = Path(root) / "meta.json"
+    if not path.is_file():
+        raise DataError(f"{root}: not an activation directory (no meta.json)")
+    return json.loads(path.read_text())
+
+
+def check_aligned(left: dict[str, Any], right: dict[str, Any]) -> None:
+    """Refuse to compare models whose rows differ (tokenizer, probe set, subsample) instead of truncating."""
+    for key, what in (("probe_hash", "probe set"), ("granularity", "granularity"), ("row_hash", "rows")):
+        if left.get(key) != right.get(key):
+            extra = " (different tokenizers?)" if key == "row_hash" else ""
+            raise HrsaError(
+                f"activations of {left.get('model_id')} and {right.get('model_id')} do not align: {what} differ{extra}"
+            )
+
+
+def _dataset(root: str | Path, layer: str) -> Any:
+    import pyarrow.dataset as ds
+
+    path = layer_dir(root, layer)
+    if not path.is_dir():
+        raise DataError(f"{root}: no activations for layer {layer!r}")
+    return ds.dataset(str(path), format="parquet")
+
+
+def _vectors(column: Any) -> np.ndarray:
+    """FixedSizeList column (chunked or not) -> float32 matrix without a Python loop."""
+    import pyarrow as pa
+
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    mats = [c.values.to_numpy(zero_copy_only=False).reshape(len(c), c.type.list_size) for c in chunks]
+    if not mats:
+        return np.zeros((0, 0), np.float32)
+    return np.concatenate(mats).astype(np.float32, copy=False)
+
+
+def iter_layer(root: str | Path, layer: str, batch_rows: int = 65536) -> Iterator[np.ndarray]:
+    """Row batches (float32) of one layer in file order, for streaming statistics."""
+    for batch in _dataset(root, layer).to_batches(columns=["vector"], batch_size=batch_rows):
+        yield _vectors(batch.column(0))
+
+
+def load_layer(root: str | Path, layer: str) -> np.ndarray:
+    """All rows of one layer as a float32 matrix (n x d)."""
+    return _vectors(_dataset(root, layer).to_table(columns=["vector"]).column("vector"))
+
+
+def load_rows(root: str | Path, layer: str) -> tuple[np.ndarray, np.ndarray]:
+    """text_id and position columns of one layer."""
+    table = _dataset(root, layer).to_table(columns=["text_id", "position"])
+    return table.column("text_id").to_numpy(), table.column("position").to_numpy()
