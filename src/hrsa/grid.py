@@ -133,7 +133,7 @@ class Study:
             raise ConfigError(f"{key}.from: the pretrain recipe starts from scratch and takes no `from`")
         if recipe != "pretrain" and parent is None:
             raise ConfigError(f"{key}.from: recipe {recipe!r} needs `from: <role>`")
-        options = {k: v for k, v in spec.items() if k not in ("recipe", "from")}
+        options = {k: v for k, v in spec.items() if k not in ("recipe", "from") and v is not None}
         return Backbone(pair, role, recipe=recipe, parent=parent, options=options)
 
     def backbone(self, pair: str, role: str) -> Backbone:
@@ -257,7 +257,8 @@ class Study:
                 raise ConfigError(f"probes[{i}].name: {name!r} is not safe in paths")
             if name in out:
                 raise ConfigError(f"probes[{i}].name: duplicate probe name {name!r}")
-            sources = [k for k in ("builtin", "path", "hf") if probe.get(k)]
+            given = {"builtin": probe.get("builtin"), "path": probe.get("path"), "hf": (probe.get("hf") or {}).get("dataset")}
+            sources = [k for k, v in given.items() if v]
             if len(sources) != 1:
                 raise ConfigError(f"probes[{i}]: give exactly one of builtin, path, hf (got {sources or 'none'})")
             out[name] = probe

@@ -7,6 +7,7 @@ rule compare:
         right=lambda wc: f"results/activations/{wc.probe}/{STUDY.comparison(wc.comparison).model('right')}",
         knn_left=lambda wc: comparison_knn(wc.probe, wc.comparison, "left"),
         knn_right=lambda wc: comparison_knn(wc.probe, wc.comparison, "right"),
+        probe="results/data/probes/{probe}.jsonl",
     output:
         "results/hrsa/{probe}/{comparison}.parquet",
     params:
@@ -24,4 +25,5 @@ rule compare:
     shell:
         "hrsa compare --threads {threads} --left {input.left} --right {input.right}"
         " --knn-left {params.knn_left} --knn-right {params.knn_right} --settings {params.settings}"
+        " --probe {input.probe}"
         " --comparison {wildcards.comparison} --out {output} > {log} 2>&1"

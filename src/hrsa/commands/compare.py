@@ -1,0 +1,29 @@
+"""HRSA of one comparison on one probe set: all metrics per layer, L x L CKA, bootstrap CIs, chance levels."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--left", required=True, help="activation directory of the left model")
+    p.add_argument("--right", required=True, help="activation directory of the right model")
+    p.add_argument("--knn-left", required=True, help="kNN graph directory of the left model (layer=*.npz)")
+    p.add_argument("--knn-right", required=True, help="kNN graph directory of the right model")
+    p.add_argument("--probe", default=None, help="probe set JSONL (labels enable probe transfer)")
+    p.add_argument("--settings", default="{}", help="the `hrsa:` config slice as JSON")
+    p.add_argument("--comparison", required=True, help="comparison name, e.g. tiny.base~reason")
+    p.add_argument("--out", required=True, help="output Parquet table")
+
+
+def run(args: argparse.Namespace) -> None:
+    from hrsa.compare import compare, write_rows
+
+    rows = compare(
+        Path(args.left), Path(args.right), Path(args.knn_left), Path(args.knn_right),
+        Path(args.probe) if args.probe else None, json.loads(args.settings), args.comparison,
+    )
+    write_rows(rows, args.out)
+    print(f"{len(rows)} HRSA rows for {args.comparison} -> {args.out}")
