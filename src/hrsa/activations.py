@@ -1,6 +1,6 @@
 """Activation shards: Parquet files partitioned by layer, one row per token (or text), vectors as fixed-size lists.
 
-Layout: `{dir}/layer={layer}/part-00000.parquet` plus `{dir}/meta.json`; the whole directory is readable with
+Layout: `{dir}/layer={layer}/part-00000.parquet` plus `{dir}/_meta.json` (the leading underscore keeps it out of the dataset); the whole directory is readable with
 `pyarrow.dataset` as one dataset (hive partitioning on `layer`). Rows of two models align when their `row_hash`
 (text ids and positions, in order) matches.
 """
@@ -90,9 +90,9 @@ def row_hash(text_id: np.ndarray, position: np.ndarray) -> str:
 
 
 def read_meta(root: str | Path) -> dict[str, Any]:
-    path = Path(root) / "meta.json"
+    path = Path(root) / "_meta.json"
     if not path.is_file():
-        raise DataError(f"{root}: not an activation directory (no meta.json)")
+        raise DataError(f"{root}: not an activation directory (no _meta.json)")
     return json.loads(path.read_text())
 
 

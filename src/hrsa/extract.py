@@ -86,7 +86,7 @@ def extract(
     batch_size: int = 32,
     trust_remote_code: bool = False,
 ) -> dict[str, Any]:
-    """Write `out/layer=*/part-00000.parquet` and `out/meta.json` atomically; returns the metadata."""
+    """Write `out/layer=*/part-00000.parquet` and `out/_meta.json` atomically; returns the metadata."""
     import torch
 
     rows = [json.loads(line) for line in Path(probe_path).read_text().splitlines() if line.strip()]
@@ -153,7 +153,7 @@ def extract(
         text_ids, positions = np.concatenate(all_text), np.concatenate(all_pos)
         meta.update(n_rows=int(len(text_ids)), dim=dim, row_hash=row_hash(text_ids, positions),
                     seconds=round(time.time() - t0, 3))
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        (tmp / "_meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return meta
 
 
