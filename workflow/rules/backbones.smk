@@ -6,10 +6,6 @@ rule build_backbone:
         parent=lambda wc: backbone_parent(wc.pair, wc.role),
     output:
         directory("results/backbones/{pair}.{role}"),
-    params:
-        verb=lambda wc: STUDY.backbone(wc.pair, wc.role).recipe,
-        args=lambda wc: recipe_args(wc.pair, wc.role),
-        trust=lambda wc: trust_flag(wc.pair),
     log:
         "logs/backbones/{pair}.{role}.log",
     benchmark:
@@ -19,5 +15,9 @@ rule build_backbone:
         gpu=lambda wc: 0 if STUDY.backbone(wc.pair, wc.role).recipe == "pretrain" else 1,
         mem_mb=8000,
         runtime=240,
+    params:
+        verb=lambda wc: STUDY.backbone(wc.pair, wc.role).recipe,
+        args=lambda wc: recipe_args(wc.pair, wc.role),
+        trust=lambda wc: trust_flag(wc.pair),
     shell:
         "hrsa {params.verb} --threads {threads} --out {output} {params.args} {params.trust} > {log} 2>&1"

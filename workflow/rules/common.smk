@@ -84,7 +84,11 @@ def all_targets():
     for c in STUDY.comparisons:
         for probe in STUDY.probes:
             targets.append(f"results/hrsa/{probe}/{c.name}.parquet")
-    targets += expand("results/eval/{model}/{task}.json", model=STUDY.embedder_models(), task=EVAL_TASKS)
+    targets += expand(
+        "results/eval/{model}/{task}.json",
+        model=STUDY.embedder_models(),
+        task=EVAL_TASKS,
+    )
     return targets
 
 
@@ -95,8 +99,20 @@ def backbone_parent(pair, role):
 
 
 RECIPE_FLAGS = {
-    "pretrain": ("corpus", "steps", "hidden_size", "num_layers", "num_heads", "num_kv_heads",
-                 "intermediate_size", "vocab_size", "batch_size", "max_length", "lr", "seed"),
+    "pretrain": (
+        "corpus",
+        "steps",
+        "hidden_size",
+        "num_layers",
+        "num_heads",
+        "num_kv_heads",
+        "intermediate_size",
+        "vocab_size",
+        "batch_size",
+        "max_length",
+        "lr",
+        "seed",
+    ),
     "rlvr": ("steps", "lr", "batch_size", "num_generations", "data", "seed"),
     "sft": ("steps", "lr", "batch_size", "data", "seed"),
 }
@@ -123,5 +139,8 @@ def comparison_knn(probe, comparison, side):
     """kNN graphs of every layer of one side of a comparison."""
     c = STUDY.comparison(comparison)
     return expand(
-        "results/knn/{probe}/{model}/layer={layer}.npz", probe=probe, model=c.model(side), layer=STUDY.layers(c.pair, probe)
+        "results/knn/{probe}/{model}/layer={layer}.npz",
+        probe=probe,
+        model=c.model(side),
+        layer=STUDY.layers(c.pair, probe),
     )

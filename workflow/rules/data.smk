@@ -4,15 +4,15 @@
 rule prepare_training_data:
     output:
         "results/data/train.jsonl",
-    params:
-        spec=as_json(lookup(dpath="training_data", within=config)),
-        root=q(REPO),
     log:
         "logs/data/train.log",
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        spec=as_json(lookup(dpath="training_data", within=config)),
+        root=q(REPO),
     shell:
         "hrsa make-data train --threads {threads} --spec {params.spec} --root {params.root} --out {output} > {log} 2>&1"
 
@@ -20,14 +20,14 @@ rule prepare_training_data:
 rule prepare_probe:
     output:
         "results/data/probes/{probe}.jsonl",
-    params:
-        spec=lambda wc: as_json(STUDY.probes[wc.probe]),
-        root=q(REPO),
     log:
         "logs/data/probe.{probe}.log",
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        spec=lambda wc: as_json(STUDY.probes[wc.probe]),
+        root=q(REPO),
     shell:
         "hrsa make-data probe --threads {threads} --spec {params.spec} --root {params.root} --out {output} > {log} 2>&1"

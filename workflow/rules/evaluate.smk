@@ -6,10 +6,6 @@ rule evaluate:
         "results/embedders/{model}",
     output:
         "results/eval/{model}/{task}.json",
-    params:
-        batch_size=lookup(dpath="evaluation/batch_size", within=config),
-        device=lookup(dpath="device", within=config),
-        task=lambda wc: q(wc.task),
     log:
         "logs/eval/{model}/{task}.log",
     benchmark:
@@ -19,6 +15,10 @@ rule evaluate:
         gpu=1,
         mem_mb=16000,
         runtime=240,
+    params:
+        batch_size=lookup(dpath="evaluation/batch_size", within=config),
+        device=lookup(dpath="device", within=config),
+        task=lambda wc: q(wc.task),
     shell:
         "hrsa evaluate --threads {threads} --model {input} --task {params.task} --model-name hrsa/{wildcards.model}"
         " --revision $(cat {input}/revision.txt) --cache results/mteb-cache --batch-size {params.batch_size}"

@@ -7,13 +7,6 @@ rule extract_activations:
         probe="results/data/probes/{probe}.jsonl",
     output:
         directory("results/activations/{probe}/{model}"),
-    params:
-        model=lambda wc: q(model_path(wc.model)),
-        layers=lambda wc: ",".join(STUDY.layers(parse_model_id(wc.model)[0], wc.probe)),
-        probe=lambda wc: as_json(STUDY.probes[wc.probe]),
-        dtype=lookup(dpath="activation_dtype", within=config),
-        device=lookup(dpath="device", within=config),
-        trust=lambda wc: trust_flag(parse_model_id(wc.model)[0]),
     log:
         "logs/extract/{probe}/{model}.log",
     benchmark:
@@ -23,6 +16,13 @@ rule extract_activations:
         gpu=1,
         mem_mb=16000,
         runtime=120,
+    params:
+        model=lambda wc: q(model_path(wc.model)),
+        layers=lambda wc: ",".join(STUDY.layers(parse_model_id(wc.model)[0], wc.probe)),
+        probe=lambda wc: as_json(STUDY.probes[wc.probe]),
+        dtype=lookup(dpath="activation_dtype", within=config),
+        device=lookup(dpath="device", within=config),
+        trust=lambda wc: trust_flag(parse_model_id(wc.model)[0]),
     shell:
         "hrsa extract --threads {threads} --model {params.model} --model-id {wildcards.model}"
         " --probe {input.probe} --probe-spec {params.probe} --layers {params.layers}"

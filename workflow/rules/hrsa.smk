@@ -10,10 +10,6 @@ rule compare:
         probe="results/data/probes/{probe}.jsonl",
     output:
         "results/hrsa/{probe}/{comparison}.parquet",
-    params:
-        settings=as_json(lookup(dpath="hrsa", within=config)),
-        knn_left=lambda wc: q(f"results/knn/{wc.probe}/{STUDY.comparison(wc.comparison).model('left')}"),
-        knn_right=lambda wc: q(f"results/knn/{wc.probe}/{STUDY.comparison(wc.comparison).model('right')}"),
     log:
         "logs/hrsa/{probe}/{comparison}.log",
     benchmark:
@@ -22,6 +18,14 @@ rule compare:
     resources:
         mem_mb=8000,
         runtime=120,
+    params:
+        settings=as_json(lookup(dpath="hrsa", within=config)),
+        knn_left=lambda wc: q(
+            f"results/knn/{wc.probe}/{STUDY.comparison(wc.comparison).model('left')}"
+        ),
+        knn_right=lambda wc: q(
+            f"results/knn/{wc.probe}/{STUDY.comparison(wc.comparison).model('right')}"
+        ),
     shell:
         "hrsa compare --threads {threads} --left {input.left} --right {input.right}"
         " --knn-left {params.knn_left} --knn-right {params.knn_right} --settings {params.settings}"

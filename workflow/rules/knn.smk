@@ -6,14 +6,14 @@ rule knn_graph:
         "results/activations/{probe}/{model}",
     output:
         "results/knn/{probe}/{model}/layer={layer}.npz",
-    params:
-        k=max(lookup(dpath="hrsa/knn_k", within=config)),
     log:
         "logs/knn/{probe}/{model}/layer={layer}.log",
     threads: 1
     resources:
         mem_mb=8000,
         runtime=60,
+    params:
+        k=max(lookup(dpath="hrsa/knn_k", within=config)),
     shell:
         "hrsa knn --threads {threads} --activations {input} --layer {wildcards.layer} --k {params.k}"
         " --out {output} > {log} 2>&1"

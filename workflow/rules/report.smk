@@ -4,25 +4,35 @@
 rule report:
     input:
         hrsa=lambda wc: [
-            f"results/hrsa/{probe}/{c.name}.parquet" for c in STUDY.comparisons for probe in STUDY.probes
+            f"results/hrsa/{probe}/{c.name}.parquet"
+            for c in STUDY.comparisons
+            for probe in STUDY.probes
         ],
-        evals=expand("results/eval/{model}/{task}.json", model=STUDY.embedder_models(), task=EVAL_TASKS),
+        evals=expand(
+            "results/eval/{model}/{task}.json",
+            model=STUDY.embedder_models(),
+            task=EVAL_TASKS,
+        ),
     output:
-        index=report("results/report/index.md", caption="../report/index.rst", category="Summary"),
+        index=report(
+            "results/report/index.md",
+            caption="../report/index.rst",
+            category="Summary",
+        ),
         figures=report(
             directory("results/report/figures"),
             patterns=["{name}.png"],
             caption="../report/figures.rst",
             category="Figures",
         ),
-    params:
-        config=as_json(config),
     log:
         "logs/report.log",
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        config=as_json(config),
     shell:
         "hrsa report --threads {threads} --hrsa-dir results/hrsa --eval-dir results/eval --config {params.config}"
         " --out results/report > {log} 2>&1"

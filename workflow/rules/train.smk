@@ -7,17 +7,6 @@ rule train_embedder:
         data="results/data/train.jsonl",
     output:
         directory("results/embedders/{pair}.{role}-E.s{seed}"),
-    params:
-        backbone=lambda wc: q(model_path(f"{wc.pair}.{wc.role}")),
-        recipe=as_json(
-            {
-                **lookup(dpath="training", within=config),
-                "num_negatives": lookup(dpath="training_data/num_negatives", within=config),
-            }
-        ),
-        device=lookup(dpath="device", within=config),
-        checkpoints="results/checkpoints/{pair}.{role}-E.s{seed}",
-        trust=lambda wc: trust_flag(wc.pair),
     log:
         "logs/train/{pair}.{role}-E.s{seed}.log",
     benchmark:
@@ -27,6 +16,19 @@ rule train_embedder:
         gpu=1,
         mem_mb=16000,
         runtime=720,
+    params:
+        backbone=lambda wc: q(model_path(f"{wc.pair}.{wc.role}")),
+        recipe=as_json(
+            {
+                **lookup(dpath="training", within=config),
+                "num_negatives": lookup(
+                    dpath="training_data/num_negatives", within=config
+                ),
+            }
+        ),
+        device=lookup(dpath="device", within=config),
+        checkpoints="results/checkpoints/{pair}.{role}-E.s{seed}",
+        trust=lambda wc: trust_flag(wc.pair),
     shell:
         "hrsa train --threads {threads} --backbone {params.backbone} --data {input.data} --seed {wildcards.seed}"
         " --recipe {params.recipe} --device {params.device} --checkpoints {params.checkpoints}"

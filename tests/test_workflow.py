@@ -1,0 +1,94 @@
+"""The Snakemake workflow itself: lint, format, config errors, the paper DAG offline, and the whole demo DAG."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[1]
+
+
+def snakemake(*args: str, cwd: Path, timeout: int = 300, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(cwd), *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of a dry run."""
+    counts = {}
+    for line in output.splitlines():
+        m = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+        if m and m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def test_lint(tmp_path):
+    proc = snakemake("--lint", "--configfile", str(REPO / "config/config.yaml"), cwd=tmp_path, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_snakefmt_check():
+    proc = subprocess.run([str(BIN / "snakefmt"), "--check", "Snakefile", "workflow/rules"], cwd=REPO,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_paper_dag_offline(tmp_path):
+    out = snakemake("-n", "--configfile", str(REPO / "config/paper.yaml"), cwd=tmp_path, timeout=600).stdout
+    counts = job_counts(out)
+    assert counts["train_embedder"] == 15  # (3 + 2 roles) x 3 seeds
+    assert counts["build_backbone"] == 1  # the qwen3 RLVR sibling built by recipe
+    assert counts["extract_activations"] == 2 * (5 + 15)
+    assert counts["knn_graph"] == (5 + 15) * (29 + 30)  # math500 token level 0..28; agnews adds pooled
+    assert counts["evaluate"] % 15 == 0 and counts["evaluate"] >= 15 * 150
+
+
+def test_config_error_names_key(tmp_path, repo):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((repo / "config/config.yaml").read_text().replace("layers: all", "layers: [0, 9]"))
+    proc = snakemake("-n", "--configfile", str(bad), cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "layers: 9 is out of range for pair 'tiny'" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_demo_dag_end_to_end(tmp_path):
+    """Runs the embedded default; then a re-run has nothing to do and adding a seed schedules only its jobs."""
+    work = tmp_path / "demo"
+    work.mkdir()
+    cfg = str(REPO / "config/config.yaml")
+    snakemake("--cores", "2", "--configfile", cfg, cwd=work, timeout=1500)
+    index = (work / "results/report/index.md").read_text()
+    assert "Table 1" in index and "tiny" in index
+    figures = list((work / "results/report/figures").glob("*.png"))
+    assert figures
+
+    import pandas as pd
+
+    scores = pd.read_csv(work / "results/report/tables/embedding_scores.tsv", sep="\t")
+    assert set(scores.role) == {"base-E", "reason-E", "sft-E"}
+    assert scores["mean"].between(-1, 1).all() and scores["mean"].std() > 0
+    hr = pd.read_parquet(work / "results/hrsa/works/tiny.base-E~reason-E.s0.parquet")
+    cka = hr[(hr.metric == "cka-linear-biased") & (hr.layer_x == hr.layer_y)]
+    assert len(cka) == 6 and cka.value.between(0, 1 + 1e-6).all()
+
+    again = snakemake("-n", "--cores", "2", "--configfile", cfg, cwd=work)
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+    more = snakemake("-n", "--cores", "2", "--configfile", cfg, "--config", "seeds=[0,1,2]", cwd=work)
+    counts = job_counts(more.stdout)
+    assert counts["train_embedder"] == 3  # one new seed per role, nothing else retrained
+    assert "build_backbone" not in counts and "prepare_training_data" not in counts
+    shutil.rmtree(work / "results/activations")  # keep the tmp dir small
