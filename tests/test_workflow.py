@@ -37,6 +37,7 @@ def job_counts(output: str) -> dict[str, int]:
 def test_lint(tmp_path):
     proc = snakemake("--lint", "--configfile", str(REPO / "config/config.yaml"), cwd=tmp_path, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Lints for" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
 
 def test_snakefmt_check():

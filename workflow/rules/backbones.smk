@@ -10,6 +10,8 @@ rule build_backbone:
         "logs/backbones/{pair}.{role}.log",
     benchmark:
         "benchmarks/backbones/{pair}.{role}.tsv"
+    conda:
+        "../../envs/hrsa.yaml"
     threads: 1
     resources:
         gpu=lambda wc: 0 if STUDY.backbone(wc.pair, wc.role).recipe == "pretrain" else 1,

@@ -131,7 +131,7 @@ def recipe_args(pair, role):
             continue
         if key in ("corpus", "data"):
             value = REPO / value
-        args += ["--" + key.replace("_", "-"), q(value)]
+        args += [f"--{key.replace('_', '-')}", q(value)]
     return " ".join(args)
 
 

@@ -6,6 +6,8 @@ rule prepare_training_data:
         "results/data/train.jsonl",
     log:
         "logs/data/train.log",
+    conda:
+        "../../envs/hrsa.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -22,6 +24,8 @@ rule prepare_probe:
         "results/data/probes/{probe}.jsonl",
     log:
         "logs/data/probe.{probe}.log",
+    conda:
+        "../../envs/hrsa.yaml"
     threads: 1
     resources:
         mem_mb=2000,

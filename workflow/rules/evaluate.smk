@@ -10,6 +10,8 @@ rule evaluate:
         "logs/eval/{model}/{task}.log",
     benchmark:
         "benchmarks/eval/{model}/{task}.tsv"
+    conda:
+        "../../envs/hrsa.yaml"
     threads: 1
     resources:
         gpu=1,

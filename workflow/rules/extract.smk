@@ -11,6 +11,8 @@ rule extract_activations:
         "logs/extract/{probe}/{model}.log",
     benchmark:
         "benchmarks/extract/{probe}/{model}.tsv"
+    conda:
+        "../../envs/hrsa.yaml"
     threads: 1
     resources:
         gpu=1,

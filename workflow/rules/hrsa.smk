@@ -14,6 +14,8 @@ rule compare:
         "logs/hrsa/{probe}/{comparison}.log",
     benchmark:
         "benchmarks/hrsa/{probe}/{comparison}.tsv"
+    conda:
+        "../../envs/hrsa.yaml"
     threads: 1
     resources:
         mem_mb=8000,

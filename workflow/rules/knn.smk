@@ -8,6 +8,8 @@ rule knn_graph:
         "results/knn/{probe}/{model}/layer={layer}.npz",
     log:
         "logs/knn/{probe}/{model}/layer={layer}.log",
+    conda:
+        "../../envs/hrsa.yaml"
     threads: 1
     resources:
         mem_mb=8000,

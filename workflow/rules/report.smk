@@ -27,6 +27,8 @@ rule report:
         ),
     log:
         "logs/report.log",
+    conda:
+        "../../envs/hrsa.yaml"
     threads: 1
     resources:
         mem_mb=4000,

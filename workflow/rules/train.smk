@@ -11,6 +11,8 @@ rule train_embedder:
         "logs/train/{pair}.{role}-E.s{seed}.log",
     benchmark:
         "benchmarks/train/{pair}.{role}-E.s{seed}.tsv"
+    conda:
+        "../../envs/hrsa.yaml"
     threads: 1
     resources:
         gpu=1,
