@@ -16,6 +16,7 @@ import numpy as np
 
 from hrsa.activations import check_aligned, iter_layer, load_layer, load_rows, read_meta
 from hrsa.errors import HrsaError
+from hrsa.knn import graph_distances
 
 COLUMNS = ["comparison", "layer_x", "layer_y", "metric", "value", "ci_low", "ci_high", "null_mean", "null_q95", "n"]
 
@@ -90,7 +91,6 @@ def compare(
     layers = [layer for layer in ml["layers"] if layer in mr["layers"]]
     n_boot, n_perm = int(settings.get("bootstrap", 0)), int(settings.get("permutations", 0))
     seed = int(settings.get("seed", 0))
-    ks = sorted(int(k) for k in settings.get("knn_k", [10]))
     rows: list[dict[str, Any]] = []
 
     def add(lx: str, ly: str, metric: str, value: float, n: int, **extra: float) -> None:
@@ -106,42 +106,37 @@ def compare(
 
     text_ids, _ = load_rows(left, layers[0])
     labels = probe_labels(probe_path, text_ids) if probe_path is not None else None
+    if labels is not None and min(np.unique(labels, return_counts=True)[1]) < 10:
+        labels = None  # the stratified 0.8/0.1/0.1 probe split needs at least 10 rows per class
     for li, layer in enumerate(layers):
         X, Y = load_layer(left, layer), load_layer(right, layer)
         n = len(X)
-        for name, metric in metrics.REGISTRY.items():
-            if metric.level != "representation" or metric.needs_labels:
-                continue
-            if name.startswith("procrustes") and X.shape[1] != Y.shape[1]:
-                continue
-            value = grid[li, li] if name == "cka-linear-biased" else metric.fn(X, Y)
-            extra = {}
-            if n_boot:
-                lo, hi = stats.bootstrap_ci(metric.fn, X, Y, n_resamples=n_boot, seed=seed)
-                extra.update(ci_low=lo, ci_high=hi)
-            if n_perm:
-                null = stats.permutation_null(metric.fn, X, Y, n_permutations=n_perm, seed=seed)
-                extra.update(null_mean=null["mean"], null_q95=null["q95"])
-            add(layer, layer, name, value, n, **extra)
         Il, Sl = _knn(knn_left / f"layer={layer}.npz", ml["row_hash"])
         Ir, Sr = _knn(knn_right / f"layer={layer}.npz", mr["row_hash"])
-        for k in ks:
-            if k > Il.shape[1]:
+        for name, metric in metrics.REGISTRY.items():
+            hp = metric_hp(metric, Il, Ir, labels, seed)
+            if hp is None or (name.startswith("procrustes") and X.shape[1] != Y.shape[1]):
                 continue
-            jac = metrics.jaccard_from_indices(Il[:, :k], Ir[:, :k], k)
-            add(layer, layer, f"knn-jaccard-k{k}-cosine", jac, n, null_mean=k / (n - 1))
-        add(layer, layer, "twonn-id-left", metrics.twonn_dimension(_distances(Sl)), n)
-        add(layer, layer, "twonn-id-right", metrics.twonn_dimension(_distances(Sr)), n)
-        if labels is not None and len(set(labels)) > 1:
-            res = metrics.probe_transfer(X, Y, labels, seed=seed)
-            for key, value in res.items():
-                add(layer, layer, f"probe-{key.replace('_', '-')}", value, n)
+            rec = stats.score_with_uncertainty(metric, X, Y, n_boot=n_boot, n_perm=n_perm if metric.row_paired else 0,
+                                               seed=seed, **hp)
+            value = grid[li, li] if name == "cka-linear-biased" else rec["score"]
+            add(layer, layer, name, value, n, ci_low=rec.get("ci_low", np.nan), ci_high=rec.get("ci_high", np.nan),
+                null_mean=rec.get("null_mean", np.nan), null_q95=rec.get("null_quantile", np.nan))
+        add(layer, layer, "twonn-id-left", metrics.twonn_dimension(graph_distances(Sl, "cosine")), n)
+        add(layer, layer, "twonn-id-right", metrics.twonn_dimension(graph_distances(Sr, "cosine")), n)
     return rows
 
 
-def _distances(similarities: np.ndarray) -> np.ndarray:
-    """Euclidean distances between unit vectors from cosine similarities (sorted ascending per row)."""
-    return np.sqrt(np.clip(2.0 - 2.0 * similarities.astype(np.float64), 0.0, None))
+def metric_hp(metric: Any, Il: np.ndarray, Ir: np.ndarray, labels: np.ndarray | None, seed: int) -> dict | None:
+    """Hyper-parameters of one registry metric here, or None when it cannot run (no labels, graph too small)."""
+    hp: dict[str, Any] = {}
+    if metric.needs_labels:
+        if labels is None:
+            return None
+        hp.update(labels=labels)  # the probe split uses its own fixed seed (42)
+    if "indices_x" in metric.params:
+        hp.update(indices_x=Il, indices_y=Ir)
+    return hp
 
 
 def write_rows(rows: list[dict[str, Any]], out: str | Path) -> None:

@@ -1,0 +1,84 @@
+"""SFT sibling: plain causal-LM fine-tuning of a backbone on worked arithmetic solutions (or a JSONL of texts)."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from hrsa.backbones.common import BatchSampler, load_backbone, model_inputs, read_jsonl, save_backbone, train_causal_lm
+from hrsa.corpus import arithmetic_problems
+from hrsa.errors import HrsaError
+
+VERB = "sft"
+
+
+@dataclass(frozen=True)
+class SftSettings:
+    """SFT settings; defaults keep a run around 20 s on one CPU thread."""
+
+    steps: int = 60
+    lr: float = 1e-3
+    batch_size: int = 16
+    max_length: int = 64
+    seed: int = 0
+    trust_remote_code: bool = False
+
+    def validate(self) -> None:
+        """Reject settings that would fail inside torch; messages name the flag."""
+        for name in ("steps", "batch_size", "max_length"):
+            if getattr(self, name) < 1:
+                raise HrsaError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise HrsaError(f"--lr must be > 0, got {self.lr}")
+
+
+def sft_texts(settings: SftSettings, data: str | Path | None = None) -> list[str]:
+    """Training texts: the `text` field of a JSONL file, else seeded worked solutions ('... The answer is 7.')."""
+    if data is not None:
+        return [r["text"] for r in read_jsonl(data, ("text",))]
+    n = max(256, settings.steps * settings.batch_size)
+    return [r["solution"] for r in arithmetic_problems(n, seed=settings.seed)]
+
+
+def shuffled_sampler(texts: list[str]) -> BatchSampler:
+    """Batches drawn as seeded epochs over texts (each text once per pass, order reshuffled every pass)."""
+    order: list[int] = []
+
+    def sample(rng: random.Random, n: int) -> list[str]:
+        batch = []
+        for _ in range(n):
+            if not order:
+                order.extend(rng.sample(range(len(texts)), len(texts)))
+            batch.append(texts[order.pop()])
+        return batch
+
+    return sample
+
+
+def sft(model: str, out: str | Path, settings: SftSettings = SftSettings(), data: str | Path | None = None) -> Path:
+    """Fine-tune `model` (directory or hub id) on texts with next-token loss; save model, tokenizer, log, provenance."""
+    from hrsa.runtime import torch_device
+
+    settings.validate()
+    inputs = model_inputs(model)  # raises HrsaError for a missing directory before anything heavy
+    if data is not None:
+        inputs["data"] = str(data)
+    texts = sft_texts(settings, data)
+    device = torch_device("auto")
+    lm, tokenizer = load_backbone(model, settings.trust_remote_code, device=device)
+    rows = train_causal_lm(
+        lm,
+        tokenizer,
+        shuffled_sampler(texts),
+        steps=settings.steps,
+        batch_size=settings.batch_size,
+        max_length=settings.max_length,
+        lr=settings.lr,
+        seed=settings.seed,
+        device=device,
+        verb=VERB,
+    )
+    params = {"verb": VERB, "model": model, "data": None if data is None else str(data), **dataclasses.asdict(settings)}
+    return save_backbone(out, lm, tokenizer, rows, params, inputs)

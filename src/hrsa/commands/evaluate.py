@@ -1,0 +1,98 @@
+"""Score an embedder on local, mteb or benchmark tasks with mteb (result cache keyed by --model-name and --revision).
+
+Writes {"results": {task: {main_score, main_score_name, scores}}, "model": ..., "provenance": ...} to --out.
+Tasks already in the cache for the same name and revision are not rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of `hrsa evaluate`."""
+    parser.add_argument(
+        "--model", required=True, type=Path, metavar="DIR", help="sentence-transformers model directory"
+    )
+    parser.add_argument(
+        "--task",
+        required=True,
+        action="append",
+        metavar="NAME",
+        dest="tasks",
+        help="local task, mteb task or mteb benchmark name; repeatable",
+    )
+    parser.add_argument(
+        "--model-name",
+        required=True,
+        metavar="ORG/ID",
+        help="name under which mteb caches the results, e.g. hrsa/tiny.base-E.s0",
+    )
+    parser.add_argument(
+        "--revision",
+        required=True,
+        metavar="REV",
+        help="revision under which mteb caches the results: put the checkpoint identity here",
+    )
+    parser.add_argument("--cache", required=True, type=Path, metavar="DIR", help="mteb ResultCache folder")
+    parser.add_argument("--out", required=True, type=Path, metavar="JSON", help="summary JSON (written atomically)")
+    parser.add_argument("--batch-size", type=int, default=32, help="encoding batch size (default 32)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument(
+        "--benchmark",
+        default=None,
+        metavar="NAME",
+        help="take mteb tasks as this benchmark defines them (its language subsets and splits)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="data/ folder holding eval/ for the local tasks (default $HRSA_DATA_DIR or the repo's data/)",
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    """Evaluate, then write the summary with the model identity and package versions."""
+    from hrsa.errors import HrsaError
+    from hrsa.evaluation.run import evaluate
+    from hrsa.io import package_versions, write_json
+
+    if args.batch_size < 1:
+        raise HrsaError(f"--batch-size must be at least 1, got {args.batch_size}")
+    results = evaluate(
+        args.model,
+        args.tasks,
+        args.model_name,
+        args.revision,
+        args.cache,
+        args.batch_size,
+        args.device,
+        benchmark=args.benchmark,
+        data_dir=args.data_dir,
+    )
+    write_json(args.out, summary_document(args, results, package_versions()))
+
+
+def summary_document(args: argparse.Namespace, results: dict[str, Any], packages: dict[str, str]) -> dict[str, Any]:
+    """The --out JSON: results plus what produced them (model dir, name, revision, tasks, versions)."""
+    return {
+        "results": results,
+        "model": {"dir": str(Path(args.model).resolve()), "name": args.model_name, "revision": args.revision},
+        "tasks": list(results),
+        "provenance": {
+            "params": {
+                "tasks": args.tasks,
+                "benchmark": args.benchmark,
+                "batch_size": args.batch_size,
+                "device": args.device,
+                "cache": str(Path(args.cache).resolve()),
+                "data_dir": str(args.data_dir) if args.data_dir else None,
+            },
+            "mteb_version": packages.get("mteb"),
+            "packages": packages,
+        },
+    }

@@ -1,0 +1,111 @@
+"""Exact kNN graphs through FAISS (cosine or L2), self excluded, queried in chunks; a GPU index when FAISS has one."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any, Literal
+
+import numpy as np
+
+from hrsa.errors import HrsaError
+
+KnnMetric = Literal["cosine", "l2"]
+#: query rows per FAISS search call (bounds the per-call result and scratch memory)
+QUERY_BATCH = 16384
+#: FAISS GPU flat indexes return at most this many neighbours
+_GPU_MAX_K = 2048
+
+
+def _faiss() -> Any:
+    """FAISS with its OpenMP threads capped at HRSA_THREADS (set by the CLI's --threads) when that is set."""
+    import faiss
+
+    threads = os.environ.get("HRSA_THREADS")
+    if threads:
+        faiss.omp_set_num_threads(max(1, int(threads)))
+    return faiss
+
+
+def gpu_available() -> bool:
+    """True when this FAISS build has GPU support and sees a GPU."""
+    faiss = _faiss()
+    return hasattr(faiss, "StandardGpuResources") and getattr(faiss, "get_num_gpus", lambda: 0)() > 0
+
+
+@functools.lru_cache(maxsize=1)
+def _gpu_resources() -> Any:
+    """One StandardGpuResources per process (it must outlive every GPU index made with it)."""
+    return _faiss().StandardGpuResources()
+
+
+def prepare_rows(X: Any, metric: KnnMetric = "cosine") -> np.ndarray:
+    """float32 C-contiguous rows for FAISS (L2-normalised for cosine); HrsaError on NaN/inf or zero rows under cosine."""
+    from hrsa.metrics._tensor import to_numpy
+
+    if metric not in ("cosine", "l2"):
+        raise HrsaError(f"kNN metric must be 'cosine' or 'l2', got {metric!r}")
+    x = to_numpy(X, "X", np.float32)
+    if metric == "l2":
+        return x
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))  # float32 like the FAISS search itself
+    zero = np.flatnonzero(norms == 0)
+    if zero.size:
+        raise HrsaError(f"cosine kNN is undefined for zero rows ({zero.size} of them, first at row {zero[0]})")
+    return np.divide(x, norms[:, None], dtype=np.float32)
+
+
+def _index(xb: np.ndarray, metric: KnnMetric, k: int, use_gpu: bool | None) -> Any:
+    faiss = _faiss()
+    index = faiss.IndexFlatIP(xb.shape[1]) if metric == "cosine" else faiss.IndexFlatL2(xb.shape[1])
+    gpu = gpu_available() if use_gpu is None else use_gpu
+    if gpu and k + 1 <= _GPU_MAX_K:
+        index = faiss.index_cpu_to_gpu(_gpu_resources(), 0, index)
+    index.add(xb)
+    return index
+
+
+def drop_self(sims: np.ndarray, idx: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """From k+1 hits per query remove the query's own index wherever it appears (duplicate rows may rank above it);
+    where it is absent (more than k duplicates) drop the last hit instead."""
+    own = idx == rows[:, None]
+    missing = ~own.any(1)
+    own[missing, -1] = True
+    first = own.argmax(1)  # exactly one column is dropped per row
+    own[:] = False
+    own[np.arange(len(rows)), first] = True
+    keep = ~own
+    n, k1 = idx.shape
+    return sims[keep].reshape(n, k1 - 1), idx[keep].reshape(n, k1 - 1)
+
+
+def knn_graph(X: Any, k: int, metric: KnnMetric = "cosine", *, query_batch: int = QUERY_BATCH,
+              use_gpu: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours of every row among the other rows: (similarities float32 n x k, indices int64 n x k),
+    best first. Cosine: inner product of L2-normalised rows; "l2": similarity = minus the squared distance."""
+    xb = prepare_rows(X, metric)
+    n = xb.shape[0]
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise HrsaError(f"k must be a positive integer, got {k!r}")
+    if k >= n:
+        raise HrsaError(f"k={k} neighbours need more than k rows, got {n}")
+    index = _index(xb, metric, int(k), use_gpu)
+    sims = np.empty((n, k), dtype=np.float32)
+    idx = np.empty((n, k), dtype=np.int64)
+    for s in range(0, n, max(1, int(query_batch))):
+        e = min(n, s + query_batch)
+        d, i = index.search(xb[s:e], int(k) + 1)
+        d, i = drop_self(d, i.astype(np.int64, copy=False), np.arange(s, e))
+        sims[s:e], idx[s:e] = (d if metric == "cosine" else -d), i
+    return sims, idx
+
+
+def graph_distances(similarities: np.ndarray, metric: KnnMetric = "cosine") -> np.ndarray:
+    """Euclidean distances from knn_graph similarities: chordal sqrt(2 - 2 s) on the unit sphere for cosine,
+    sqrt(-s) for l2 (float64, clipped at 0)."""
+    s = np.asarray(similarities, dtype=np.float64)
+    if metric == "cosine":
+        return np.sqrt(np.clip(2.0 - 2.0 * s, 0.0, None))
+    if metric == "l2":
+        return np.sqrt(np.clip(-s, 0.0, None))
+    raise HrsaError(f"kNN metric must be 'cosine' or 'l2', got {metric!r}")

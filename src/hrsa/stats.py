@@ -1,0 +1,163 @@
+"""Uncertainty beside every HRSA score: bootstrap CIs, a row-permutation null, and seed-level summaries/tests.
+
+Bootstrap: metrics whose value is a reduction over per-unit values (kNN Jaccard/retention per row, TwoNN ratios per
+row, probe predictions per test row) resample those units; resampling rows and recomputing would duplicate rows, and a
+duplicate becomes its own nearest neighbour (or leaks from probe-train into probe-test). Every other metric (CKA,
+dim-wise correlation, Procrustes) resamples rows with replacement and recomputes. The kNN graph itself is therefore
+held fixed: the CI covers which rows were probed, not graph-construction noise.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from hrsa.errors import HrsaError
+from hrsa.metrics._tensor import n_rows, take_rows
+from hrsa.metrics.registry import Metric, get_metric
+
+
+def _rows_hp(hp: dict[str, Any], idx: np.ndarray) -> dict[str, Any]:
+    """Hyper-parameters for a row subset: labels follow the rows; precomputed graphs cannot, so they are refused."""
+    if hp.get("indices_x") is not None or hp.get("indices_y") is not None:
+        raise HrsaError("row resampling cannot reuse precomputed neighbour indices")
+    out = dict(hp)
+    if hp.get("labels") is not None:
+        out["labels"] = np.asarray(hp["labels"])[idx]
+    return out
+
+
+def bootstrap_ci(metric: str | Metric, X: Any, Y: Any, *, n_boot: int = 200, confidence: float = 0.95, seed: int = 0,
+                 **hp: Any) -> dict[str, Any]:
+    """Percentile bootstrap CI of a registry metric with a fixed seed: resamples the metric's units when it declares
+    them (kNN, TwoNN, probe metrics), else rows of X and Y (and labels) jointly. Keys: estimate, low, high, std,
+    n_boot, confidence, method ('units' or 'rows')."""
+    m = get_metric(metric)
+    m.check_hp(hp)
+    if n_boot < 1 or not 0 < confidence < 1:
+        raise HrsaError(f"bootstrap needs n_boot >= 1 and 0 < confidence < 1, got {n_boot}, {confidence}")
+    rng = np.random.default_rng(seed)
+    if m.units is not None:
+        units = m.units(X, Y, **hp)
+        reduce = m.reduce or (lambda u: float(np.mean(u)))
+        estimate = reduce(units)
+        vals = np.array([reduce(units[rng.integers(0, len(units), len(units))]) for _ in range(n_boot)])
+        method = "units"
+    else:
+        estimate = m(X, Y, **hp)
+        n = n_rows(X)
+        vals = np.empty(n_boot)
+        for b in range(n_boot):
+            idx = rng.integers(0, n, n)
+            vals[b] = m(take_rows(X, idx), take_rows(Y, idx), **_rows_hp(hp, idx))
+        method = "rows"
+    alpha = 1.0 - confidence
+    low, high = (np.nanquantile(vals, [alpha / 2, 1 - alpha / 2]) if np.isfinite(vals).any()
+                 else (float("nan"), float("nan")))
+    return {"estimate": float(estimate), "low": float(low), "high": float(high),
+            "std": float(np.nanstd(vals, ddof=1)) if n_boot > 1 else float("nan"),
+            "n_boot": int(n_boot), "confidence": float(confidence), "method": method}
+
+
+def permutation_null(metric: str | Metric, X: Any, Y: Any, *, n_perm: int = 100, quantile: float = 0.95,
+                     seed: int = 0, **hp: Any) -> dict[str, Any]:
+    """Scores with the rows of Y shuffled (fixed seed; labels stay with X): the value unrelated rows would get.
+    Keys: score, null_mean, null_std, null_quantile (the `quantile` in the metric's "more similar" direction: the
+    95th percentile for higher-is-similar metrics, the 5th otherwise), quantile, p_value (one-sided, +1 corrected)."""
+    m = get_metric(metric)
+    m.check_hp(hp)
+    if n_perm < 1:
+        raise HrsaError(f"permutation null needs n_perm >= 1, got {n_perm}")
+    score = m(X, Y, **hp)
+    q = quantile if m.higher_is_more_similar else 1.0 - quantile
+    if not m.row_paired:
+        nan = float("nan")
+        return {"score": float(score), "null_mean": nan, "null_std": nan, "null_quantile": nan, "quantile": float(q),
+                "p_value": nan, "n_perm": 0, "note": f"{m.name} does not pair rows: a row-permutation null is void"}
+    rng = np.random.default_rng(seed)
+    n = n_rows(Y)
+    perms = [rng.permutation(n) for _ in range(n_perm)]
+    if m.null is not None:
+        null = np.asarray(m.null(X, Y, perms, **hp), dtype=np.float64)
+    else:
+        if hp.get("indices_y") is not None:
+            raise HrsaError("a permutation null without a fast path cannot reuse precomputed neighbour indices")
+        null = np.array([m(X, take_rows(Y, p), **hp) for p in perms])
+    extreme = (null >= score) if m.higher_is_more_similar else (null <= score)
+    return {"score": float(score), "null_mean": float(np.mean(null)),
+            "null_std": float(np.std(null, ddof=1)) if n_perm > 1 else float("nan"),
+            "null_quantile": float(np.quantile(null, q)), "quantile": float(q),
+            "p_value": float((1 + extreme.sum()) / (1 + n_perm)), "n_perm": int(n_perm), "note": ""}
+
+
+def score_with_uncertainty(metric: str | Metric, X: Any, Y: Any, *, n_boot: int = 100, n_perm: int = 20,
+                           seed: int = 0, **hp: Any) -> dict[str, Any]:
+    """One flat record per (metric, comparison, layer): score, bootstrap CI and permutation null side by side."""
+    m = get_metric(metric)
+    out: dict[str, Any] = {"metric": m.name, "score": float("nan")}
+    if n_boot > 0:
+        boot = bootstrap_ci(m, X, Y, n_boot=n_boot, seed=seed, **hp)
+        out["score"] = boot["estimate"]
+        out.update({f"ci_{k}": boot[k] for k in ("low", "high", "std", "method", "confidence")})
+    if n_perm > 0:
+        out.update(permutation_null(m, X, Y, n_perm=n_perm, seed=seed, **hp))
+    if n_boot <= 0 and n_perm <= 0:
+        out["score"] = m(X, Y, **hp)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ across seeds
+def _clean(values: Sequence[float]) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64).ravel()
+    return v[np.isfinite(v)]
+
+
+def seed_summary(values: Sequence[float]) -> dict[str, Any]:
+    """Mean and sample std (ddof=1) over seeds, NaN values dropped; with fewer than 2 values std is NaN (noted)."""
+    v = _clean(values)
+    note = "" if v.size >= 2 else f"std needs at least 2 seeds, got {v.size}"
+    return {"n": int(v.size), "mean": float(v.mean()) if v.size else float("nan"),
+            "std": float(v.std(ddof=1)) if v.size >= 2 else float("nan"), "note": note}
+
+
+def paired_comparison(base: Sequence[float], reason: Sequence[float]) -> dict[str, Any]:
+    """Paired comparison over seeds of base-E vs reason-E scores (difference = reason - base): paired t-test and
+    Wilcoxon signed-rank (scipy). Pairs with a NaN are dropped; with fewer than 2 pairs the tests are NaN (noted)."""
+    from scipy import stats
+
+    a, b = np.asarray(base, dtype=np.float64).ravel(), np.asarray(reason, dtype=np.float64).ravel()
+    if a.shape != b.shape:
+        raise HrsaError(f"paired comparison needs one reason score per base score, got {a.size} and {b.size}")
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    d = b - a
+    out: dict[str, Any] = {"n": int(d.size), "mean_base": float(a.mean()) if d.size else float("nan"),
+                           "mean_reason": float(b.mean()) if d.size else float("nan"),
+                           "mean_diff": float(d.mean()) if d.size else float("nan"),
+                           "std_diff": float(d.std(ddof=1)) if d.size >= 2 else float("nan"),
+                           "t_stat": float("nan"), "t_pvalue": float("nan"),
+                           "wilcoxon_stat": float("nan"), "wilcoxon_pvalue": float("nan"), "note": ""}
+    if d.size < 2:
+        out["note"] = f"paired tests need at least 2 seeds, got {d.size}"
+        return out
+    notes = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if np.all(d == d[0]):
+            notes.append("differences are constant: t-test undefined")
+        else:
+            t = stats.ttest_rel(b, a)
+            out["t_stat"], out["t_pvalue"] = float(t.statistic), float(t.pvalue)
+        if np.all(d == 0):
+            notes.append("all differences are zero: Wilcoxon undefined")
+        else:
+            try:
+                w = stats.wilcoxon(b, a)
+                out["wilcoxon_stat"], out["wilcoxon_pvalue"] = float(w.statistic), float(w.pvalue)
+            except ValueError as exc:
+                notes.append(f"Wilcoxon: {exc}")
+    out["note"] = "; ".join(notes)
+    return out
