@@ -105,7 +105,8 @@ def compare(
                 add(lx, ly, "cka-linear-biased", grid[i, j], ml["n_rows"])
 
     text_ids, _ = load_rows(left, layers[0])
-    labels = probe_labels(probe_path, text_ids) if probe_path is not None else None
+    # Function level (linear probe transfer) runs on sentence-level probe sets, as the study's AG News probe does.
+    labels = probe_labels(probe_path, text_ids) if probe_path is not None and ml["granularity"] == "sentence" else None
     if labels is not None and min(np.unique(labels, return_counts=True)[1]) < 10:
         labels = None  # the stratified 0.8/0.1/0.1 probe split needs at least 10 rows per class
     for li, layer in enumerate(layers):
@@ -117,8 +118,9 @@ def compare(
             hp = metric_hp(metric, Il, Ir, labels, seed)
             if hp is None or (name.startswith("procrustes") and X.shape[1] != Y.shape[1]):
                 continue
-            rec = stats.score_with_uncertainty(metric, X, Y, n_boot=n_boot, n_perm=n_perm if metric.row_paired else 0,
-                                               seed=seed, **hp)
+            # probe metrics: no permutation null (each permutation refits the probe); source accuracy is the reference
+            perms = n_perm if metric.row_paired and not metric.needs_labels else 0
+            rec = stats.score_with_uncertainty(metric, X, Y, n_boot=n_boot, n_perm=perms, seed=seed, **hp)
             value = grid[li, li] if name == "cka-linear-biased" else rec["score"]
             add(layer, layer, name, value, n, ci_low=rec.get("ci_low", np.nan), ci_high=rec.get("ci_high", np.nan),
                 null_mean=rec.get("null_mean", np.nan), null_q95=rec.get("null_quantile", np.nan))

@@ -22,18 +22,21 @@ def _alternatives(values):
 
 
 def _eval_tasks():
-    names = []
+    """{task: benchmark or None}: a benchmark may restrict a task to some subsets, so jobs pass it on."""
+    refs = {}
     for entry in lookup(dpath="evaluation/tasks", within=config, default=[]):
         if isinstance(entry, dict):
-            from hrsa.evaluation.run import task_names_for
+            from hrsa.evaluation.run import task_refs_for
 
-            names.extend(task_names_for(entry))
+            for task, bench in task_refs_for(entry):
+                refs.setdefault(task, bench)
         else:
-            names.append(entry)
-    return list(dict.fromkeys(names))
+            refs.setdefault(entry, None)
+    return refs
 
 
-EVAL_TASKS = _eval_tasks()
+EVAL_BENCHMARKS = _eval_tasks()
+EVAL_TASKS = list(EVAL_BENCHMARKS)
 
 
 wildcard_constraints:
@@ -144,3 +147,9 @@ def comparison_knn(probe, comparison, side):
         model=c.model(side),
         layer=STUDY.layers(c.pair, probe),
     )
+
+
+def benchmark_flag(task):
+    """--benchmark NAME for tasks that come from a benchmark (it may restrict their subsets)."""
+    bench = EVAL_BENCHMARKS.get(task)
+    return f"--benchmark {q(bench)}" if bench else ""

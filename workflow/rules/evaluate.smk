@@ -21,7 +21,8 @@ rule evaluate:
         batch_size=lookup(dpath="evaluation/batch_size", within=config),
         device=lookup(dpath="device", within=config),
         task=lambda wc: q(wc.task),
+        benchmark=lambda wc: benchmark_flag(wc.task),
     shell:
-        "hrsa evaluate --threads {threads} --model {input} --task {params.task} --model-name hrsa/{wildcards.model}"
+        "hrsa evaluate --threads {threads} --model {input} --task {params.task} {params.benchmark} --model-name hrsa/{wildcards.model}"
         " --revision $(cat {input}/revision.txt) --cache results/mteb-cache --batch-size {params.batch_size}"
         " --device {params.device} --out {output} > {log} 2>&1"
