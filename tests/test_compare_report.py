@@ -36,7 +36,8 @@ def knn(acts: Path, layer: str, out: Path) -> None:
 def setup(tmp_path):
     rng = np.random.default_rng(0)
     labels = np.repeat(["a", "b", "c"], N // 3)
-    base = {str(i): rng.normal(size=(N, D)) + 3 * (labels[:, None] == "a") for i in range(3)}
+    # layer 0 carries the class structure; layers 1 and 2 are independent noise
+    base = {str(i): rng.normal(size=(N, D)) + 3 * (i == 0) * (labels[:, None] == "a") for i in range(3)}
     Q, _ = np.linalg.qr(rng.normal(size=(D, D)))
     rotated = {k: 2.0 * v @ Q + 1.0 for k, v in base.items()}  # CKA- and kNN-invariant transform
     noise = {k: rng.normal(size=(N, D)) for k in base}

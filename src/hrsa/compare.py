@@ -137,6 +137,8 @@ def metric_hp(metric: Any, Il: np.ndarray, Ir: np.ndarray, labels: np.ndarray | 
             return None
         hp.update(labels=labels)  # the probe split uses its own fixed seed (42)
     if "indices_x" in metric.params:
+        if min(Il.shape[1], Ir.shape[1]) < metric.graph_k:
+            return None  # the configured knn_k builds smaller graphs than this metric needs
         hp.update(indices_x=Il, indices_y=Ir)
     return hp
 

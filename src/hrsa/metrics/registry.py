@@ -42,6 +42,7 @@ class Metric:
     reduce: Callable[[np.ndarray], float] | None = field(default=None, compare=False)
     null: Callable[..., np.ndarray] | None = field(default=None, compare=False)
     row_paired: bool = True  # False: the value ignores which row of X goes with which row of Y (no permutation null)
+    graph_k: int = 0  # neighbours a precomputed kNN graph (indices_x / indices_y) must hold for this metric
 
     def __post_init__(self) -> None:
         if not self.invariances <= INVARIANCES:
@@ -181,12 +182,12 @@ def _build() -> dict[str, Metric]:
         ms.append(Metric(f"knn-jaccard-k{k}-cosine", _mean_of(units), knn_inv, "geometry", False, True,
                          f"mean per-row Jaccard of exact cosine {k}-NN sets (chance about {k}/(2n)): local geometry",
                          frozenset({"indices_x", "indices_y"}), units=units,
-                         null=_knn_null(jaccard_per_row, k, k)))
+                         null=_knn_null(jaccard_per_row, k, k), graph_k=k))
     units = _knn_units(retention_per_row, 10, 20)
     ms.append(Metric("knn-retention-k10-cosine", _mean_of(units), knn_inv, "geometry", False, True,
                      "share of one model's 10 cosine neighbours within the other's 20 (symmetric; chance about 20/n):"
                      " rank-tolerant neighbourhood preservation", frozenset({"indices_x", "indices_y"}), units=units,
-                     null=_knn_null(retention_per_row, 10, 20)))
+                     null=_knn_null(retention_per_row, 10, 20), graph_k=20))
     for metric, inv in (("l2", ALL), ("cosine", knn_inv)):
         units = _twonn_units(metric)  # type: ignore[arg-type]
         ms.append(Metric(f"twonn-id-absdiff-{metric}", _reduced(units, _twonn_absdiff), inv, "geometry", False, False,
