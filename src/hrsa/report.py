@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from hrsa.grid import parse_model_id
+from hrsa.stats import paired_comparison
 
 HEADLINE_METRICS = ("cka-linear-biased", "dimwise-corr", "knn-jaccard-k10-cosine", "procrustes-rvr")
 
@@ -44,17 +45,6 @@ def load_hrsa(hrsa_dir: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def paired_delta(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    """b − a over seeds: mean, std and the paired t-test p-value (NaN below 2 seeds or with zero variance)."""
-    from scipy import stats
-
-    d = b - a
-    p = float("nan")
-    if len(d) >= 2 and np.std(d) > 0:
-        p = float(stats.ttest_rel(b, a).pvalue)
-    return {"delta": float(d.mean()), "delta_std": float(d.std(ddof=1)) if len(d) > 1 else float("nan"), "p": p}
-
-
 def embedding_table(ev: pd.DataFrame) -> pd.DataFrame:
     """Table 1: per pair, role and task: mean ± std over seeds, and the paired delta of each sibling to base."""
     if ev.empty:
@@ -70,7 +60,9 @@ def embedding_table(ev: pd.DataFrame) -> pd.DataFrame:
                    "std": s.std(ddof=1) if len(s) > 1 else float("nan"), "seeds": len(s)}
             if role != "base" and not base.empty:
                 common = sorted(set(base.index) & set(s.index))
-                row.update(paired_delta(base.loc[common].to_numpy(), s.loc[common].to_numpy()))
+                test = paired_comparison(base.loc[common].to_numpy(), s.loc[common].to_numpy())
+                row.update(delta=test["mean_diff"], delta_std=test["std_diff"], p=test["t_pvalue"],
+                           p_wilcoxon=test["wilcoxon_pvalue"], note=test["note"])
             rows.append(row)
     return pd.DataFrame(rows)
 
