@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-RECIPE = {"max_length": 32, "batch_size": 8, "mini_batch_size": 4, "max_steps": 30, "save_steps": 3,
+RECIPE = {"max_length": 64, "batch_size": 8, "mini_batch_size": 4, "max_steps": 30, "save_steps": 3,
           "learning_rate": 1e-3, "num_negatives": 2}
 
 
@@ -70,3 +70,15 @@ def test_stale_checkpoints_of_other_settings_are_discarded(tmp_path, tiny_backbo
     assert (ckpt / "checkpoint-3").is_dir()  # same settings: kept for resuming
     prepare_checkpoints(ckpt, {"seed": 2})
     assert not (ckpt / "checkpoint-3").exists()  # other settings: a resume would continue the wrong run
+
+
+def test_checkpoint_cut_off_mid_write_is_skipped(tmp_path):
+    from hrsa.train import last_checkpoint
+
+    for step, complete in ((3, True), (6, True), (9, False)):
+        d = tmp_path / f"checkpoint-{step}"
+        d.mkdir()
+        if complete:
+            (d / "trainer_state.json").write_text("{}")
+    assert last_checkpoint(tmp_path) == tmp_path / "checkpoint-6"
+    assert not (tmp_path / "checkpoint-9").exists()

@@ -11,7 +11,7 @@ import pytest
 
 from hrsa.cli import main
 
-RECIPE = {"max_length": 32, "batch_size": 8, "mini_batch_size": 4, "max_steps": 4, "save_steps": 2,
+RECIPE = {"max_length": 64, "batch_size": 8, "mini_batch_size": 4, "max_steps": 4, "save_steps": 2,
           "learning_rate": 1e-3, "num_negatives": 2}
 
 
@@ -62,8 +62,17 @@ def test_embedder_output(workdir):
     assert (emb / "revision.txt").read_text().strip() == prov["revision"]
     cfg = json.loads((emb / "config.json").read_text())
     assert cfg["is_causal"] is False  # bidirectional attention persisted
-    losses = [json.loads(x)["loss"] for x in (emb / "train_log.jsonl").read_text().splitlines() if '"loss"' in x]
+    log = [json.loads(x) for x in (emb / "train_log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log if "loss" in r]
     assert len(losses) == 4 and all(np.isfinite(losses))
+    assert len(set(losses)) > 1 and all(r["grad_norm"] > 0 for r in log if "grad_norm" in r)  # it really learns
+
+
+def test_instruction_longer_than_max_length_is_refused(workdir, tiny_backbone, tmp_path, capsys):
+    rc = main(["train", "--backbone", str(tiny_backbone), "--data", str(workdir / "train.jsonl"), "--seed", "0",
+               "--recipe", json.dumps(dict(RECIPE, max_length=16)), "--checkpoints", str(tmp_path / "c"),
+               "--model-id", "t.base-E.s0", "--device", "cpu", "--out", str(tmp_path / "o")])
+    assert rc == 2 and "training.max_length: 16 tokens" in capsys.readouterr().err
 
 
 def test_reload_gives_identical_embeddings(workdir):
@@ -139,7 +148,7 @@ def test_extract_token_and_sentence(workdir, tiny_backbone):
     text_ids, pos = load_rows(out / "t.base", "0")
     assert (pos >= 0).all() and len(set(zip(text_ids, pos))) == 200
 
-    sspec = {"granularity": "sentence", "max_length": 32}  # = the embedder's max_seq_length
+    sspec = {"granularity": "sentence", "max_length": 64}  # = the embedder's max_seq_length
     assert main(["extract", "--model", str(workdir / "emb"), "--model-id", "t.base-E.s0", "--probe",
                  str(workdir / "sent.jsonl"), "--probe-spec", json.dumps(sspec), "--layers", "0,2,pooled",
                  "--device", "cpu", "--out", str(out / "sent")]) == 0
@@ -167,3 +176,27 @@ def test_misaligned_models_are_refused(workdir):
     check_aligned(a, dict(a, model_id="b"))
     with pytest.raises(HrsaError, match="do not align: rows differ"):
         check_aligned(a, dict(a, model_id="b", row_hash="2"))
+
+
+def test_lora_trains_adapters_only_and_saves_merged_weights(tmp_path, workdir, tiny_backbone):
+    from safetensors.torch import load_file
+
+    from hrsa.train import Recipe, build_model, load_embedder
+
+    recipe = Recipe(max_length=32, lora={"r": 4, "alpha": 8})
+    model = build_model(str(tiny_backbone), recipe)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    assert 0 < trainable < total / 10  # adapters only
+    lora_recipe = dict(RECIPE, lora={"enabled": True, "r": 4, "alpha": 8})
+    assert main(["train", "--backbone", str(tiny_backbone), "--data", str(workdir / "train.jsonl"), "--seed", "0",
+                 "--recipe", json.dumps(lora_recipe), "--checkpoints", str(tmp_path / "ck"), "--model-id",
+                 "t.base-E.s0", "--device", "cpu", "--out", str(tmp_path / "lora")]) == 0
+    saved = load_file(tmp_path / "lora/model.safetensors")
+    assert not any("lora" in k for k in saved)  # merged: plain weights, loadable without peft
+    assert json.loads((tmp_path / "lora/config.json").read_text())["is_causal"] is False
+    base = load_file(tiny_backbone / "model.safetensors")
+    key = next(k for k in saved if k.endswith("q_proj.weight"))
+    assert not np.allclose(saved[key].numpy(), base["model." + key].numpy() if "model." + key in base else base[key].numpy())
+    emb = load_embedder(tmp_path / "lora").encode(["a test"], convert_to_numpy=True)
+    assert np.isfinite(emb).all()

@@ -7,7 +7,7 @@ probe set's labels. Each diagonal score carries a bootstrap interval and a permu
 
 from __future__ import annotations
 
-import json
+
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from hrsa.activations import check_aligned, iter_layer, load_layer, load_rows, read_meta
+from hrsa.data import read_jsonl
 from hrsa.errors import HrsaError
 from hrsa.knn import graph_distances
 
@@ -59,7 +60,7 @@ def cka_grid(left: Path, right: Path, layers: list[str], batch_rows: int = 16384
 
 def probe_labels(probe_path: Path, text_ids: np.ndarray) -> np.ndarray | None:
     """Labels of the rows (by text id), or None when the probe set has none."""
-    rows = [json.loads(line) for line in probe_path.read_text().splitlines() if line.strip()]
+    rows = list(read_jsonl(probe_path))
     by_id = {int(r.get("id", i)): r.get("label") for i, r in enumerate(rows)}
     labels = [by_id.get(int(t)) for t in text_ids]
     if any(lab is None for lab in labels):

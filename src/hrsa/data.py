@@ -70,11 +70,13 @@ def _parse_prompt(prompt: str) -> tuple[int, str, int]:
     raise ValueError(prompt)
 
 
-def validate_training_records(records: Iterable[dict[str, Any]], source: str, num_negatives: int) -> list[dict]:
-    """Check every record before any training step; errors name the file and line."""
+def validate_training_records(source: str | Path, num_negatives: int) -> list[dict]:
+    """Read and check every record of a JSONL file before any training step; errors name the file and line."""
     out = []
-    for line, rec in enumerate(records, start=1):
+    for line, rec in numbered_jsonl(source):
         where = f"{source}:{line}"
+        if not isinstance(rec, dict):
+            raise DataError(f"{where}: expected a JSON object")
         q = rec.get("query")
         if not (isinstance(q, list) and len(q) == 2 and all(isinstance(x, str) for x in q) and q[1].strip()):
             raise DataError(f"{where}: `query` must be [instruction, text] with a non-empty text")
@@ -92,6 +94,11 @@ def validate_training_records(records: Iterable[dict[str, Any]], source: str, nu
 
 def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
     """Rows of a JSONL file; a malformed line raises DataError naming file and line."""
+    return (row for _, row in numbered_jsonl(path))
+
+
+def numbered_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed row) of a JSONL file, blank lines skipped; DataError names file and line."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"file not found: {path}")
@@ -100,7 +107,7 @@ def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
             if not line.strip():
                 continue
             try:
-                yield json.loads(line)
+                yield line_no, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
 

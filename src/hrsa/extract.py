@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from hrsa.activations import LayerWriter, row_hash
+from hrsa.data import read_jsonl
 from hrsa.errors import HrsaError
 from hrsa.io import atomic_path, package_versions, sha256_file, sha256_tree
 
@@ -89,7 +90,7 @@ def extract(
     """Write `out/layer=*/part-00000.parquet` and `out/_meta.json` atomically; returns the metadata."""
     import torch
 
-    rows = [json.loads(line) for line in Path(probe_path).read_text().splitlines() if line.strip()]
+    rows = list(read_jsonl(probe_path))
     if not rows:
         raise HrsaError(f"probe set {probe_path} is empty")
     granularity = probe_spec.get("granularity", "token")

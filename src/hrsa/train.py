@@ -12,9 +12,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from hrsa.data import read_jsonl, validate_training_records
+from hrsa.data import validate_training_records
 from hrsa.errors import ConfigError
 
+LORA_DEFAULTS: dict[str, Any] = {"r": 16, "alpha": 32, "dropout": 0.0,
+                                 "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
 QUERY_TEMPLATE = "Instruct: {instruction}\nQuery: "
 DEFAULT_QUERY_INSTRUCTION = "Given a query, retrieve relevant passages"
 
@@ -37,6 +39,7 @@ class Recipe:
     save_steps: int = 500
     num_negatives: int = 3
     gradient_checkpointing: bool = False
+    lora: dict[str, Any] | None = None  # {r, alpha, dropout, target_modules}; None = full fine-tuning (the paper)
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> Recipe:
@@ -44,9 +47,16 @@ class Recipe:
         unknown = set(cfg) - known
         if unknown:
             raise ConfigError(f"training: unknown keys {sorted(unknown)}")
-        recipe = cls(**cfg)
+        cfg = dict(cfg)
+        lora = dict(cfg.pop("lora", None) or {})
+        enabled = lora.pop("enabled", bool(lora))
+        recipe = cls(**cfg, lora=lora if enabled else None)
         if recipe.attention not in ("bidirectional", "causal"):
             raise ConfigError(f"training.attention: {recipe.attention!r} is not bidirectional or causal")
+        if recipe.lora is not None:
+            unknown_lora = set(recipe.lora) - set(LORA_DEFAULTS)
+            if unknown_lora:
+                raise ConfigError(f"training.lora: unknown keys {sorted(unknown_lora)}")
         return recipe
 
 
@@ -89,12 +99,52 @@ def build_model(backbone: str, recipe: Recipe, trust_remote_code: bool = False, 
     pooling = Pooling(transformer.get_embedding_dimension(), recipe.pooling, include_prompt=False)
     model = SentenceTransformer(modules=[transformer, pooling], device=device)
     model.prompts = {"query": QUERY_TEMPLATE.format(instruction=DEFAULT_QUERY_INSTRUCTION), "document": ""}
+    if recipe.lora is not None:
+        add_lora(model, {**LORA_DEFAULTS, **recipe.lora})
     return model
+
+
+def add_lora(model: Any, opts: dict[str, Any]) -> None:
+    """LoRA adapters through peft (`add_adapter`); only the adapter weights train."""
+    from peft import LoraConfig, TaskType
+
+    model.add_adapter(LoraConfig(task_type=TaskType.FEATURE_EXTRACTION, r=int(opts["r"]), lora_alpha=opts["alpha"],
+                                 lora_dropout=float(opts["dropout"]), target_modules=list(opts["target_modules"])))
+
+
+def merge_lora(auto_model: Any) -> int:
+    """Fold LoRA weights into the base layers and drop the wrappers, so the saved embedder is self-contained
+    (full weights and config.json with its attention mode; an adapter-only save reloads the base as causal)."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    merged = 0
+    for name, module in list(auto_model.named_modules()):
+        if isinstance(module, BaseTunerLayer):
+            module.merge()
+            parent_name, _, child = name.rpartition(".")
+            setattr(auto_model.get_submodule(parent_name) if parent_name else auto_model, child, module.get_base_layer())
+            merged += 1
+    auto_model._hf_peft_config_loaded = False
+    if hasattr(auto_model, "peft_config"):
+        del auto_model.peft_config
+    return merged
 
 
 def set_attention(auto_model: Any, attention: str) -> None:
     """Bidirectional attention on a decoder: `config.is_causal = False` (the load-time kwarg is silently dropped)."""
     auto_model.config.is_causal = attention == "causal"
+
+
+def check_prompt_lengths(tokenizer: Any, prompts: dict[str, dict[str, str]], max_length: int) -> None:
+    """Pooling drops the instruction tokens: an instruction that fills max_length leaves nothing to embed."""
+    for columns in prompts.values():
+        for prompt in columns.values():
+            n = len(tokenizer(prompt)["input_ids"])
+            if n + 8 > max_length:
+                raise ConfigError(
+                    f"training.max_length: {max_length} tokens leave fewer than 8 for the text after the "
+                    f"{n}-token instruction {prompt!r}"
+                )
 
 
 def prepare_checkpoints(checkpoints: Path, fingerprint: dict[str, Any]) -> None:
@@ -111,8 +161,18 @@ def prepare_checkpoints(checkpoints: Path, fingerprint: dict[str, Any]) -> None:
 
 
 def last_checkpoint(checkpoints: Path) -> Path | None:
+    """Newest complete checkpoint; one cut off mid-write by a kill (no trainer_state.json, written last) is removed."""
+    import shutil
+
     found = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return found[-1] if found else None
+    complete = []
+    for ckpt in found:
+        if (ckpt / "trainer_state.json").is_file():
+            complete.append(ckpt)
+        else:
+            print(f"removing incomplete checkpoint {ckpt}", flush=True)
+            shutil.rmtree(ckpt)
+    return complete[-1] if complete else None
 
 
 def train_embedder(
@@ -129,7 +189,7 @@ def train_embedder(
     """Train one embedder; resumes from the newest checkpoint in `checkpoints`; writes `out` atomically."""
     from hrsa.runtime import torch_device
 
-    records = validate_training_records(read_jsonl(data_path), data_path, recipe.num_negatives)
+    records = validate_training_records(data_path, recipe.num_negatives)
     device = torch_device(device)
 
     import torch
@@ -140,6 +200,7 @@ def train_embedder(
     torch.manual_seed(seed)
     model = build_model(backbone, recipe, trust_remote_code, device)
     train_ds, prompts = records_to_datasets(records, recipe.num_negatives)
+    check_prompt_lengths(model[0].tokenizer, prompts, recipe.max_length)
     loss = CachedMultipleNegativesRankingLoss(model, scale=1.0 / recipe.temperature, mini_batch_size=recipe.mini_batch_size)
     cuda = device.startswith("cuda")
     args = SentenceTransformerTrainingArguments(
@@ -176,6 +237,8 @@ def train_embedder(
     if resume:
         print(f"resuming from {resume}", flush=True)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if recipe.lora is not None:
+        print(f"merged {merge_lora(model[0].auto_model)} LoRA layers into the weights", flush=True)
     return save_embedder(model, trainer, out, model_id, {
         "backbone": backbone, "data": data_path, "seed": seed, "recipe": recipe.__dict__, "device": device,
         "resumed_from": str(resume) if resume else None,

@@ -82,14 +82,10 @@ def read_jsonl(path: str | Path, fields: Sequence[str]) -> list[dict[str, str]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
+    from hrsa.data import numbered_jsonl
+
     rows: list[dict[str, str]] = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
+    for lineno, obj in numbered_jsonl(path):
         if not isinstance(obj, dict) or any(f not in obj for f in fields):
             raise DataError(f"{path}:{lineno}: expected an object with fields {list(fields)}")
         rows.append({f: str(obj[f]) for f in fields})

@@ -27,6 +27,6 @@ def run(args: argparse.Namespace) -> None:
     else:
         rows = []
         for path in spec.get("paths", []):
-            rows += data.validate_training_records(data.read_jsonl(root / path), path, int(spec.get("num_negatives", 3)))
+            rows += data.validate_training_records(root / path, int(spec.get("num_negatives", 3)))
     data.write_jsonl(args.out, rows)
     print(f"wrote {len(rows)} rows to {args.out}")

@@ -84,15 +84,10 @@ def read_lee(directory: Path) -> dict[str, list[Any]]:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSON-lines file; a malformed line is reported with its number."""
-    out = []
-    for lineno, line in enumerate(_require(path).read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: {exc}") from exc
-    return out
+    """Rows of a JSON-lines file (missing file and malformed lines are reported with path and line)."""
+    from hrsa.data import read_jsonl as read_rows
+
+    return list(read_rows(_require(path)))
 
 
 def read_retrieval(directory: Path) -> RetrievalSplitData:
