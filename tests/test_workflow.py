@@ -88,7 +88,9 @@ def test_demo_dag_end_to_end(tmp_path):
     again = snakemake("-n", "--cores", "2", "--configfile", cfg, cwd=work)
     assert "Nothing to be done" in again.stdout + again.stderr
 
-    more = snakemake("-n", "--cores", "2", "--configfile", cfg, "--config", "seeds=[0,1,2]", cwd=work)
+    three_seeds = tmp_path / "three-seeds.yaml"
+    three_seeds.write_text(Path(cfg).read_text().replace("seeds: [0, 1]", "seeds: [0, 1, 2]"))
+    more = snakemake("-n", "--cores", "2", "--configfile", str(three_seeds), cwd=work)
     counts = job_counts(more.stdout)
     assert counts["train_embedder"] == 3  # one new seed per role, nothing else retrained
     assert "build_backbone" not in counts and "prepare_training_data" not in counts
