@@ -175,3 +175,20 @@ def _select(rows: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any
 
 def _label(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def hub_training_records(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """Records from one hub dataset (clusters): query, positive and negative columns mapped to the record format."""
+    import datasets
+
+    ds = datasets.load_dataset(entry["dataset"], entry.get("config") or None, split=entry.get("split", "train"))
+    if entry.get("max_rows"):
+        ds = ds.select(range(min(int(entry["max_rows"]), len(ds))))
+    missing = [c for c in [entry.get("query_field", "anchor"), entry.get("pos_field", "positive"),
+                           *entry.get("neg_fields", [])] if c not in ds.column_names]
+    if missing:
+        raise DataError(f"hub dataset {entry['dataset']}: no columns {missing} (has {ds.column_names})")
+    source = entry["dataset"].rsplit("/", 1)[-1]
+    return [{"query": [entry["instruction"], row[entry.get("query_field", "anchor")]],
+             "pos": [row[entry.get("pos_field", "positive")]],
+             "neg": [row[c] for c in entry.get("neg_fields", [])], "source": source} for row in ds]

@@ -28,6 +28,8 @@ def run(args: argparse.Namespace) -> None:
         rows = []
         for path in spec.get("paths", []):
             rows += data.validate_training_records(root / path, int(spec.get("num_negatives", 3)))
+        for entry in spec.get("hf", []):
+            rows += data.hub_training_records(entry)
     mine = spec.get("mine") or {}
     if args.what == "train" and mine.get("enabled"):
         from hrsa.mining import mine_negatives
