@@ -90,6 +90,15 @@ def _layer_key(layer: str) -> tuple[int, int]:
     return (1, 0) if layer == "pooled" else (0, int(layer))
 
 
+def _save_figure(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_layer_curves(tab: pd.DataFrame, out: Path) -> list[Path]:
     """One figure per probe: a panel per headline metric, a line per comparison kind across layers."""
     import matplotlib
@@ -113,11 +122,7 @@ def plot_layer_curves(tab: pd.DataFrame, out: Path) -> list[Path]:
             ax.set_xlabel("layer")
         axes[0][0].legend(fontsize=7)
         fig.suptitle(f"HRSA per layer: pair {pair}, probe {probe}", fontsize=10)
-        fig.tight_layout()
-        path = out / f"layers_{pair}_{probe}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save_figure(fig, out / f"layers_{pair}_{probe}.png"))
     return paths
 
 
@@ -145,11 +150,7 @@ def plot_cka_matrices(hr: pd.DataFrame, out: Path) -> list[Path]:
         ax.set_ylabel(f"{left} layer")
         ax.set_title(f"linear CKA {pair} {kind} ({probe})", fontsize=8)
         fig.colorbar(im, ax=ax)
-        fig.tight_layout()
-        path = out / f"cka_{pair}_{kind.replace('~', '_vs_')}_{probe}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save_figure(fig, out / f"cka_{pair}_{kind.replace('~', '_vs_')}_{probe}.png"))
     return paths
 
 
