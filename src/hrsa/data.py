@@ -125,7 +125,7 @@ def builtin_probe(name: str, corpus_dir: Path, n_texts: int, seed: int) -> list[
     """Probe texts from the bundled corpus; every built-in set carries a label for probe transfer."""
     rng = random.Random(seed)
     if name == "milton-lines":
-        lines = [(stem, t) for stem, t in _verse_groups(corpus_dir, size=1, min_words=6)]
+        lines = _verse_groups(corpus_dir, size=1, min_words=6)
         picked = rng.sample(lines, min(n_texts, len(lines)))
     elif name == "milton-works":
         per_work = {path.stem: _chunks_of(path) for path in corpus_files(corpus_dir)}

@@ -18,9 +18,9 @@ import numpy as np
 from hrsa.activations import LayerWriter, row_hash
 from hrsa.data import read_jsonl
 from hrsa.errors import HrsaError
+from hrsa.grid import POOLED
 from hrsa.io import atomic_path, package_versions, sha256_file, sha256_tree
 
-POOLED = "pooled"
 
 
 @dataclass
