@@ -127,3 +127,24 @@ def test_paper_config(repo):
     built = study.built_backbones()
     assert [(b.pair, b.role, b.recipe, b.parent) for b in built] == [("qwen3-0b6", "reason", "rlvr", "base")]
     assert study.recipe_options(built[0])["steps"] == 200
+
+
+def test_pair_training_overrides_only_its_keys(config, repo):
+    config["training"]["lora"] = {"enabled": True, "r": 4}
+    config["pairs"].append({"name": "other", "base": {"recipe": "pretrain"},
+                            "training": {"learning_rate": 1e-4, "lora": {"r": 8}}})
+    study = Study(validated(config, repo), root=repo)
+    tiny, other = study.training("tiny"), study.training("other")
+    assert other["learning_rate"] == 1e-4 and tiny["learning_rate"] == config["training"]["learning_rate"]
+    # global keys and schema defaults reach the pair; the pair's lora is merged key by key
+    assert other["max_steps"] == tiny["max_steps"] and other["temperature"] == 0.02
+    assert other["lora"]["enabled"] is True and other["lora"]["r"] == 8 and tiny["lora"]["r"] == 4
+
+
+def test_pair_training_rejects_unknown_or_bad_keys(config, repo):
+    config["pairs"][0]["training"] = {"learning_rat": 1e-4}
+    with pytest.raises(Exception, match="learning_rat"):
+        validated(config, repo)
+    config["pairs"][0]["training"] = {"attention": "sideways"}
+    with pytest.raises(Exception, match="sideways"):
+        validated(config, repo)

@@ -76,13 +76,31 @@ def test_instruction_longer_than_max_length_is_refused(workdir, tiny_backbone, t
 
 
 def test_reload_gives_identical_embeddings(workdir):
+    """The trained model in memory and its saved directory encode identically (checked at save, recorded)."""
     from hrsa.train import load_embedder
 
+    prov = json.loads((workdir / "emb" / "provenance.json").read_text())
+    assert prov["reload_max_abs_diff"] == 0.0
     texts = ["Of Man's first disobedience", "Q: 3+4=? A: 7"]
     a = load_embedder(workdir / "emb").encode(texts, convert_to_numpy=True)
-    b = load_embedder(workdir / "emb").encode(texts, convert_to_numpy=True)
-    assert np.array_equal(a, b)
-    assert np.abs(a).sum() > 0
+    b = load_embedder(workdir / "emb").encode(texts, convert_to_numpy=True, prompt_name="query")
+    assert np.abs(a).sum() > 0 and not np.allclose(a, b)  # the saved query prompt is applied
+
+
+def test_reload_check_catches_a_lossy_save(workdir, tmp_path):
+    """Saving without the bidirectional attention flag changes the embeddings: the check must refuse it."""
+    import shutil
+
+    from hrsa.errors import HrsaError
+    from hrsa.train import check_reload, load_embedder
+
+    model = load_embedder(workdir / "emb")
+    shutil.copytree(workdir / "emb", tmp_path / "lossy")
+    cfg = json.loads((tmp_path / "lossy" / "config.json").read_text())
+    (tmp_path / "lossy" / "config.json").write_text(json.dumps({**cfg, "is_causal": True}))
+    assert check_reload(model, workdir / "emb") == 0.0
+    with pytest.raises(HrsaError, match="encodes differently"):
+        check_reload(model, tmp_path / "lossy")
 
 
 def test_bidirectional_differs_from_causal(tiny_backbone):

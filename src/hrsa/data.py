@@ -70,23 +70,45 @@ def _parse_prompt(prompt: str) -> tuple[int, str, int]:
     raise ValueError(prompt)
 
 
+def check_record(rec: Any, where: str, num_negatives: int) -> dict[str, Any]:
+    """One training record {query: [instruction, text], pos: [...], neg: [...]}; DataError names `where`."""
+    if not isinstance(rec, dict):
+        raise DataError(f"{where}: expected a record object")
+    q = rec.get("query")
+    if not (isinstance(q, list | tuple) and len(q) == 2 and all(isinstance(x, str) for x in q) and q[1].strip()):
+        raise DataError(f"{where}: `query` must be [instruction, text] with a non-empty text")
+    pos = rec.get("pos")
+    if not (isinstance(pos, list | tuple) and len(pos) and all(isinstance(x, str) and x.strip() for x in pos)):
+        raise DataError(f"{where}: `pos` must be a non-empty list of non-empty texts")
+    neg = rec.get("neg")
+    neg = [] if neg is None else neg
+    if not isinstance(neg, list | tuple) or not all(isinstance(x, str) and x.strip() for x in neg):
+        raise DataError(f"{where}: `neg` must be a list of non-empty texts")
+    if len(neg) < num_negatives:
+        raise DataError(f"{where}: `neg` has {len(neg)} texts, {num_negatives} asked")
+    return {**rec, "query": list(q), "pos": list(pos), "neg": list(neg)}
+
+
+def numbered_records(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """(line or row number, record) of a JSONL or Parquet file of training records."""
+    path = Path(path)
+    if path.suffix != ".parquet":
+        yield from numbered_jsonl(path)
+        return
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+    yield from enumerate(table.to_pylist(), start=1)
+
+
 def validate_training_records(source: str | Path, num_negatives: int) -> list[dict]:
-    """Read and check every record of a JSONL file before any training step; errors name the file and line."""
-    out = []
-    for line, rec in numbered_jsonl(source):
-        where = f"{source}:{line}"
-        if not isinstance(rec, dict):
-            raise DataError(f"{where}: expected a JSON object")
-        q = rec.get("query")
-        if not (isinstance(q, list) and len(q) == 2 and all(isinstance(x, str) for x in q) and q[1].strip()):
-            raise DataError(f"{where}: `query` must be [instruction, text] with a non-empty text")
-        pos = rec.get("pos")
-        if not (isinstance(pos, list) and pos and all(isinstance(x, str) and x.strip() for x in pos)):
-            raise DataError(f"{where}: `pos` must be a non-empty list of non-empty texts")
-        neg = rec.get("neg", [])
-        if not isinstance(neg, list) or len(neg) < num_negatives:
-            raise DataError(f"{where}: `neg` has {len(neg) if isinstance(neg, list) else 0} texts, {num_negatives} asked")
-        out.append(rec)
+    """Read and check every record of a JSONL or Parquet file before any training step; errors name file and line (row)."""
+    out = [check_record(rec, f"{source}:{line}", num_negatives) for line, rec in numbered_records(source)]
     if not out:
         raise DataError(f"{source}: no training records")
     return out
@@ -177,18 +199,26 @@ def _label(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def hub_training_records(entry: dict[str, Any]) -> list[dict[str, Any]]:
-    """Records from one hub dataset (clusters): query, positive and negative columns mapped to the record format."""
+def hub_training_records(entry: dict[str, Any], num_negatives: int = 0) -> list[dict[str, Any]]:
+    """Records from one hub dataset (clusters; or a local dataset directory): columns mapped to the record format.
+
+    Every row is checked like a local file (errors name the dataset and row); pass num_negatives=0 when negatives
+    are mined afterwards.
+    """
     import datasets
 
-    ds = datasets.load_dataset(entry["dataset"], entry.get("config") or None, split=entry.get("split", "train"))
+    name = entry["dataset"]
+    try:
+        ds = datasets.load_dataset(name, entry.get("config") or None, split=entry.get("split", "train"))
+    except (FileNotFoundError, ValueError) as exc:
+        raise DataError(f"hub dataset {name}: cannot load ({exc})") from None
     if entry.get("max_rows"):
         ds = ds.select(range(min(int(entry["max_rows"]), len(ds))))
-    missing = [c for c in [entry.get("query_field", "anchor"), entry.get("pos_field", "positive"),
-                           *entry.get("neg_fields", [])] if c not in ds.column_names]
+    qf, pf, nfs = entry.get("query_field", "anchor"), entry.get("pos_field", "positive"), entry.get("neg_fields", [])
+    missing = [c for c in [qf, pf, *nfs] if c not in ds.column_names]
     if missing:
-        raise DataError(f"hub dataset {entry['dataset']}: no columns {missing} (has {ds.column_names})")
-    source = entry["dataset"].rsplit("/", 1)[-1]
-    return [{"query": [entry["instruction"], row[entry.get("query_field", "anchor")]],
-             "pos": [row[entry.get("pos_field", "positive")]],
-             "neg": [row[c] for c in entry.get("neg_fields", [])], "source": source} for row in ds]
+        raise DataError(f"hub dataset {name}: no columns {missing} (has {ds.column_names})")
+    source = name.rstrip("/").rsplit("/", 1)[-1]
+    return [check_record({"query": [entry["instruction"], row[qf]], "pos": [row[pf]], "neg": [row[c] for c in nfs],
+                          "source": source}, f"hub dataset {name} row {i}", num_negatives)
+            for i, row in enumerate(ds)]

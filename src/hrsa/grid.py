@@ -148,6 +148,16 @@ class Study:
         assert bb.recipe is not None
         return {**self.config.get("recipes", {}).get(bb.recipe, {}), **bb.options}
 
+    def training(self, pair: str) -> dict[str, Any]:
+        """The contrastive recipe of a pair: `training:` overridden by the pair's own `training:` (lora key by key)."""
+        entry = next(e for e in self.config["pairs"] if e["name"] == pair)
+        base, override = dict(self.config.get("training", {})), dict(entry.get("training") or {})
+        lora = {**(base.get("lora") or {}), **(override.pop("lora", None) or {})}
+        merged = {**base, **override}
+        if lora:
+            merged["lora"] = lora
+        return merged
+
     def backbone_path(self, bb: Backbone) -> str:
         """Where a model is loaded from: the built directory, a local path (made absolute), or the hub id."""
         if bb.recipe:

@@ -252,6 +252,7 @@ def save_embedder(model: Any, trainer: Any, out: str, model_id: str, params: dic
     model.model_card_data.model_name = f"hrsa/{model_id}"
     with atomic_path(out) as tmp:
         model.save(str(tmp), create_model_card=False)
+        reload_diff = check_reload(model, tmp)
         revision = sha256_tree(tmp, ("*.safetensors",))[:16]
         (tmp / "revision.txt").write_text(revision + "\n")
         with (tmp / "train_log.jsonl").open("w") as fh:
@@ -259,8 +260,32 @@ def save_embedder(model: Any, trainer: Any, out: str, model_id: str, params: dic
                 fh.write(json.dumps(row) + "\n")
         prov = provenance({**params, "model_id": model_id, "steps": trainer.state.global_step}, {"data": params["data"]})
         prov["revision"] = revision
+        prov["reload_max_abs_diff"] = reload_diff
         (tmp / "provenance.json").write_text(json.dumps(prov, indent=2, sort_keys=True, default=str) + "\n")
     return prov
+
+
+RELOAD_TEXTS = ["Of Man's first disobedience, and the fruit", "Q: 12+7=? A: 19", "x"]
+
+
+def check_reload(model: Any, saved: Path, atol: float = 1e-4) -> float:
+    """Encode fixed texts (queries with their prompt, and passages) in memory and from the saved directory.
+
+    A save that loses anything (attention mode, pooling, prompts, merged LoRA weights) fails the job here instead of
+    producing an embedder that differs from the one trained. Returns the largest absolute difference.
+    """
+    from hrsa.errors import HrsaError
+
+    prompt = (model.prompts or {}).get("query")
+    reloaded = load_embedder(saved, device=str(model.device))
+    worst = 0.0
+    for kwargs in ({}, {"prompt": prompt} if prompt else {}):
+        a = model.encode(RELOAD_TEXTS, convert_to_numpy=True, **kwargs)
+        b = reloaded.encode(RELOAD_TEXTS, convert_to_numpy=True, **kwargs)
+        worst = max(worst, float(abs(a - b).max()))
+    if worst > atol:
+        raise HrsaError(f"{saved}: the saved embedder encodes differently from the trained one (max |diff| {worst:.3g})")
+    return worst
 
 
 def load_embedder(path: str | os.PathLike[str], device: str = "cpu") -> Any:

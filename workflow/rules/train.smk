@@ -20,9 +20,9 @@ rule train_embedder:
         runtime=720,
     params:
         backbone=lambda wc: q(model_path(f"{wc.pair}.{wc.role}")),
-        recipe=as_json(
+        recipe=lambda wc: as_json(
             {
-                **lookup(dpath="training", within=config),
+                **STUDY.training(wc.pair),
                 "num_negatives": lookup(
                     dpath="training_data/num_negatives", within=config
                 ),

