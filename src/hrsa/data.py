@@ -218,7 +218,7 @@ def hub_training_records(entry: dict[str, Any], num_negatives: int = 0) -> list[
     missing = [c for c in [qf, pf, *nfs] if c not in ds.column_names]
     if missing:
         raise DataError(f"hub dataset {name}: no columns {missing} (has {ds.column_names})")
-    source = name.rstrip("/").rsplit("/", 1)[-1]
+    source = name.rstrip("/").rsplit("/", 1)[-1] + (f"-{entry['config']}" if entry.get("config") else "")
     return [check_record({"query": [entry["instruction"], row[qf]], "pos": [row[pf]], "neg": [row[c] for c in nfs],
                           "source": source}, f"hub dataset {name} row {i}", num_negatives)
             for i, row in enumerate(ds)]
