@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hrsa.activations import LayerWriter, row_hash
+from hrsa.activations import LayerWriter, part_path, row_hash
 from hrsa.cli import main
 
 N, D = 120, 16
@@ -22,7 +22,7 @@ def write_acts(root: Path, layers: dict[str, np.ndarray], model_id: str, probe_h
     meta = {"model_id": model_id, "probe_hash": probe_hash, "granularity": "sentence", "layers": list(layers),
             "n_rows": N, "row_hash": row_hash(text_id, pos)}
     for layer, X in layers.items():
-        w = LayerWriter(root, layer, X.shape[1], "float32", meta)
+        w = LayerWriter(part_path(root, layer), layer, X.shape[1], "float32", meta)
         w.add(text_id, pos, pos, X)
         w.close()
     (root / "_meta.json").write_text(json.dumps(meta))

@@ -1,14 +1,17 @@
 """Activation shards: Parquet files partitioned by layer, one row per token (or text), vectors as fixed-size lists.
 
-Layout: `{dir}/layer={layer}/part-00000.parquet` plus `{dir}/_meta.json` (the leading underscore keeps it out of the dataset); the whole directory is readable with
-`pyarrow.dataset` as one dataset (hive partitioning on `layer`). Rows of two models align when their `row_hash`
+Layout: `{dir}/layer={layer}/part-{shard:05d}.parquet` plus `{dir}/_meta.json` (the leading underscore keeps it out of
+the dataset); the whole directory is readable with `pyarrow.dataset` as one dataset (hive partitioning on `layer`),
+shards in row order. Rows of two models align when their `row_hash`
 (text ids and positions, in order) matches.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,20 +22,30 @@ from hrsa.errors import DataError, HrsaError
 
 TARGET_ROW_GROUP_BYTES = 32 << 20
 DTYPES = {"float16": np.float16, "float32": np.float32}
+COMPRESSION = "zstd"
 
 
 def layer_dir(root: str | Path, layer: str) -> Path:
     return Path(root) / f"layer={layer}"
 
 
-class LayerWriter:
-    """Streams one layer's rows into a Parquet file, row groups of about TARGET_ROW_GROUP_BYTES."""
+def part_path(root: str | Path, layer: str, part: int = 0) -> Path:
+    return layer_dir(root, layer) / f"part-{part:05d}.parquet"
 
-    def __init__(self, root: Path, layer: str, dim: int, dtype: str, metadata: dict[str, Any]) -> None:
+
+class LayerWriter:
+    """Streams one layer's rows into one Parquet file, row groups of about TARGET_ROW_GROUP_BYTES.
+
+    Keeps `write_seconds` (conversion, compression and I/O) so benchmarks can report the write rate.
+    """
+
+    def __init__(self, path: str | Path, layer: str, dim: int, dtype: str, metadata: dict[str, Any]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        self.layer, self.dim, self.np_dtype = layer, dim, DTYPES[dtype]
+        if dtype not in DTYPES:
+            raise HrsaError(f"activation dtype {dtype!r} is not one of {sorted(DTYPES)}")
+        self.path, self.layer, self.dim, self.dtype, self.np_dtype = Path(path), layer, dim, dtype, DTYPES[dtype]
         self.model_id = metadata.get("model_id", "?")
         self.rows_per_group = max(256, TARGET_ROW_GROUP_BYTES // (dim * np.dtype(self.np_dtype).itemsize))
         value_type = pa.float16() if dtype == "float16" else pa.float32()
@@ -41,30 +54,40 @@ class LayerWriter:
              ("vector", pa.list_(value_type, dim))],
             metadata={"hrsa": json.dumps({**metadata, "layer": layer, "dtype": dtype, "dim": dim})},
         )
-        path = layer_dir(root, layer) / "part-00000.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.writer = pq.ParquetWriter(self.path, self.schema, compression=COMPRESSION)
         self.buffer: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self.buffered = 0
         self.rows = 0
+        self.write_seconds = 0.0
 
     def add(self, text_id: np.ndarray, position: np.ndarray, token_id: np.ndarray, vectors: np.ndarray) -> None:
-        """Buffer rows; NaN/inf fail here, naming the model, layer and text."""
-        bad = ~np.isfinite(vectors).all(axis=1)
-        if bad.any():
-            raise HrsaError(
-                f"non-finite activations in model {self.model_id}, layer {self.layer}, text id {int(text_id[bad][0])}"
-            )
-        self.buffer.append((text_id, position, token_id, vectors.astype(self.np_dtype, copy=False)))
+        """Buffer rows; NaN/inf (or values beyond the stored type's range) fail here, naming model, layer and text."""
+        t0 = time.perf_counter()
+        if vectors.shape[1:] != (self.dim,):
+            raise HrsaError(f"model {self.model_id}, layer {self.layer}: vectors of shape {vectors.shape}, dim {self.dim} expected")
+        self._check_finite(text_id, vectors, "non-finite activations")
+        with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
+            stored = vectors.astype(self.np_dtype, copy=False)
+        if stored is not vectors:
+            self._check_finite(text_id, stored, f"activations beyond the {self.dtype} range (set activation_dtype: float32)")
+        self.buffer.append((text_id, position, token_id, stored))
         self.buffered += len(text_id)
+        self.write_seconds += time.perf_counter() - t0
         if self.buffered >= self.rows_per_group:
             self.flush()
+
+    def _check_finite(self, text_id: np.ndarray, vectors: np.ndarray, what: str) -> None:
+        bad = ~np.isfinite(vectors).all(axis=1)
+        if bad.any():
+            raise HrsaError(f"{what} in model {self.model_id}, layer {self.layer}, text id {int(text_id[bad][0])}")
 
     def flush(self) -> None:
         import pyarrow as pa
 
         if not self.buffer:
             return
+        t0 = time.perf_counter()
         cols = [np.concatenate([b[i] for b in self.buffer]) for i in range(4)]
         flat = pa.array(cols[3].reshape(-1), type=self.schema.field("vector").type.value_type)
         table = pa.Table.from_arrays(
@@ -75,10 +98,19 @@ class LayerWriter:
         self.writer.write_table(table, row_group_size=len(cols[0]))
         self.rows += len(cols[0])
         self.buffer, self.buffered = [], 0
+        self.write_seconds += time.perf_counter() - t0
 
     def close(self) -> None:
         self.flush()
+        t0 = time.perf_counter()
         self.writer.close()
+        self.write_seconds += time.perf_counter() - t0
+
+    def abort(self) -> None:
+        """Close and delete a partly written file (a failed shard leaves nothing behind)."""
+        with contextlib.suppress(Exception):
+            self.writer.close()
+        self.path.unlink(missing_ok=True)
 
 
 def row_hash(text_id: np.ndarray, position: np.ndarray) -> str:
@@ -110,9 +142,10 @@ def _dataset(root: str | Path, layer: str) -> Any:
     import pyarrow.dataset as ds
 
     path = layer_dir(root, layer)
-    if not path.is_dir():
+    parts = sorted(path.glob("part-*.parquet")) if path.is_dir() else []
+    if not parts:
         raise DataError(f"{root}: no activations for layer {layer!r}")
-    return ds.dataset(str(path), format="parquet")
+    return ds.dataset([str(p) for p in parts], format="parquet")  # explicit order: shards in row order
 
 
 def _vectors(column: Any) -> np.ndarray:

@@ -8,6 +8,9 @@ every model sharing the tokenizer); sentence level mean-pools each layer over th
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from hrsa.activations import LayerWriter, row_hash
+from hrsa.activations import LayerWriter, layer_dir, row_hash
 from hrsa.data import read_jsonl
 from hrsa.errors import HrsaError
 from hrsa.grid import POOLED
@@ -75,6 +78,56 @@ def select_rows(lengths: list[int], max_tokens: int, seed: int) -> list[np.ndarr
     return out
 
 
+DEFAULT_SHARD_ROWS = 16384
+
+
+@dataclass
+class Plan:
+    """What one extraction computes, fixed before any forward pass: batches, kept tokens, rows, shards."""
+
+    rows: list[dict[str, Any]]
+    encoded: list[list[int]]
+    batches: list[list[int]]  # probe row indices per batch, length-sorted
+    keep: list[list[np.ndarray]]  # per batch, per text: token positions kept (token level)
+    granularity: str
+    shards: list[tuple[int, int]]  # [first batch, end batch) per shard
+    text_ids: np.ndarray  # every output row, in order
+    positions: np.ndarray
+
+    def batch_rows(self, b: int) -> int:
+        return len(self.batches[b]) if self.granularity == "sentence" else int(sum(len(k) for k in self.keep[b]))
+
+
+def plan_extraction(rows: list[dict[str, Any]], tok: Any, probe_spec: dict[str, Any], batch_size: int,
+                    shard_rows: int = DEFAULT_SHARD_ROWS) -> Plan:
+    """Tokenise, sort by length, subsample tokens and cut shards at batch boundaries; deterministic for a probe set."""
+    granularity = probe_spec.get("granularity", "token")
+    max_len = int(probe_spec.get("max_length", 128))
+    encoded = [tok(r["text"], truncation=True, max_length=max_len, add_special_tokens=True)["input_ids"] for r in rows]
+    order = sorted(range(len(rows)), key=lambda i: (len(encoded[i]), i))  # length-sorted batches, stable
+    kept = select_rows([len(encoded[i]) for i in order], int(probe_spec.get("max_tokens", 0)), int(probe_spec.get("seed", 0)))
+    batches = [order[b : b + batch_size] for b in range(0, len(order), batch_size)]
+    keep = [kept[b : b + batch_size] for b in range(0, len(order), batch_size)]
+    text_ids, positions = [], []
+    for idx, sel in zip(batches, keep, strict=True):
+        for i, s in zip(idx, sel, strict=True):
+            tid = int(rows[i].get("id", i))
+            if granularity == "sentence":
+                text_ids.append(np.array([tid], np.int32))
+                positions.append(np.array([-1], np.int32))
+            else:
+                text_ids.append(np.full(len(s), tid, np.int32))
+                positions.append(s.astype(np.int32))
+    plan = Plan(rows, encoded, batches, keep, granularity, [], np.concatenate(text_ids), np.concatenate(positions))
+    start, acc = 0, 0
+    for b in range(len(batches)):
+        acc += plan.batch_rows(b)
+        if acc >= shard_rows or b == len(batches) - 1:
+            plan.shards.append((start, b + 1))
+            start, acc = b + 1, 0
+    return plan
+
+
 def extract(
     model_path: str,
     model_id: str,
@@ -86,76 +139,126 @@ def extract(
     dtype: str = "float32",
     batch_size: int = 32,
     trust_remote_code: bool = False,
+    work_dir: str | None = None,
+    shard_rows: int = DEFAULT_SHARD_ROWS,
 ) -> dict[str, Any]:
-    """Write `out/layer=*/part-00000.parquet` and `out/_meta.json` atomically; returns the metadata."""
+    """Write `out/layer=*/part-*.parquet` (one part per shard) and `out/_meta.json`; returns the metadata.
+
+    Finished shards are kept in `work_dir` (outside the job's output, so a killed or failed job keeps them) and a
+    re-run with the same model, probe set and settings computes only the missing ones. `out` appears only complete.
+    """
     import torch
 
     rows = list(read_jsonl(probe_path))
     if not rows:
         raise HrsaError(f"probe set {probe_path} is empty")
     granularity = probe_spec.get("granularity", "token")
+    if granularity == "token" and POOLED in layers:
+        raise HrsaError("layer 'pooled' is one vector per text: use it with sentence-level probe sets only")
     loaded = load_model(model_path, device, trust_remote_code)
     model, tok = loaded.auto_model.eval(), loaded.tokenizer
     tok.padding_side = "right"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     n_layers = model.config.get_text_config().num_hidden_layers
-    if granularity == "token" and POOLED in layers:
-        raise HrsaError("layer 'pooled' is one vector per text: use it with sentence-level probe sets only")
     for layer in layers:
         if layer != POOLED and not 0 <= int(layer) <= n_layers:
             raise HrsaError(f"layer {layer} is out of range for {model_id} (hidden states 0..{n_layers})")
-    max_len = int(probe_spec.get("max_length", 128))
-    enc = [tok(r["text"], truncation=True, max_length=max_len, add_special_tokens=True)["input_ids"] for r in rows]
-    order = sorted(range(len(rows)), key=lambda i: (len(enc[i]), i))  # length-sorted batches, stable
-    keep = select_rows([len(enc[i]) for i in order], int(probe_spec.get("max_tokens", 0)), int(probe_spec.get("seed", 0)))
+    plan = plan_extraction(rows, tok, probe_spec, batch_size, shard_rows)
     meta = {
         "model_id": model_id, "model": model_path, "model_hash": loaded.content_hash, "tokenizer_hash": tokenizer_hash(tok),
         "probe_hash": sha256_file(probe_path), "granularity": granularity, "layers": layers, "dtype": dtype,
         "attention": "causal" if getattr(model.config, "is_causal", True) is not False else "bidirectional",
         "num_hidden_layers": n_layers, "packages": package_versions(),
+        "n_rows": int(len(plan.text_ids)), "row_hash": row_hash(plan.text_ids, plan.positions),
     }
     dim = model.config.get_text_config().hidden_size
-    all_text, all_pos = [], []
+    dims = {layer: dim if layer != POOLED else _pooled_dim(loaded, dim) for layer in layers}
+    work = Path(work_dir) if work_dir else Path(f"{out}.partial")
+    fingerprint = {k: meta[k] for k in ("model_hash", "tokenizer_hash", "probe_hash", "layers", "dtype", "row_hash")}
+    fingerprint.update(probe_spec=probe_spec, batch_size=batch_size, shards=plan.shards, device=device.split(":")[0],
+                       torch=meta["packages"].get("torch"))
+    done = prepare_work_dir(work, fingerprint)
+    todo = [k for k in range(len(plan.shards)) if k not in done]
+    if done:
+        print(f"resuming: {len(done)} of {len(plan.shards)} shards already written in {work}", flush=True)
     t0 = time.time()
-    with atomic_path(out) as tmp, torch.inference_mode():
-        tmp.mkdir()
-        writers = {layer: LayerWriter(tmp, layer, dim if layer != POOLED else _pooled_dim(loaded, dim), dtype, meta)
-                   for layer in layers}
-        for b in range(0, len(order), batch_size):
-            idx = order[b : b + batch_size]
-            batch = tok.pad({"input_ids": [enc[i] for i in idx]}, return_tensors="pt").to(device)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(plan.text_ids), initial=sum(_shard_rows(plan, k) for k in done), unit="row",
+               desc=f"extract {model_id}", mininterval=5.0, file=sys.stderr)
+    with torch.inference_mode():
+        for k in todo:
+            write_shard(plan, k, loaded, layers, dims, dtype, device, {**meta, "shard": k}, work, bar)
+    bar.close()
+    meta.update(dim=dim, shards=len(plan.shards), shards_resumed=len(done), seconds=round(time.time() - t0, 3))
+    with atomic_path(out) as tmp:
+        for layer in layers:
+            dest = layer_dir(tmp, layer)
+            dest.mkdir(parents=True)
+            for k in range(len(plan.shards)):
+                os.link(shard_file(work, layer, k), dest / shard_file(work, layer, k).name)  # work dir kept until done
+        (tmp / "_meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+    return meta
+
+
+def shard_file(work: Path, layer: str, k: int) -> Path:
+    return layer_dir(work, layer) / f"part-{k:05d}.parquet"
+
+
+def _shard_rows(plan: Plan, k: int) -> int:
+    return sum(plan.batch_rows(b) for b in range(*plan.shards[k]))
+
+
+def prepare_work_dir(work: Path, fingerprint: dict[str, Any]) -> set[int]:
+    """Shards already finished under the same fingerprint; a work dir from other settings is discarded."""
+    stamp = work / "fingerprint.json"
+    text = json.dumps(fingerprint, sort_keys=True, default=str)
+    if work.is_dir() and (not stamp.is_file() or stamp.read_text() != text):
+        print(f"discarding {work}: written with other settings", flush=True)
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(text)
+    return {int(p.stem.split("-")[1]) for p in work.glob("shard-*.done")}
+
+
+def write_shard(plan: Plan, k: int, loaded: LoadedModel, layers: list[str], dims: dict[str, int], dtype: str,
+                device: str, meta: dict[str, Any], work: Path, bar: Any) -> None:
+    """Forward the shard's batches once, writing every layer; files are renamed into place, then the shard is marked done."""
+    model, tok = loaded.auto_model, loaded.tokenizer
+    tmp = {layer: shard_file(work, layer, k).with_suffix(".tmp") for layer in layers}
+    writers = {layer: LayerWriter(tmp[layer], layer, dims[layer], dtype, meta) for layer in layers}
+    try:
+        for b in range(*plan.shards[k]):
+            idx = plan.batches[b]
+            batch = tok.pad({"input_ids": [plan.encoded[i] for i in idx]}, return_tensors="pt").to(device)
             outputs = model(**batch, output_hidden_states=True)
-            hidden = outputs.hidden_states
-            mask = batch["attention_mask"]
-            ids = batch["input_ids"].cpu().numpy()
-            pooled = _pooled(loaded, outputs.last_hidden_state, mask) if POOLED in layers else None
-            if granularity == "sentence":
-                text_id = np.array([rows[i].get("id", i) for i in idx], np.int32)
-                pos = np.full(len(idx), -1, np.int32)
-                tid = np.full(len(idx), -1, np.int32)
+            hidden, mask = outputs.hidden_states, batch["attention_mask"]
+            text_id = np.array([plan.rows[i].get("id", i) for i in idx], np.int32)
+            if plan.granularity == "sentence":
+                pooled = _pooled(loaded, outputs.last_hidden_state, mask) if POOLED in layers else None
+                pos = tid = np.full(len(idx), -1, np.int32)
                 for layer, w in writers.items():
-                    vec = pooled if layer == POOLED else _mean(hidden[int(layer)], mask)
-                    w.add(text_id, pos, tid, vec)
+                    w.add(text_id, pos, tid, pooled if layer == POOLED else _mean(hidden[int(layer)], mask))
             else:
-                sel = keep[b : b + batch_size]
+                sel = plan.keep[b]
                 bi = np.concatenate([np.full(len(s), j) for j, s in enumerate(sel)]).astype(np.int64)
                 pi = np.concatenate(sel).astype(np.int64)
-                text_id = np.array([rows[idx[j]].get("id", idx[j]) for j in bi], np.int32)
-                pos, tid = pi.astype(np.int32), ids[bi, pi].astype(np.int32)
+                ids = batch["input_ids"].cpu().numpy()
+                text_rows, pos, tid = text_id[bi], pi.astype(np.int32), ids[bi, pi].astype(np.int32)
                 for layer, w in writers.items():
-                    w.add(text_id, pos, tid, hidden[int(layer)][bi, pi].float().cpu().numpy())
-            all_text.append(text_id)
-            all_pos.append(pos)
-            if (b // batch_size) % 20 == 0:
-                print(f"batch {b // batch_size + 1}/{-(-len(order) // batch_size)} {time.time() - t0:.1f}s", flush=True)
+                    w.add(text_rows, pos, tid, hidden[int(layer)][bi, pi].float().cpu().numpy())
+            bar.update(plan.batch_rows(b))
         for w in writers.values():
             w.close()
-        text_ids, positions = np.concatenate(all_text), np.concatenate(all_pos)
-        meta.update(n_rows=int(len(text_ids)), dim=dim, row_hash=row_hash(text_ids, positions),
-                    seconds=round(time.time() - t0, 3))
-        (tmp / "_meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    return meta
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    for layer in layers:
+        os.replace(tmp[layer], shard_file(work, layer, k))
+    (work / f"shard-{k:05d}.done").write_text(json.dumps({"rows": _shard_rows(plan, k)}) + "\n")
 
 
 def _mean(hidden: Any, mask: Any) -> np.ndarray:

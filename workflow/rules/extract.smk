@@ -1,4 +1,5 @@
-# One forward pass per batch writes every layer of a model on a probe set as Parquet shards.
+# One forward pass per batch writes every layer of a model on a probe set as Parquet shards;
+# finished shards wait in results/checkpoints/extract/ so a killed job resumes where it stopped.
 
 
 rule extract_activations:
@@ -25,7 +26,11 @@ rule extract_activations:
         dtype=lookup(dpath="activation_dtype", within=config),
         device=lookup(dpath="device", within=config),
         trust=lambda wc: trust_flag(parse_model_id(wc.model)[0]),
+        batch_size=lookup(dpath="activations/batch_size", within=config),
+        shard_rows=lookup(dpath="activations/shard_rows", within=config),
+        work="results/checkpoints/extract/{probe}/{model}",
     shell:
         "hrsa extract --threads {threads} --model {params.model} --model-id {wildcards.model}"
         " --probe {input.probe} --probe-spec {params.probe} --layers {params.layers}"
-        " --dtype {params.dtype} --device {params.device} --out {output} {params.trust} > {log} 2>&1"
+        " --dtype {params.dtype} --device {params.device} --batch-size {params.batch_size}"
+        " --shard-rows {params.shard_rows} --work-dir {params.work} --out {output} {params.trust} > {log} 2>&1"

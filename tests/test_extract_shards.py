@@ -1,0 +1,152 @@
+"""Extraction in shards: same rows as one file, resume after SIGKILL, stale work discarded, failures leave nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from hrsa.activations import load_layer, load_rows, read_meta
+from hrsa.cli import main
+
+SPEC = {"granularity": "token", "max_length": 24}
+LAYERS = ["0", "1", "2"]
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory, repo) -> Path:
+    out = tmp_path_factory.mktemp("probe") / "lines.jsonl"
+    spec = {"builtin": "milton-lines", "n_texts": 240}
+    assert main(["make-data", "probe", "--spec", json.dumps(spec), "--root", str(repo), "--out", str(out)]) == 0
+    return out
+
+
+def extract_args(model: Path, probe: Path, out: Path, *extra: str) -> list[str]:
+    return ["extract", "--model", str(model), "--model-id", "t.base", "--probe", str(probe), "--probe-spec",
+            json.dumps(SPEC), "--layers", ",".join(LAYERS), "--device", "cpu", "--out", str(out), *extra]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, tiny_backbone, probe):
+    """Uninterrupted single-shard result for a batch size (batch composition changes float rounding, shards must not)."""
+    cache: dict[int, Path] = {}
+
+    def get(batch_size: int) -> Path:
+        if batch_size not in cache:
+            out = tmp_path_factory.mktemp("ref") / "acts"
+            assert main(extract_args(tiny_backbone, probe, out, "--batch-size", str(batch_size))) == 0
+            cache[batch_size] = out
+        return cache[batch_size]
+
+    return get
+
+
+def assert_same_activations(a: Path, b: Path) -> None:
+    assert read_meta(a)["row_hash"] == read_meta(b)["row_hash"]
+    for layer in LAYERS:
+        assert np.array_equal(load_layer(a, layer), load_layer(b, layer))
+        for x, y in zip(load_rows(a, layer), load_rows(b, layer), strict=True):
+            assert np.array_equal(x, y)
+
+
+def test_shards_hold_the_same_rows_as_one_file(tmp_path, tiny_backbone, probe, reference):
+    out = tmp_path / "acts"
+    assert main(extract_args(tiny_backbone, probe, out, "--batch-size", "4", "--shard-rows", "300")) == 0
+    meta = read_meta(out)
+    parts = sorted((out / "layer=1").glob("part-*.parquet"))
+    assert meta["shards"] == len(parts) > 3 and read_meta(reference(4))["shards"] == 1
+    assert_same_activations(out, reference(4))
+    table = ds.dataset(str(out), format="parquet", partitioning="hive").to_table()
+    assert table.num_rows == 3 * meta["n_rows"]  # the whole directory is one dataset
+    file_meta = json.loads(pq.read_schema(parts[2]).metadata[b"hrsa"])
+    for key in ("model_id", "model_hash", "tokenizer_hash", "probe_hash", "layer", "dtype", "attention", "packages"):
+        assert file_meta[key], key
+    assert file_meta["shard"] == 2 and file_meta["layer"] == "1"
+    assert not (tmp_path / "acts.partial").exists()  # the work dir is removed once the output is complete
+
+
+def test_sigkill_then_resume_matches_uninterrupted(tmp_path, tiny_backbone, probe, reference):
+    out, work = tmp_path / "acts", tmp_path / "work"
+    args = extract_args(tiny_backbone, probe, out, "--batch-size", "1", "--shard-rows", "1", "--work-dir", str(work))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "hrsa.cli", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(list(work.glob("shard-*.done"))) < 5 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = len(list(work.glob("shard-*.done")))
+    assert 5 <= finished < 240, "the run was not caught mid-way"
+    assert not out.exists()  # nothing that looks complete
+    rc = subprocess.run([sys.executable, "-m", "hrsa.cli", *args], env=env, capture_output=True, text=True)
+    assert rc.returncode == 0, rc.stderr
+    resumed = read_meta(out)["shards_resumed"]
+    assert resumed >= finished and f"resuming: {resumed} of 240 shards" in rc.stdout
+    assert_same_activations(out, reference(1))
+    assert not work.exists()
+
+
+def test_work_from_other_settings_is_discarded(tmp_path, tiny_backbone, probe, reference, capsys):
+    out, work = tmp_path / "acts", tmp_path / "work"
+    (work / "layer=0").mkdir(parents=True)
+    (work / "fingerprint.json").write_text('{"dtype": "float16"}')
+    (work / "shard-00000.done").write_text("{}")
+    (work / "layer=0" / "part-00000.parquet").write_bytes(b"left over from another run")
+    assert main(extract_args(tiny_backbone, probe, out, "--batch-size", "4", "--work-dir", str(work))) == 0
+    assert "written with other settings" in capsys.readouterr().out
+    assert read_meta(out)["shards_resumed"] == 0
+    assert_same_activations(out, reference(4))
+
+
+def _edited_backbone(src: Path, dst: Path, edit) -> Path:
+    """A copy of the tiny backbone with its token embedding matrix changed by `edit`."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(src)
+    with torch.no_grad():
+        edit(model.get_input_embeddings().weight)
+    model.save_pretrained(dst)
+    AutoTokenizer.from_pretrained(src).save_pretrained(dst)
+    return dst
+
+
+@pytest.mark.parametrize("kind", ["overflow", "nan"])
+def test_bad_values_fail_naming_model_layer_and_text(tmp_path, tiny_backbone, probe, capsys, kind):
+    from transformers import AutoTokenizer
+
+    texts = {r["id"]: r["text"] for r in map(json.loads, probe.read_text().splitlines())}
+    token = AutoTokenizer.from_pretrained(tiny_backbone)(texts[17])["input_ids"][3]
+    if kind == "overflow":  # fine in float32, beyond float16's 65504
+        model = _edited_backbone(tiny_backbone, tmp_path / "m", lambda w: w.mul_(1e7))
+        dtype, expected = "float16", "activations beyond the float16 range (set activation_dtype: float32)"
+    else:
+        model = _edited_backbone(tiny_backbone, tmp_path / "m", lambda w: w[token].fill_(float("nan")))
+        dtype, expected = "float32", "non-finite activations"
+    out, work = tmp_path / "acts", tmp_path / "work"
+    args = extract_args(model, probe, out, "--dtype", dtype, "--batch-size", "8", "--shard-rows", "50",
+                        "--work-dir", str(work))
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{expected} in model t.base, layer 0, text id " in err
+    text_id = int(err.rsplit("text id ", 1)[1].split()[0])
+    if kind == "nan":  # the named text really holds the poisoned token
+        assert token in AutoTokenizer.from_pretrained(model)(texts[text_id])["input_ids"]
+    assert not out.exists()
+    # the failed shard left nothing; shards finished before it stay for a re-run
+    done = {p.name.split(".")[0].replace("shard", "part") for p in work.glob("shard-*.done")}
+    assert not list(work.rglob("*.tmp"))
+    for layer in LAYERS:
+        assert {p.name.split(".")[0] for p in (work / f"layer={layer}").glob("part-*")} == done
+    if kind == "overflow":
+        assert main(args[:-4] + ["--dtype", "float32"]) == 0  # the advice in the message works
