@@ -22,7 +22,7 @@ from hrsa.errors import DataError, HrsaError
 
 TARGET_ROW_GROUP_BYTES = 32 << 20
 DTYPES = {"float16": np.float16, "float32": np.float32}
-COMPRESSION = "zstd"
+COMPRESSIONS = ("zstd", "lz4", "none")
 
 
 def layer_dir(root: str | Path, layer: str) -> Path:
@@ -39,12 +39,15 @@ class LayerWriter:
     Keeps `write_seconds` (conversion, compression and I/O) so benchmarks can report the write rate.
     """
 
-    def __init__(self, path: str | Path, layer: str, dim: int, dtype: str, metadata: dict[str, Any]) -> None:
+    def __init__(self, path: str | Path, layer: str, dim: int, dtype: str, metadata: dict[str, Any],
+                 compression: str = "zstd") -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         if dtype not in DTYPES:
             raise HrsaError(f"activation dtype {dtype!r} is not one of {sorted(DTYPES)}")
+        if compression not in COMPRESSIONS:
+            raise HrsaError(f"activation compression {compression!r} is not one of {COMPRESSIONS}")
         self.path, self.layer, self.dim, self.dtype, self.np_dtype = Path(path), layer, dim, dtype, DTYPES[dtype]
         self.model_id = metadata.get("model_id", "?")
         self.rows_per_group = max(256, TARGET_ROW_GROUP_BYTES // (dim * np.dtype(self.np_dtype).itemsize))
@@ -55,7 +58,11 @@ class LayerWriter:
             metadata={"hrsa": json.dumps({**metadata, "layer": layer, "dtype": dtype, "dim": dim})},
         )
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.writer = pq.ParquetWriter(self.path, self.schema, compression=COMPRESSION)
+        ints = ["text_id", "position", "token_id"]
+        # Vectors: byte-stream-split (+ zstd the exponent bytes compress), no dictionary or min/max statistics, which
+        # cost more than half the write time for float16 and buy nothing for dense floats (bench/bench_extract.py).
+        self.writer = pq.ParquetWriter(self.path, self.schema, compression=compression, use_dictionary=ints,
+                                       write_statistics=ints, use_byte_stream_split=["vector.list.element"])
         self.buffer: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self.buffered = 0
         self.rows = 0
@@ -89,7 +96,9 @@ class LayerWriter:
             return
         t0 = time.perf_counter()
         cols = [np.concatenate([b[i] for b in self.buffer]) for i in range(4)]
-        flat = pa.array(cols[3].reshape(-1), type=self.schema.field("vector").type.value_type)
+        # zero-copy from numpy (the dtype already matches); an explicit pyarrow type made float16 go through Python (50x)
+        flat = pa.array(np.ascontiguousarray(cols[3]).reshape(-1))
+        assert flat.type == self.schema.field("vector").type.value_type
         table = pa.Table.from_arrays(
             [pa.array(cols[0], pa.int32()), pa.array(cols[1], pa.int32()), pa.array(cols[2], pa.int32()),
              pa.FixedSizeListArray.from_arrays(flat, self.dim)],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import deque
 import shutil
 import sys
 import time
@@ -141,11 +142,15 @@ def extract(
     trust_remote_code: bool = False,
     work_dir: str | None = None,
     shard_rows: int = DEFAULT_SHARD_ROWS,
+    write_threads: int = 1,
+    compression: str = "zstd",
 ) -> dict[str, Any]:
     """Write `out/layer=*/part-*.parquet` (one part per shard) and `out/_meta.json`; returns the metadata.
 
     Finished shards are kept in `work_dir` (outside the job's output, so a killed or failed job keeps them) and a
     re-run with the same model, probe set and settings computes only the missing ones. `out` appears only complete.
+    On a GPU, `write_threads` Parquet writers overlap the forward passes (give the job the node's CPU cores); on CPU
+    the writes run between forward passes, which already use the job's threads.
     """
     import torch
 
@@ -169,14 +174,14 @@ def extract(
         "model_id": model_id, "model": model_path, "model_hash": loaded.content_hash, "tokenizer_hash": tokenizer_hash(tok),
         "probe_hash": sha256_file(probe_path), "granularity": granularity, "layers": layers, "dtype": dtype,
         "attention": "causal" if getattr(model.config, "is_causal", True) is not False else "bidirectional",
-        "num_hidden_layers": n_layers, "packages": package_versions(),
+        "num_hidden_layers": n_layers, "packages": package_versions(), "compression": compression,
         "n_rows": int(len(plan.text_ids)), "row_hash": row_hash(plan.text_ids, plan.positions),
     }
     dim = model.config.get_text_config().hidden_size
     dims = {layer: dim if layer != POOLED else _pooled_dim(loaded, dim) for layer in layers}
     work = Path(work_dir) if work_dir else Path(f"{out}.partial")
     fingerprint = {k: meta[k] for k in ("model_hash", "tokenizer_hash", "probe_hash", "layers", "dtype", "row_hash")}
-    fingerprint.update(probe_spec=probe_spec, batch_size=batch_size, shards=plan.shards, device=device.split(":")[0],
+    fingerprint.update(probe_spec=probe_spec, batch_size=batch_size, compression=compression, shards=plan.shards, device=device.split(":")[0],
                        torch=meta["packages"].get("torch"))
     done = prepare_work_dir(work, fingerprint)
     todo = [k for k in range(len(plan.shards)) if k not in done]
@@ -187,11 +192,14 @@ def extract(
 
     bar = tqdm(total=len(plan.text_ids), initial=sum(_shard_rows(plan, k) for k in done), unit="row",
                desc=f"extract {model_id}", mininterval=5.0, file=sys.stderr)
+    write_seconds = 0.0
     with torch.inference_mode():
         for k in todo:
-            write_shard(plan, k, loaded, layers, dims, dtype, device, {**meta, "shard": k}, work, bar)
+            write_seconds += write_shard(plan, k, loaded, layers, dims, dtype, device, {**meta, "shard": k}, work, bar,
+                                         write_threads, compression)
     bar.close()
-    meta.update(dim=dim, shards=len(plan.shards), shards_resumed=len(done), seconds=round(time.time() - t0, 3))
+    meta.update(dim=dim, shards=len(plan.shards), shards_resumed=len(done), seconds=round(time.time() - t0, 3),
+                write_seconds=round(write_seconds, 3))
     with atomic_path(out) as tmp:
         for layer in layers:
             dest = layer_dir(tmp, layer)
@@ -223,12 +231,49 @@ def prepare_work_dir(work: Path, fingerprint: dict[str, Any]) -> set[int]:
     return {int(p.stem.split("-")[1]) for p in work.glob("shard-*.done")}
 
 
+class BackgroundWrites:
+    """Writer threads behind the forward passes: conversion, checks and Parquet writes (which release the GIL) overlap
+    the next batch's forward pass (on a GPU node, whose CPU cores are otherwise idle), one layer file per thread at a time. Each layer always goes to the same thread, so
+    its rows stay in order; at most `depth` tasks wait, so memory stays bounded; an error in a thread is raised in the
+    caller at the next submit or at drain."""
+
+    def __init__(self, workers: int, depth: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pools = [ThreadPoolExecutor(1, thread_name_prefix=f"parquet-{i}") for i in range(workers)]
+        self.depth, self.pending = depth, deque()
+
+    def submit(self, key: int, fn: Any, *args: Any) -> None:
+        if not self.pools:  # no writer threads: write in the caller (CPU runs, where torch has the job's cores)
+            fn(*args)
+            return
+        while len(self.pending) >= self.depth:
+            self.pending.popleft().result()
+        self.pending.append(self.pools[key % len(self.pools)].submit(fn, *args))
+
+    def drain(self) -> None:
+        while self.pending:
+            self.pending.popleft().result()
+
+    def shutdown(self) -> None:
+        for f in self.pending:
+            f.cancel()
+        for pool in self.pools:
+            pool.shutdown(wait=True)
+
+
 def write_shard(plan: Plan, k: int, loaded: LoadedModel, layers: list[str], dims: dict[str, int], dtype: str,
-                device: str, meta: dict[str, Any], work: Path, bar: Any) -> None:
-    """Forward the shard's batches once, writing every layer; files are renamed into place, then the shard is marked done."""
+                device: str, meta: dict[str, Any], work: Path, bar: Any, write_threads: int = 1,
+                compression: str = "zstd") -> float:
+    """Forward the shard's batches once, writing every layer; files are renamed into place, then the shard is marked done.
+
+    Returns the seconds spent converting and writing (for the write-rate benchmark).
+    """
     model, tok = loaded.auto_model, loaded.tokenizer
     tmp = {layer: shard_file(work, layer, k).with_suffix(".tmp") for layer in layers}
-    writers = {layer: LayerWriter(tmp[layer], layer, dims[layer], dtype, meta) for layer in layers}
+    writers = {layer: LayerWriter(tmp[layer], layer, dims[layer], dtype, meta, compression) for layer in layers}
+    # On CPU the forward pass already uses the job's threads: write in this thread rather than oversubscribe.
+    bg = BackgroundWrites(write_threads if device.startswith("cuda") else 0, depth=2 * len(layers))
     try:
         for b in range(*plan.shards[k]):
             idx = plan.batches[b]
@@ -239,26 +284,31 @@ def write_shard(plan: Plan, k: int, loaded: LoadedModel, layers: list[str], dims
             if plan.granularity == "sentence":
                 pooled = _pooled(loaded, outputs.last_hidden_state, mask) if POOLED in layers else None
                 pos = tid = np.full(len(idx), -1, np.int32)
-                for layer, w in writers.items():
-                    w.add(text_id, pos, tid, pooled if layer == POOLED else _mean(hidden[int(layer)], mask))
+                for key, (layer, w) in enumerate(writers.items()):
+                    vectors = pooled if layer == POOLED else _mean(hidden[int(layer)], mask)
+                    bg.submit(key, w.add, text_id, pos, tid, vectors)
             else:
                 sel = plan.keep[b]
                 bi = np.concatenate([np.full(len(s), j) for j, s in enumerate(sel)]).astype(np.int64)
                 pi = np.concatenate(sel).astype(np.int64)
                 ids = batch["input_ids"].cpu().numpy()
                 text_rows, pos, tid = text_id[bi], pi.astype(np.int32), ids[bi, pi].astype(np.int32)
-                for layer, w in writers.items():
-                    w.add(text_rows, pos, tid, hidden[int(layer)][bi, pi].float().cpu().numpy())
+                for key, (layer, w) in enumerate(writers.items()):
+                    bg.submit(key, w.add, text_rows, pos, tid, hidden[int(layer)][bi, pi].float().cpu().numpy())
             bar.update(plan.batch_rows(b))
-        for w in writers.values():
-            w.close()
+        for key, w in enumerate(writers.values()):
+            bg.submit(key, w.close)
+        bg.drain()
     except BaseException:
+        bg.shutdown()
         for w in writers.values():
             w.abort()
         raise
+    bg.shutdown()
     for layer in layers:
         os.replace(tmp[layer], shard_file(work, layer, k))
     (work / f"shard-{k:05d}.done").write_text(json.dumps({"rows": _shard_rows(plan, k)}) + "\n")
+    return sum(w.write_seconds for w in writers.values())
 
 
 def _mean(hidden: Any, mask: Any) -> np.ndarray:

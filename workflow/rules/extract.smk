@@ -14,7 +14,7 @@ rule extract_activations:
         "benchmarks/extract/{probe}/{model}.tsv"
     conda:
         "../../envs/hrsa.yaml"
-    threads: 1
+    threads: lookup(dpath="activations/threads", within=config)
     resources:
         gpu=1,
         mem_mb=16000,
@@ -28,9 +28,10 @@ rule extract_activations:
         trust=lambda wc: trust_flag(parse_model_id(wc.model)[0]),
         batch_size=lookup(dpath="activations/batch_size", within=config),
         shard_rows=lookup(dpath="activations/shard_rows", within=config),
+        compression=lookup(dpath="activations/compression", within=config),
         work="results/checkpoints/extract/{probe}/{model}",
     shell:
         "hrsa extract --threads {threads} --model {params.model} --model-id {wildcards.model}"
         " --probe {input.probe} --probe-spec {params.probe} --layers {params.layers}"
         " --dtype {params.dtype} --device {params.device} --batch-size {params.batch_size}"
-        " --shard-rows {params.shard_rows} --work-dir {params.work} --out {output} {params.trust} > {log} 2>&1"
+        " --shard-rows {params.shard_rows} --compression {params.compression} --work-dir {params.work} --out {output} {params.trust} > {log} 2>&1"

@@ -19,6 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--work-dir", default=None,
                    help="where finished shards wait (kept when the job dies, so a re-run resumes); default OUT.partial")
     p.add_argument("--shard-rows", type=int, default=None, help="rows per shard (the unit of resume)")
+    p.add_argument("--compression", default="zstd", choices=["zstd", "lz4", "none"], help="Parquet codec of the shards")
     p.add_argument("--out", required=True, help="output directory")
 
 
@@ -33,6 +34,7 @@ def run(args: argparse.Namespace) -> None:
     meta = extract(
         args.model, args.model_id, args.probe, json.loads(args.probe_spec), args.layers.split(","), args.out,
         torch_device(args.device), args.dtype, args.batch_size, args.trust_remote_code, args.work_dir, shard_rows,
+        write_threads=args.threads, compression=args.compression,
     )
     print(f"wrote {meta['n_rows']} rows x {len(meta['layers'])} layers to {args.out} in {meta['seconds']}s "
           f"({meta['shards']} shards, {meta['shards_resumed']} resumed)")
