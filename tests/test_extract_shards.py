@@ -150,3 +150,22 @@ def test_bad_values_fail_naming_model_layer_and_text(tmp_path, tiny_backbone, pr
         assert {p.name.split(".")[0] for p in (work / f"layer={layer}").glob("part-*")} == done
     if kind == "overflow":
         assert main(args[:-4] + ["--dtype", "float32"]) == 0  # the advice in the message works
+
+
+def test_hub_id_is_loaded_from_the_cache_and_hashed_by_content(tmp_path, tiny_backbone, probe):
+    """A hub id resolves through the local hub cache (offline) and its metadata carries the weights' content hash."""
+    import shutil
+
+    from hrsa.io import sha256_tree
+
+    commit = "0" * 40
+    repo = tmp_path / "hub" / "models--hrsa-test--tiny"
+    shutil.copytree(tiny_backbone, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    out = tmp_path / "acts"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"), "OMP_NUM_THREADS": "1"}
+    args = extract_args(Path("hrsa-test/tiny"), probe, out, "--batch-size", "8")
+    rc = subprocess.run([sys.executable, "-m", "hrsa.cli", *args], env=env, capture_output=True, text=True)
+    assert rc.returncode == 0, rc.stderr
+    assert read_meta(out)["model_hash"] == sha256_tree(tiny_backbone, ("*.safetensors",))

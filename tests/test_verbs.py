@@ -218,3 +218,15 @@ def test_lora_trains_adapters_only_and_saves_merged_weights(tmp_path, workdir, t
     assert not np.allclose(saved[key].numpy(), base["model." + key].numpy() if "model." + key in base else base[key].numpy())
     emb = load_embedder(tmp_path / "lora").encode(["a test"], convert_to_numpy=True)
     assert np.isfinite(emb).all()
+
+
+def test_same_seed_same_weights_other_seed_other_weights(workdir, tiny_backbone, tmp_path):
+    """Two independent runs with one seed give bit-identical weights (revision = hash of the safetensors)."""
+    revisions = {}
+    for name, seed in (("again", "0"), ("other", "1")):
+        assert main(["train", "--backbone", str(tiny_backbone), "--data", str(workdir / "train.jsonl"), "--seed", seed,
+                     "--recipe", json.dumps(RECIPE), "--checkpoints", str(tmp_path / f"ckpt-{name}"),
+                     "--model-id", f"t.base-E.s{seed}", "--device", "cpu", "--out", str(tmp_path / name)]) == 0
+        revisions[name] = (tmp_path / name / "revision.txt").read_text()
+    assert revisions["again"] == (workdir / "emb" / "revision.txt").read_text()
+    assert revisions["other"] != revisions["again"]

@@ -53,8 +53,19 @@ def load_model(path: str, device: str, trust_remote_code: bool = False) -> Loade
     kwargs = {"trust_remote_code": True} if trust_remote_code else {}
     model = AutoModel.from_pretrained(path, dtype=dtype, **kwargs).to(device)
     tok = AutoTokenizer.from_pretrained(path, **kwargs)
-    digest = sha256_tree(local, ("*.safetensors",)) if local.is_dir() else f"hub:{path}"
+    digest = sha256_tree(local, ("*.safetensors",)) if local.is_dir() else hub_content_hash(path)
     return LoadedModel(model, tok, [], digest)
+
+
+def hub_content_hash(repo_id: str) -> str:
+    """Hash of a hub model's weight files as loaded (from the local hub cache); `hub:<id>` if they cannot be found."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        snapshot = snapshot_download(repo_id, local_files_only=True, allow_patterns=["*.safetensors", "*.bin"])
+    except Exception:  # not cached as a snapshot (e.g. loaded another way): fall back to the id
+        return f"hub:{repo_id}"
+    return sha256_tree(snapshot, ("*.safetensors", "*.bin"))
 
 
 def tokenizer_hash(tok: Any) -> str:
