@@ -15,7 +15,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from hrsa.activations import load_layer, load_rows, read_meta
+from hrsa.activations import iter_layer, load_layer, load_rows, read_meta
 from hrsa.cli import main
 
 SPEC = {"granularity": "token", "max_length": 24}
@@ -65,6 +65,8 @@ def test_shards_hold_the_same_rows_as_one_file(tmp_path, tiny_backbone, probe, r
     parts = sorted((out / "layer=1").glob("part-*.parquet"))
     assert meta["shards"] == len(parts) > 3 and read_meta(reference(4))["shards"] == 1
     assert_same_activations(out, reference(4))
+    streamed = np.concatenate(list(iter_layer(out, "2", batch_rows=97)))  # how compare reads: batches across shards
+    assert np.array_equal(streamed, load_layer(reference(4), "2"))
     table = ds.dataset(str(out), format="parquet", partitioning="hive").to_table()
     assert table.num_rows == 3 * meta["n_rows"]  # the whole directory is one dataset
     file_meta = json.loads(pq.read_schema(parts[2]).metadata[b"hrsa"])

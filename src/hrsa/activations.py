@@ -162,7 +162,8 @@ def _vectors(column: Any) -> np.ndarray:
     import pyarrow as pa
 
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-    mats = [c.values.to_numpy(zero_copy_only=False).reshape(len(c), c.type.list_size) for c in chunks]
+    # flatten() honours a slice's offset (`.values` would return the whole parent buffer of a sliced batch)
+    mats = [c.flatten().to_numpy(zero_copy_only=False).reshape(len(c), c.type.list_size) for c in chunks]
     if not mats:
         return np.zeros((0, 0), np.float32)
     return np.concatenate(mats).astype(np.float32, copy=False)
