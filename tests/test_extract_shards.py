@@ -171,3 +171,33 @@ def test_hub_id_is_loaded_from_the_cache_and_hashed_by_content(tmp_path, tiny_ba
     rc = subprocess.run([sys.executable, "-m", "hrsa.cli", *args], env=env, capture_output=True, text=True)
     assert rc.returncode == 0, rc.stderr
     assert read_meta(out)["model_hash"] == sha256_tree(tiny_backbone, ("*.safetensors",))
+
+
+def test_background_writes_keep_each_layers_order_and_raise_errors():
+    from hrsa.extract import BackgroundWrites
+
+    seen: dict[int, list[int]] = {0: [], 1: [], 2: []}
+    bg = BackgroundWrites(2, depth=3)
+    for i in range(300):
+        bg.submit(i % 3, seen[i % 3].append, i)
+    bg.drain()
+    assert all(seen[k] == list(range(k, 300, 3)) for k in seen)
+
+    def boom() -> None:
+        raise ValueError("disk full")
+
+    bg.submit(0, boom)
+    with pytest.raises(ValueError, match="disk full"):
+        bg.drain()
+    bg.shutdown()
+
+
+def test_overlapped_writes_give_the_same_shards(tmp_path, tiny_backbone, probe, reference):
+    """The GPU path's writer threads, run on CPU: same files' contents as writing in the caller."""
+    from hrsa.extract import extract
+
+    out = tmp_path / "acts"
+    extract(str(tiny_backbone), "t.base", str(probe), SPEC, LAYERS, str(out), "cpu", "float32", 4,
+            shard_rows=300, write_threads=2, overlap_writes=True)
+    assert read_meta(out)["shards"] > 3
+    assert_same_activations(out, reference(4))

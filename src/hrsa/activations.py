@@ -72,12 +72,15 @@ class LayerWriter:
         """Buffer rows; NaN/inf (or values beyond the stored type's range) fail here, naming model, layer and text."""
         t0 = time.perf_counter()
         if vectors.shape[1:] != (self.dim,):
-            raise HrsaError(f"model {self.model_id}, layer {self.layer}: vectors of shape {vectors.shape}, dim {self.dim} expected")
+            raise HrsaError(
+                f"model {self.model_id}, layer {self.layer}: vectors of shape {vectors.shape}, dim {self.dim} expected"
+            )
         self._check_finite(text_id, vectors, "non-finite activations")
         with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
             stored = vectors.astype(self.np_dtype, copy=False)
         if stored is not vectors:
-            self._check_finite(text_id, stored, f"activations beyond the {self.dtype} range (set activation_dtype: float32)")
+            what = f"activations beyond the {self.dtype} range (set activation_dtype: float32)"
+            self._check_finite(text_id, stored, what)
         self.buffer.append((text_id, position, token_id, stored))
         self.buffered += len(text_id)
         self.write_seconds += time.perf_counter() - t0

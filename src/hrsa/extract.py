@@ -155,13 +155,14 @@ def extract(
     shard_rows: int = DEFAULT_SHARD_ROWS,
     write_threads: int = 1,
     compression: str = "zstd",
+    overlap_writes: bool | None = None,
 ) -> dict[str, Any]:
     """Write `out/layer=*/part-*.parquet` (one part per shard) and `out/_meta.json`; returns the metadata.
 
     Finished shards are kept in `work_dir` (outside the job's output, so a killed or failed job keeps them) and a
     re-run with the same model, probe set and settings computes only the missing ones. `out` appears only complete.
-    On a GPU, `write_threads` Parquet writers overlap the forward passes (give the job the node's CPU cores); on CPU
-    the writes run between forward passes, which already use the job's threads.
+    On a GPU (or with overlap_writes=True), `write_threads` Parquet writers overlap the forward passes (give the job
+    the node's CPU cores); on CPU the writes run between forward passes, which already use the job's threads.
     """
     import torch
 
@@ -192,8 +193,8 @@ def extract(
     dims = {layer: dim if layer != POOLED else _pooled_dim(loaded, dim) for layer in layers}
     work = Path(work_dir) if work_dir else Path(f"{out}.partial")
     fingerprint = {k: meta[k] for k in ("model_hash", "tokenizer_hash", "probe_hash", "layers", "dtype", "row_hash")}
-    fingerprint.update(probe_spec=probe_spec, batch_size=batch_size, compression=compression, shards=plan.shards, device=device.split(":")[0],
-                       torch=meta["packages"].get("torch"))
+    fingerprint.update(probe_spec=probe_spec, batch_size=batch_size, compression=compression, shards=plan.shards,
+                       device=device.split(":")[0], torch=meta["packages"].get("torch"))
     done = prepare_work_dir(work, fingerprint)
     todo = [k for k in range(len(plan.shards)) if k not in done]
     if done:
@@ -204,10 +205,12 @@ def extract(
     bar = tqdm(total=len(plan.text_ids), initial=sum(_shard_rows(plan, k) for k in done), unit="row",
                desc=f"extract {model_id}", mininterval=5.0, file=sys.stderr)
     write_seconds = 0.0
+    if overlap_writes is None:
+        overlap_writes = device.startswith("cuda")
     with torch.inference_mode():
         for k in todo:
             write_seconds += write_shard(plan, k, loaded, layers, dims, dtype, device, {**meta, "shard": k}, work, bar,
-                                         write_threads, compression)
+                                         write_threads if overlap_writes else 0, compression)
     bar.close()
     meta.update(dim=dim, shards=len(plan.shards), shards_resumed=len(done), seconds=round(time.time() - t0, 3),
                 write_seconds=round(write_seconds, 3))
@@ -216,10 +219,18 @@ def extract(
             dest = layer_dir(tmp, layer)
             dest.mkdir(parents=True)
             for k in range(len(plan.shards)):
-                os.link(shard_file(work, layer, k), dest / shard_file(work, layer, k).name)  # work dir kept until done
+                _link_or_copy(shard_file(work, layer, k), dest / shard_file(work, layer, k).name)
         (tmp / "_meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     shutil.rmtree(work, ignore_errors=True)
     return meta
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Hard link (instant, and the work dir stays intact until the output is in place); copy across file systems."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def shard_file(work: Path, layer: str, k: int) -> Path:
@@ -243,10 +254,12 @@ def prepare_work_dir(work: Path, fingerprint: dict[str, Any]) -> set[int]:
 
 
 class BackgroundWrites:
-    """Writer threads behind the forward passes: conversion, checks and Parquet writes (which release the GIL) overlap
-    the next batch's forward pass (on a GPU node, whose CPU cores are otherwise idle), one layer file per thread at a time. Each layer always goes to the same thread, so
-    its rows stay in order; at most `depth` tasks wait, so memory stays bounded; an error in a thread is raised in the
-    caller at the next submit or at drain."""
+    """Writer threads behind the forward passes (on a GPU node, whose CPU cores are otherwise idle).
+
+    Conversion, checks and Parquet writes release the GIL, so they overlap the next batch's forward pass. Each layer
+    always goes to the same thread, so its rows stay in order; at most `depth` tasks wait, so memory stays bounded;
+    an error in a thread is raised in the caller at the next submit or at drain.
+    """
 
     def __init__(self, workers: int, depth: int) -> None:
         from concurrent.futures import ThreadPoolExecutor
@@ -283,8 +296,7 @@ def write_shard(plan: Plan, k: int, loaded: LoadedModel, layers: list[str], dims
     model, tok = loaded.auto_model, loaded.tokenizer
     tmp = {layer: shard_file(work, layer, k).with_suffix(".tmp") for layer in layers}
     writers = {layer: LayerWriter(tmp[layer], layer, dims[layer], dtype, meta, compression) for layer in layers}
-    # On CPU the forward pass already uses the job's threads: write in this thread rather than oversubscribe.
-    bg = BackgroundWrites(write_threads if device.startswith("cuda") else 0, depth=2 * len(layers))
+    bg = BackgroundWrites(write_threads, depth=2 * len(layers))  # 0 threads: write in this thread
     try:
         for b in range(*plan.shards[k]):
             idx = plan.batches[b]
