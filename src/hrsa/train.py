@@ -175,29 +175,16 @@ def last_checkpoint(checkpoints: Path) -> Path | None:
     return complete[-1] if complete else None
 
 
-def train_embedder(
-    backbone: str,
-    data_path: str,
-    out: str,
-    seed: int,
-    recipe: Recipe,
-    checkpoints: str,
-    model_id: str,
-    device: str = "auto",
-    trust_remote_code: bool = False,
-) -> dict[str, Any]:
-    """Train one embedder; resumes from the newest checkpoint in `checkpoints`; writes `out` atomically."""
-    from hrsa.runtime import torch_device
-
-    records = validate_training_records(data_path, recipe.num_negatives)
-    device = torch_device(device)
-
+def build_trainer(backbone: str, records: list[dict[str, Any]], checkpoints: str, seed: int, recipe: Recipe,
+                  device: str, trust_remote_code: bool = False) -> Any:
+    """The paper's recipe as a SentenceTransformerTrainer: CachedMNRL (scale 1/temperature), AdamW (fused where torch
+    has it) with cosine decay and warmup, one source dataset per batch, no duplicate texts in a batch, seeded order."""
     import torch
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
     from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
+    from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
 
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # LoRA adapter initialisation
     model = build_model(backbone, recipe, trust_remote_code, device)
     train_ds, prompts = records_to_datasets(records, recipe.num_negatives)
     check_prompt_lengths(model[0].tokenizer, prompts, recipe.max_length)
@@ -228,15 +215,34 @@ def train_embedder(
         dataloader_drop_last=True,
         disable_tqdm=True,
     )
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_ds, loss=loss)
-    from hrsa.io import sha256_file
+    return SentenceTransformerTrainer(model=model, args=args, train_dataset=train_ds, loss=loss)
 
+
+def train_embedder(
+    backbone: str,
+    data_path: str,
+    out: str,
+    seed: int,
+    recipe: Recipe,
+    checkpoints: str,
+    model_id: str,
+    device: str = "auto",
+    trust_remote_code: bool = False,
+) -> dict[str, Any]:
+    """Train one embedder; resumes from the newest checkpoint in `checkpoints`; writes `out` atomically."""
+    from hrsa.io import sha256_file
+    from hrsa.runtime import torch_device
+
+    records = validate_training_records(data_path, recipe.num_negatives)
+    device = torch_device(device)
     prepare_checkpoints(Path(checkpoints), {"backbone": backbone, "data": sha256_file(data_path), "seed": seed,
                                             "recipe": recipe.__dict__, "device": device})
+    trainer = build_trainer(backbone, records, checkpoints, seed, recipe, device, trust_remote_code)
     resume = last_checkpoint(Path(checkpoints))
     if resume:
         print(f"resuming from {resume}", flush=True)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    model = trainer.model
     if recipe.lora is not None:
         print(f"merged {merge_lora(model[0].auto_model)} LoRA layers into the weights", flush=True)
     return save_embedder(model, trainer, out, model_id, {
