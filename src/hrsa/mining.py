@@ -32,6 +32,8 @@ def mine_negatives(records: list[dict[str, Any]], miner: str, num_negatives: int
 
     Returns the records and how many received mined negatives.
     """
+    if not 0 < num_negatives <= range_max:
+        raise HrsaError(f"training_data.mine: range_max {range_max} must be at least num_negatives {num_negatives} (> 0)")
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.util import mine_hard_negatives

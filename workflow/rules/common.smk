@@ -95,6 +95,22 @@ def all_targets():
     return targets
 
 
+def prepared_data_spec():
+    """`training_data` without the miner's settings (they belong to mine_hard_negatives, and must not rerun this)."""
+    spec = dict(lookup(dpath="training_data", within=config))
+    spec["mine"] = {
+        "enabled": bool(lookup(dpath="training_data/mine/enabled", within=config))
+    }
+    return spec
+
+
+def training_records():
+    """The records every embedder trains on: re-mined when training_data.mine.enabled, else as prepared."""
+    if lookup(dpath="training_data/mine/enabled", within=config):
+        return "results/data/train.mined.jsonl"
+    return "results/data/train.prepared.jsonl"
+
+
 def backbone_parent(pair, role):
     """Input of a recipe backbone: the workflow-built directory it starts from (if any)."""
     bb = STUDY.backbone(pair, role)

@@ -1,9 +1,9 @@
-# Training data for the contrastive recipe and the probe sets fed to every model.
+# Training data for the contrastive recipe (optionally re-mined hard negatives) and the probe sets fed to every model.
 
 
 rule prepare_training_data:
     output:
-        "results/data/train.jsonl",
+        "results/data/train.prepared.jsonl",
     log:
         "logs/data/train.log",
     conda:
@@ -13,10 +13,38 @@ rule prepare_training_data:
         mem_mb=2000,
         runtime=30,
     params:
-        spec=as_json(lookup(dpath="training_data", within=config)),
+        spec=as_json(prepared_data_spec()),
         root=q(REPO),
     shell:
         "hrsa make-data train --threads {threads} --spec {params.spec} --root {params.root} --out {output} > {log} 2>&1"
+
+
+rule mine_hard_negatives:
+    input:
+        "results/data/train.prepared.jsonl",
+    output:
+        "results/data/train.mined.jsonl",
+    log:
+        "logs/data/mine.log",
+    benchmark:
+        "benchmarks/data/mine.tsv"
+    conda:
+        "../../envs/hrsa.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=240,
+    params:
+        model=q(lookup(dpath="training_data/mine/model", within=config)),
+        num_negatives=lookup(dpath="training_data/num_negatives", within=config),
+        margin=lookup(dpath="training_data/mine/relative_margin", within=config),
+        range_max=lookup(dpath="training_data/mine/range_max", within=config),
+        device=lookup(dpath="device", within=config),
+    shell:
+        "hrsa mine --threads {threads} --data {input} --model {params.model} --num-negatives {params.num_negatives}"
+        " --relative-margin {params.margin} --range-max {params.range_max} --device {params.device}"
+        " --out {output} > {log} 2>&1"
 
 
 rule prepare_probe:

