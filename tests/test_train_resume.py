@@ -61,14 +61,14 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, tiny_backbone, data):
 
 
 def test_stale_checkpoints_of_other_settings_are_discarded(tmp_path, tiny_backbone, data):
-    from hrsa.train import prepare_checkpoints
+    from hrsa.io import fingerprinted_dir
 
     ckpt = tmp_path / "ck"
-    prepare_checkpoints(ckpt, {"seed": 1})
+    fingerprinted_dir(ckpt, {"seed": 1})
     (ckpt / "checkpoint-3").mkdir()
-    prepare_checkpoints(ckpt, {"seed": 1})
+    fingerprinted_dir(ckpt, {"seed": 1})
     assert (ckpt / "checkpoint-3").is_dir()  # same settings: kept for resuming
-    prepare_checkpoints(ckpt, {"seed": 2})
+    fingerprinted_dir(ckpt, {"seed": 2})
     assert not (ckpt / "checkpoint-3").exists()  # other settings: a resume would continue the wrong run
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections import deque
 import shutil
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,7 @@ from hrsa.activations import LayerWriter, layer_dir, row_hash
 from hrsa.data import read_jsonl
 from hrsa.errors import HrsaError
 from hrsa.grid import POOLED
-from hrsa.io import atomic_path, package_versions, sha256_file, sha256_tree
-
+from hrsa.io import atomic_path, fingerprinted_dir, package_versions, sha256_file, sha256_tree
 
 
 @dataclass
@@ -243,13 +242,7 @@ def _shard_rows(plan: Plan, k: int) -> int:
 
 def prepare_work_dir(work: Path, fingerprint: dict[str, Any]) -> set[int]:
     """Shards already finished under the same fingerprint; a work dir from other settings is discarded."""
-    stamp = work / "fingerprint.json"
-    text = json.dumps(fingerprint, sort_keys=True, default=str)
-    if work.is_dir() and (not stamp.is_file() or stamp.read_text() != text):
-        print(f"discarding {work}: written with other settings", flush=True)
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(text)
+    fingerprinted_dir(work, fingerprint)
     return {int(p.stem.split("-")[1]) for p in work.glob("shard-*.done")}
 
 

@@ -35,6 +35,22 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def fingerprinted_dir(path: str | os.PathLike[str], fingerprint: dict[str, Any]) -> Path:
+    """A resume directory (checkpoints, finished shards) that holds only state from the same settings.
+
+    A directory written under another fingerprint (or without one) is discarded, never mixed into this run.
+    """
+    path = Path(path)
+    stamp = path / "fingerprint.json"
+    text = json.dumps(fingerprint, sort_keys=True, default=str)
+    if path.is_dir() and (not stamp.is_file() or stamp.read_text() != text):
+        print(f"discarding {path}: written with other settings", flush=True)
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(text)
+    return path
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write JSON atomically (sorted keys, so identical content gives identical bytes)."""
     with atomic_path(path) as tmp:

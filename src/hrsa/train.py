@@ -147,19 +147,6 @@ def check_prompt_lengths(tokenizer: Any, prompts: dict[str, dict[str, str]], max
                 )
 
 
-def prepare_checkpoints(checkpoints: Path, fingerprint: dict[str, Any]) -> None:
-    """Keep checkpoints only if they come from the same run settings; stale ones would resume the wrong run."""
-    import shutil
-
-    stamp = checkpoints / "fingerprint.json"
-    text = json.dumps(fingerprint, sort_keys=True, default=str)
-    if checkpoints.is_dir() and (not stamp.is_file() or stamp.read_text() != text):
-        print(f"discarding checkpoints of other settings in {checkpoints}", flush=True)
-        shutil.rmtree(checkpoints)
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(text)
-
-
 def last_checkpoint(checkpoints: Path) -> Path | None:
     """Newest complete checkpoint; one cut off mid-write by a kill (no trainer_state.json, written last) is removed."""
     import shutil
@@ -230,12 +217,12 @@ def train_embedder(
     trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Train one embedder; resumes from the newest checkpoint in `checkpoints`; writes `out` atomically."""
-    from hrsa.io import sha256_file
+    from hrsa.io import fingerprinted_dir, sha256_file
     from hrsa.runtime import torch_device
 
     records = validate_training_records(data_path, recipe.num_negatives)
     device = torch_device(device)
-    prepare_checkpoints(Path(checkpoints), {"backbone": backbone, "data": sha256_file(data_path), "seed": seed,
+    fingerprinted_dir(checkpoints, {"backbone": backbone, "data": sha256_file(data_path), "seed": seed,
                                             "recipe": recipe.__dict__, "device": device})
     trainer = build_trainer(backbone, records, checkpoints, seed, recipe, device, trust_remote_code)
     resume = last_checkpoint(Path(checkpoints))
