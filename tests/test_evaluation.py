@@ -282,3 +282,48 @@ def test_cli_writes_summary(minilm_run: tuple[dict[str, Any], Path], minilm_dir:
     assert doc["model"] == {"dir": str(minilm_dir.resolve()), "name": NAME, "revision": REV}
     assert doc["provenance"]["mteb_version"] == doc["provenance"]["packages"]["mteb"]
     assert not list(out.parent.glob(".*tmp*"))  # written atomically, no leftovers
+
+
+def test_task_instructions_follow_the_training_template(minilm_dir: Path, tmp_path: Path) -> None:
+    """Each task's queries get its own instruction (override > task metadata > mteb default for its type), documents
+    none; the prompts reach the mteb wrapper under the keys mteb looks up, and the cache keeps them apart."""
+    from mteb.types import PromptType
+
+    from hrsa.data import MATH_INSTRUCTION, VERSE_INSTRUCTION
+    from hrsa.evaluation.run import instructed_revision, load_encoder, resolve_tasks, task_prompts
+
+    tasks = {t.metadata.name: t for t in resolve_tasks(LOCAL)}
+    prompts = task_prompts(list(tasks.values()), {"HrsaLee50": "Given a news article, retrieve similar articles"})
+    query = "Instruct: {}\nQuery: ".format
+    assert prompts["HrsaArithmeticReasoningRetrieval-query"] == query(MATH_INSTRUCTION)  # as in training
+    assert prompts["HrsaMiltonRetrieval-query"] == query(VERSE_INSTRUCTION)
+    assert prompts["HrsaMiltonRetrieval-document"] == ""  # passages carry no instruction
+    assert prompts["HrsaWordSim353"] == query("Retrieve semantically similar text.")  # mteb's STS default
+    assert prompts["HrsaLee50"] == query("Given a news article, retrieve similar articles")  # the override
+    with pytest.raises(HrsaError, match="task_instructions: \\['NoSuchTask'\\]"):
+        task_prompts(list(tasks.values()), {"NoSuchTask": "x"})
+
+    rev = instructed_revision("r1", prompts)
+    assert rev.startswith("r1+instr-") and instructed_revision("r1", {}) == "r1"
+    assert instructed_revision("r1", {**prompts, "HrsaLee50": "other"}) != rev
+    wrapper = load_encoder(minilm_dir, "hrsa/instructed", rev, "cpu", prompts)
+    retrieval = tasks["HrsaArithmeticReasoningRetrieval"].metadata
+    for prompt_type, expected in ((PromptType.query, query(MATH_INSTRUCTION)), (PromptType.document, "")):
+        assert wrapper.model.prompts[wrapper.get_prompt_name(retrieval, prompt_type)] == expected
+    sts = tasks["HrsaWordSim353"].metadata
+    assert wrapper.model.prompts[wrapper.get_prompt_name(sts, None)] == query("Retrieve semantically similar text.")
+
+
+def test_instructed_scores_differ_and_are_cached_apart(minilm_run: tuple[dict[str, Any], Path], minilm_dir: Path) -> None:
+    from hrsa.evaluation.run import evaluate
+
+    plain, cache = minilm_run
+    task = "HrsaArithmeticReasoningRetrieval"
+    instructed = evaluate(minilm_dir, [task], NAME, REV, cache, batch_size=32, device="cpu", instructions="task")
+    assert instructed[task]["query_prompt"].startswith("Instruct: Given an arithmetic problem")
+    assert instructed[task]["cache_revision"] != REV and plain[task]["cache_revision"] == REV
+    # MiniLM pools over the instruction too, so its scores move: the instruction really reaches the encoder
+    assert instructed[task]["main_score"] != pytest.approx(plain[task]["main_score"], abs=1e-4)
+    assert (cache / "results" / NAME.replace("/", "__") / instructed[task]["cache_revision"]).is_dir()
+    with pytest.raises(HrsaError, match="evaluation.instructions"):
+        evaluate(minilm_dir, [task], NAME, REV, cache, instructions="both")

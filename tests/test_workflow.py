@@ -65,6 +65,15 @@ def test_config_error_names_key(tmp_path, repo):
     assert "layers: 9 is out of range for pair 'tiny'" in proc.stdout + proc.stderr
 
 
+def test_instruction_override_of_a_task_not_evaluated_is_refused(tmp_path, repo):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((repo / "config/config.yaml").read_text().replace(
+        "  instructions: task", "  instructions: task\n  task_instructions: {HrsaWordSim: Compare words}"))
+    proc = snakemake("-n", "--configfile", str(bad), cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "task_instructions names tasks that are not evaluated: ['HrsaWordSim']" in proc.stdout + proc.stderr
+
+
 @pytest.mark.slow
 def test_demo_dag_end_to_end(tmp_path):
     """Runs the embedded default; then a re-run has nothing to do and adding a seed schedules only its jobs."""

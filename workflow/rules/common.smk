@@ -37,6 +37,13 @@ def _eval_tasks():
 
 EVAL_BENCHMARKS = _eval_tasks()
 EVAL_TASKS = list(EVAL_BENCHMARKS)
+_unknown_overrides = set(
+    lookup(dpath="evaluation/task_instructions", within=config, default={})
+) - set(EVAL_TASKS)
+if _unknown_overrides:
+    raise WorkflowError(
+        f"invalid config: evaluation.task_instructions names tasks that are not evaluated: {sorted(_unknown_overrides)}"
+    )
 
 
 wildcard_constraints:
@@ -163,6 +170,12 @@ def comparison_knn(probe, comparison, side):
         model=c.model(side),
         layer=STUDY.layers(c.pair, probe),
     )
+
+
+def task_instruction_override(task):
+    """{task: instruction} when the config overrides this task's query instruction, else {}."""
+    overrides = lookup(dpath="evaluation/task_instructions", within=config, default={})
+    return {task: overrides[task]} if task in overrides else {}
 
 
 def benchmark_flag(task):

@@ -22,7 +22,10 @@ rule evaluate:
         device=lookup(dpath="device", within=config),
         task=lambda wc: q(wc.task),
         benchmark=lambda wc: benchmark_flag(wc.task),
+        instructions=lookup(dpath="evaluation/instructions", within=config),
+        overrides=lambda wc: as_json(task_instruction_override(wc.task)),
     shell:
         "hrsa evaluate --threads {threads} --model {input} --task {params.task} {params.benchmark} --model-name hrsa/{wildcards.model}"
         " --revision $(cat {input}/revision.txt) --cache results/mteb-cache --batch-size {params.batch_size}"
-        " --device {params.device} --out {output} > {log} 2>&1"
+        " --device {params.device} --instructions {params.instructions} --task-instructions {params.overrides}"
+        " --out {output} > {log} 2>&1"

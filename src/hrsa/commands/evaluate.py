@@ -7,6 +7,7 @@ Tasks already in the cache for the same name and revision are not rerun.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="take mteb tasks as this benchmark defines them (its language subsets and splits)",
     )
     parser.add_argument(
+        "--instructions",
+        choices=["task", "model"],
+        default="model",
+        help="task: each task's own query instruction (config override, task metadata, mteb default for its type); "
+        "model: the embedder's saved query prompt for every task (default)",
+    )
+    parser.add_argument(
+        "--task-instructions",
+        default="{}",
+        metavar="JSON",
+        help="per-task instruction overrides as a JSON object {task: instruction} (with --instructions task)",
+    )
+    parser.add_argument(
         "--data-dir",
         type=Path,
         default=None,
@@ -63,6 +77,9 @@ def run(args: argparse.Namespace) -> None:
 
     if args.batch_size < 1:
         raise HrsaError(f"--batch-size must be at least 1, got {args.batch_size}")
+    overrides = json.loads(args.task_instructions)
+    if not isinstance(overrides, dict) or not all(isinstance(v, str) for v in overrides.values()):
+        raise HrsaError(f"--task-instructions must be a JSON object of strings, got {args.task_instructions!r}")
     results = evaluate(
         args.model,
         args.tasks,
@@ -73,6 +90,8 @@ def run(args: argparse.Namespace) -> None:
         args.device,
         benchmark=args.benchmark,
         data_dir=args.data_dir,
+        instructions=args.instructions,
+        task_instructions=overrides,
     )
     write_json(args.out, summary_document(args, results, package_versions()))
 
@@ -91,6 +110,7 @@ def summary_document(args: argparse.Namespace, results: dict[str, Any], packages
                 "device": args.device,
                 "cache": str(Path(args.cache).resolve()),
                 "data_dir": str(args.data_dir) if args.data_dir else None,
+                "instructions": args.instructions,
             },
             "mteb_version": packages.get("mteb"),
             "packages": packages,

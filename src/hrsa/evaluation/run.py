@@ -34,6 +34,9 @@ SUMMARY_METRICS = (
     "map",
     "mrr",
 )
+# How queries are instructed at evaluation: "task" = each task's own instruction in the training template (mteb's
+# InstructSentenceTransformerModel convention), "model" = the embedder's single saved query prompt for every task.
+INSTRUCTION_MODES = ("task", "model")
 # Keys of a model's own `prompts` (sentence-transformers column or prompt names) -> mteb prompt types.
 QUERY_PROMPT_KEYS = ("query", "anchor")
 DOCUMENT_PROMPT_KEYS = ("document", "passage", "corpus", "positive")
@@ -163,8 +166,53 @@ def _first_nonempty(prompts: Mapping[str, str], keys: Sequence[str]) -> str:
     return next((prompts[k] for k in keys if prompts.get(k)), "")
 
 
-def load_encoder(model_dir: str | os.PathLike[str], model_name: str, revision: str, device: str) -> Any:
-    """SentenceTransformer from a local directory, wrapped for mteb under the given name/revision and prompts."""
+def task_instruction(task: Any, overrides: Mapping[str, str] | None = None) -> str:
+    """A task's query instruction: the config's override, else the task's own prompt (its mteb metadata), else mteb's
+    default for its task type (e.g. 'Retrieve text based on user query.'); '' if none of these exists."""
+    name = task.metadata.name
+    if overrides and overrides.get(name):
+        return str(overrides[name])
+    prompt = task.metadata.prompt
+    if isinstance(prompt, Mapping):
+        prompt = prompt.get("query")
+    return prompt or getattr(task, "abstask_prompt", "") or ""
+
+
+def task_prompts(tasks: Sequence[Any], overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """sentence-transformers prompts under the keys mteb looks up per task: '{task}-query' and '{task}' (symmetric
+    tasks such as STS encode both sides as queries) get 'Instruct: {instruction}\nQuery: ', '{task}-document' none,
+    as in training. The embedder's Pooling(include_prompt=False) drops the instruction tokens."""
+    from hrsa.train import QUERY_TEMPLATE
+
+    unknown = set(overrides or {}) - {t.metadata.name for t in tasks}
+    if unknown:
+        raise HrsaError(f"evaluation.task_instructions: {sorted(unknown)} are not among the tasks evaluated here")
+    prompts: dict[str, str] = {}
+    for task in tasks:
+        instruction = task_instruction(task, overrides)
+        if instruction:
+            name, text = task.metadata.name, QUERY_TEMPLATE.format(instruction=instruction)
+            prompts.update({name: text, f"{name}-query": text, f"{name}-document": ""})
+    return prompts
+
+
+def instructed_revision(revision: str, prompts: Mapping[str, str]) -> str:
+    """The mteb cache revision of a run with per-task prompts: weights revision + a digest of the prompts, so results
+    scored with other instructions (or none) are never taken from the cache for these."""
+    import hashlib
+    import json
+
+    if not prompts:
+        return revision
+    return f"{revision}+instr-{hashlib.sha256(json.dumps(prompts, sort_keys=True).encode()).hexdigest()[:10]}"
+
+
+def load_encoder(model_dir: str | os.PathLike[str], model_name: str, revision: str, device: str,
+                 task_prompts: Mapping[str, str] | None = None) -> Any:
+    """SentenceTransformer from a local directory, wrapped for mteb under the given name/revision and prompts.
+
+    `task_prompts` (from `task_prompts()`) are added to the model's own query/document prompts and win for their tasks.
+    """
     from mteb.models import SentenceTransformerEncoderWrapper
     from sentence_transformers import SentenceTransformer
 
@@ -184,6 +232,9 @@ def load_encoder(model_dir: str | os.PathLike[str], model_name: str, revision: s
         warnings.simplefilter("ignore", DeprecationWarning)
         wrapper = SentenceTransformerEncoderWrapper(st)
     wrapper.mteb_model_meta = wrapper.mteb_model_meta.model_copy(update={"name": model_name, "revision": revision})
+    if task_prompts:  # added after wrapping: mteb validates prompt keys against its registry, which lacks local tasks
+        st.prompts = {**(st.prompts or {}), **task_prompts}
+        wrapper.model_prompts = {**(wrapper.model_prompts or {}), **task_prompts}
     return wrapper
 
 
@@ -235,19 +286,28 @@ def evaluate(
     *,
     benchmark: str | None = None,
     data_dir: str | os.PathLike[str] | None = None,
+    instructions: str = "model",
+    task_instructions: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Run mteb.evaluate with a ResultCache (only-missing) and return {task: {main_score, main_score_name, scores}}.
+    """Run mteb.evaluate with a ResultCache (only-missing) and return {task: {main_score, main_score_name, scores,
+    query_prompt}}.
 
-    Tasks already complete in the cache for (model_name, revision) are not rerun, and the model is not even loaded.
+    instructions="task" gives each task's queries its own instruction (`task_prompts`); "model" uses the embedder's
+    saved query prompt for every task. Tasks already complete in the cache for (model_name, revision, prompts) are not
+    rerun, and the model is not even loaded.
     """
     import mteb
 
+    if instructions not in INSTRUCTION_MODES:
+        raise HrsaError(f"evaluation.instructions: {instructions!r} is not one of {INSTRUCTION_MODES}")
     check_model_id(model_name, revision)
     tasks = resolve_tasks(task_names, benchmark=benchmark, data_dir=data_dir)
+    prompts = task_prompts(tasks, task_instructions) if instructions == "task" else {}
+    revision = instructed_revision(revision, prompts)
     cache = mteb.ResultCache(str(cache_dir))
     results = _cached(cache, tasks, model_name, revision)
     if results is None:
-        encoder = load_encoder(model_dir, model_name, revision, device)
+        encoder = load_encoder(model_dir, model_name, revision, device, prompts)
         mteb.evaluate(
             encoder,
             tasks,
@@ -260,4 +320,8 @@ def evaluate(
         results = _cached(cache, tasks, model_name, revision)
         if results is None:
             raise HrsaError(f"mteb did not store complete results for {model_name}@{revision} in {cache_dir}")
-    return {t.metadata.name: summarize(results[t.metadata.name], t) for t in tasks}
+    return {
+        t.metadata.name: {**summarize(results[t.metadata.name], t), "cache_revision": revision,
+                          "query_prompt": prompts.get(f"{t.metadata.name}-query")}
+        for t in tasks
+    }

@@ -21,6 +21,7 @@ from mteb.abstasks.task_metadata import TaskMetadata
 from mteb.similarity_functions import compute_pairwise_similarity
 from sklearn.metrics.pairwise import paired_cosine_distances, paired_euclidean_distances, paired_manhattan_distances
 
+from hrsa.data import MATH_INSTRUCTION, VERSE_INSTRUCTION
 from hrsa.errors import DataError
 
 DATA_ENV = "HRSA_DATA_DIR"
@@ -301,6 +302,7 @@ class HrsaMiltonRetrieval(_LocalRetrieval):
         "Retrieval",
         "ndcg_at_10",
         "eval/milton_retrieval",
+        prompt={"query": VERSE_INSTRUCTION},  # the training instruction of the verse-continuation source
         description="Query: the first 2 lines of a 10-line passage of Paradise Lost, Paradise Regained or Comus; "
         "relevant document: its remaining 8 lines; distractors: the last 8 lines of other passages.",
         reference="https://www.gutenberg.org/ebooks/author/50",
@@ -323,6 +325,7 @@ class HrsaArithmeticReasoningRetrieval(_LocalRetrieval):
         "Retrieval",
         "ndcg_at_10",
         "eval/arithmetic_reasoning",
+        prompt={"query": MATH_INSTRUCTION},  # the training instruction of the arithmetic source
         description="Query: a 1-2 step arithmetic problem (words, symbols or a story); relevant document: its "
         "worked solution; distractors: worked solutions of sibling problems over the same numbers.",
         reference="https://brightbenchmark.github.io/",
