@@ -201,3 +201,27 @@ def test_overlapped_writes_give_the_same_shards(tmp_path, tiny_backbone, probe, 
             shard_rows=300, write_threads=2, overlap_writes=True)
     assert read_meta(out)["shards"] > 3
     assert_same_activations(out, reference(4))
+
+
+def test_row_groups_are_sized_for_streaming_and_files_carry_metadata(tmp_path):
+    """Row groups of 32 MB plus at most one batch (in the 8-64 MB streaming range), exact round trip, metadata."""
+    from hrsa.activations import TARGET_ROW_GROUP_BYTES, LayerWriter
+
+    dim, n = 1024, 20000
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((n, dim)).astype(np.float32)
+    path = tmp_path / "layer=3" / "part-00000.parquet"
+    writer = LayerWriter(path, "3", dim, "float32", {"model_id": "t.base", "tokenizer_hash": "tok", "probe_hash": "p"})
+    for start in range(0, n, 1000):  # batches smaller than a row group are buffered, not written one by one
+        ids = np.arange(start, start + 1000, dtype=np.int32)
+        writer.add(ids, np.zeros(1000, np.int32), ids, vectors[start : start + 1000])
+    writer.close()
+    meta = pq.ParquetFile(path).metadata
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    rows_per_group = TARGET_ROW_GROUP_BYTES // (dim * 4)  # 8,192
+    assert all(rows_per_group <= s < rows_per_group + 1000 for s in sizes[:-1]) and sum(sizes) == n
+    assert sizes == [9000, 9000, 2000]  # flushed at the first batch boundary past the target
+    assert all(8 << 20 <= s * dim * 4 <= 64 << 20 for s in sizes[:-1])
+    stored = json.loads(meta.metadata[b"hrsa"])
+    assert stored["layer"] == "3" and stored["dim"] == dim and stored["tokenizer_hash"] == "tok"
+    assert np.array_equal(load_layer(tmp_path, "3"), vectors)
