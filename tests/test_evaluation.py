@@ -327,3 +327,14 @@ def test_instructed_scores_differ_and_are_cached_apart(minilm_run: tuple[dict[st
     assert (cache / "results" / NAME.replace("/", "__") / instructed[task]["cache_revision"]).is_dir()
     with pytest.raises(HrsaError, match="evaluation.instructions"):
         evaluate(minilm_dir, [task], NAME, REV, cache, instructions="both")
+
+
+@pytest.mark.parametrize("bad", ["not json", "[1]", '{"HrsaLee50": 3}'])
+def test_bad_task_instructions_flag_is_named(bad: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hrsa.cli import main
+
+    rc = main(["evaluate", "--model", str(tmp_path), "--task", "HrsaLee50", "--model-name", "hrsa/x", "--revision",
+               "r1", "--cache", str(tmp_path / "c"), "--out", str(tmp_path / "o.json"), "--instructions", "task",
+               "--task-instructions", bad])
+    assert rc == 2 and "--task-instructions must be a JSON object of strings" in capsys.readouterr().err
+    assert not (tmp_path / "o.json").exists()

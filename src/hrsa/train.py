@@ -223,7 +223,7 @@ def train_embedder(
     records = validate_training_records(data_path, recipe.num_negatives)
     device = torch_device(device)
     fingerprinted_dir(checkpoints, {"backbone": backbone, "data": sha256_file(data_path), "seed": seed,
-                                            "recipe": recipe.__dict__, "device": device})
+                                    "recipe": recipe.__dict__, "device": device})
     trainer = build_trainer(backbone, records, checkpoints, seed, recipe, device, trust_remote_code)
     resume = last_checkpoint(Path(checkpoints))
     if resume:

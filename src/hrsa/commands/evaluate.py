@@ -77,7 +77,10 @@ def run(args: argparse.Namespace) -> None:
 
     if args.batch_size < 1:
         raise HrsaError(f"--batch-size must be at least 1, got {args.batch_size}")
-    overrides = json.loads(args.task_instructions)
+    try:
+        overrides = json.loads(args.task_instructions)
+    except ValueError:
+        overrides = None
     if not isinstance(overrides, dict) or not all(isinstance(v, str) for v in overrides.values()):
         raise HrsaError(f"--task-instructions must be a JSON object of strings, got {args.task_instructions!r}")
     results = evaluate(

@@ -208,10 +208,11 @@ def instructed_revision(revision: str, prompts: Mapping[str, str]) -> str:
 
 
 def load_encoder(model_dir: str | os.PathLike[str], model_name: str, revision: str, device: str,
-                 task_prompts: Mapping[str, str] | None = None) -> Any:
+                 per_task: Mapping[str, str] | None = None) -> Any:
     """SentenceTransformer from a local directory, wrapped for mteb under the given name/revision and prompts.
 
-    `task_prompts` (from `task_prompts()`) are added to the model's own query/document prompts and win for their tasks.
+    `per_task` prompts (from `task_prompts()`) are added to the model's own query/document prompts and win for their
+    tasks.
     """
     from mteb.models import SentenceTransformerEncoderWrapper
     from sentence_transformers import SentenceTransformer
@@ -232,9 +233,9 @@ def load_encoder(model_dir: str | os.PathLike[str], model_name: str, revision: s
         warnings.simplefilter("ignore", DeprecationWarning)
         wrapper = SentenceTransformerEncoderWrapper(st)
     wrapper.mteb_model_meta = wrapper.mteb_model_meta.model_copy(update={"name": model_name, "revision": revision})
-    if task_prompts:  # added after wrapping: mteb validates prompt keys against its registry, which lacks local tasks
-        st.prompts = {**(st.prompts or {}), **task_prompts}
-        wrapper.model_prompts = {**(wrapper.model_prompts or {}), **task_prompts}
+    if per_task:  # added after wrapping: mteb validates prompt keys against its registry, which lacks local tasks
+        st.prompts = {**(st.prompts or {}), **per_task}
+        wrapper.model_prompts = {**(wrapper.model_prompts or {}), **per_task}
     return wrapper
 
 
