@@ -32,8 +32,9 @@ def test_default_grid(config, repo):
     assert study.embedder_models() == [model_id("tiny", f"{r}-E", s) for r in ("base", "reason", "sft") for s in (0, 1)]
     names = [c.name for c in study.comparisons]
     assert "tiny.base~reason" in names and "tiny.base-E~reason-E.s1" in names
-    # 2 backbone-only comparisons + 4 per-seed kinds x 2 seeds
-    assert len(names) == 2 + 4 * 2
+    # 2 backbone-only comparisons + 4 per-seed kinds x 2 seeds + 2 noise floors x 1 pair of seeds
+    assert len(names) == 2 + 4 * 2 + 2
+    assert "tiny.base-E~base-E.s0-s1" in names and "tiny.reason-E~reason-E.s0-s1" in names
     assert study.comparison("tiny.base~base-E.s0").model("right") == "tiny.base-E.s0"
 
 
@@ -96,14 +97,13 @@ def test_recipe_from_unknown_role(config, repo):
 
 def test_hub_id_needs_num_layers(config, repo):
     config["pairs"] = [{"name": "q", "base": "Qwen/Not-A-Real-Model", "reason": "org/other"}]
+    config["comparisons"] = ["base~reason", "base-E~reason-E"]  # a comparison that applies to no pair is an error
     with pytest.raises(ConfigError, match=r"pairs\[0\]\.num_layers: required for 'Qwen/Not-A-Real-Model'"):
         Study(validated(config, repo), root=repo)
     config["pairs"][0]["num_layers"] = 28
     study = Study(validated(config, repo), root=repo)
     assert study.layers("q")[-2:] == ["28", "pooled"]
     assert study.backbone_path(study.backbone("q", "base")) == "Qwen/Not-A-Real-Model"
-    # comparisons that need an sft role are skipped for pairs without one
-    assert all("sft" not in c.name for c in study.comparisons)
 
 
 def test_bad_comparison(config, repo):

@@ -171,23 +171,50 @@ def _chunks_of(path: Path, max_words: int = 30, min_words: int = 12) -> list[str
 
 
 def probe_rows(spec: dict[str, Any], root: Path) -> list[dict[str, Any]]:
-    """Rows of a probe set from its config entry (builtin, local JSONL or hub dataset)."""
+    """Rows of a probe set from its config entry (builtin, local JSONL or hub dataset); never empty.
+
+    An empty set fails here, in the cheap `make-data probe` job, naming the probe and why, instead of at `compare`.
+    """
+    name = spec.get("name", "?")
+    try:
+        rows, source = _probe_source_rows(spec, root)
+    except DataError as exc:
+        raise DataError(f"probe {name!r}: {exc}") from None
+    if not rows:
+        raise DataError(f"probe {name!r}: no texts: {source}; fix the probe's source or its n_texts")
+    return rows
+
+
+def _probe_source_rows(spec: dict[str, Any], root: Path) -> tuple[list[dict[str, Any]], str]:
+    """(rows, what an empty result would mean) from the probe's one source."""
     n, seed = int(spec.get("n_texts", 256)), int(spec.get("seed", 0))
     if spec.get("builtin"):
-        return builtin_probe(spec["builtin"], root / "data/corpus/milton", n, seed)
+        corpus = root / "data/corpus/milton"
+        why = f"builtin {spec['builtin']!r} gave none for n_texts={n}"
+        if spec["builtin"] == "milton-works":
+            works = len(corpus_files(corpus))
+            why += f" (it takes n_texts // {works} texts from each of the corpus's {works} works)"
+        return builtin_probe(spec["builtin"], corpus, n, seed), why
     if spec.get("path"):
         rows = list(read_jsonl(root / spec["path"]))
         for i, r in enumerate(rows, start=1):
             if not isinstance(r.get("text"), str) or not r["text"].strip():
                 raise DataError(f"{spec['path']}:{i}: probe row needs a non-empty `text`")
-        return _select(rows, n, seed)
+        return _select(rows, n, seed), f"{spec['path']} has no rows"
     hf = spec["hf"]
     import datasets
 
     ds = datasets.load_dataset(hf["dataset"], hf.get("config") or None, split=hf.get("split", "test"))
-    label = hf.get("label_field") or None
-    rows = [{"text": r[hf.get("text_field", "text")], "label": r[label] if label else None} for r in ds]
-    return _select(rows, n, seed)
+    text_field, label = hf.get("text_field", "text"), hf.get("label_field") or None
+    missing = [c for c in (text_field, label) if c and c not in ds.column_names]
+    if missing:
+        raise DataError(f"hub dataset {hf['dataset']}: no columns {missing} (has {ds.column_names})")
+    rows = [{"text": r[text_field], "label": r[label] if label else None} for r in ds]
+    kept = [r for r in rows if isinstance(r["text"], str) and r["text"].strip()]
+    if len(kept) < len(rows):
+        print(f"probe {spec.get('name', '?')!r}: dropped {len(rows) - len(kept)} of {len(rows)} rows with an empty {text_field!r}")
+    why = f"hub dataset {hf['dataset']} split {hf.get('split', 'test')!r} has no row with a non-empty {text_field!r}"
+    return _select(kept, n, seed), why
 
 
 def _select(rows: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:

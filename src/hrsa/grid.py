@@ -2,13 +2,16 @@
 
 Snakemake's common.smk builds every expand() list from a `Study`; the same object is unit-tested without Snakemake.
 Model ids: `{pair}.{role}` for backbones, `{pair}.{role}-E.s{seed}` for embedders (see DESIGN.md).
+What can be known offline about each role's architecture (depth, width, tokenizer) is checked here, at DAG time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +19,31 @@ from hrsa.errors import ConfigError
 
 ROLES = ("base", "reason", "sft")
 RECIPES = ("pretrain", "rlvr", "sft")
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+# \A...\Z, not ^...$: `$` also matches before a final newline, so "x\n" passed and split a shell command.
+SAFE_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_-]*\Z")
 POOLED = "pooled"
+
+# Options of each backbone recipe: the CLI flags of `hrsa <recipe>` (common.smk passes them in this order) and the
+# only keys a role's recipe override may carry besides `recipe` and `from`. The schema's `recipes.<recipe>` lists
+# the same keys (a test keeps the two equal).
+RECIPE_FLAGS: dict[str, tuple[str, ...]] = {
+    "pretrain": (
+        "corpus",
+        "steps",
+        "hidden_size",
+        "num_layers",
+        "num_heads",
+        "num_kv_heads",
+        "intermediate_size",
+        "vocab_size",
+        "batch_size",
+        "max_length",
+        "lr",
+        "seed",
+    ),
+    "rlvr": ("steps", "lr", "batch_size", "num_generations", "data", "seed"),
+    "sft": ("steps", "lr", "batch_size", "data", "seed"),
+}
 
 
 @dataclass(frozen=True)
@@ -37,22 +63,66 @@ class Backbone:
 
 
 @dataclass(frozen=True)
+class Shape:
+    """What is known offline about a backbone's architecture; None = not knowable without the model's files.
+
+    `tokenizer` is `recipe:<model id>` for a tokenizer the workflow trains (shared by every sibling built from that
+    model) or `vocab:<sha256>` of a published tokenizer's vocabulary. `origin` says where the numbers come from.
+    """
+
+    depth: int | None = None
+    width: int | None = None
+    tokenizer: str | None = None
+    origin: str = ""
+
+
+@dataclass(frozen=True)
 class Comparison:
-    """Two models compared layer by layer, e.g. `tiny.base-E~reason-E.s0`."""
+    """Two models compared layer by layer, e.g. `tiny.base-E~reason-E.s0`, or a noise floor `tiny.base-E~base-E.s0-s1`
+    (one embedder role trained with two seeds: `seed` is the left model's, `right_seed` the right one's)."""
 
     pair: str
     left: str  # role, with -E suffix for embedders
     right: str
     seed: int | None
+    right_seed: int | None = None  # only for seed-replicate (noise-floor) comparisons
+
+    @property
+    def kind(self) -> str:
+        """The comparison as written in `comparisons:` (no pair, no seed), e.g. `base-E~reason-E`."""
+        return f"{self.left}~{self.right}"
 
     @property
     def name(self) -> str:
-        suffix = f".s{self.seed}" if self.seed is not None else ""
-        return f"{self.pair}.{self.left}~{self.right}{suffix}"
+        if self.right_seed is not None:
+            suffix = f".s{self.seed}-s{self.right_seed}"
+        else:
+            suffix = f".s{self.seed}" if self.seed is not None else ""
+        return f"{self.pair}.{self.kind}{suffix}"
 
     def model(self, side: str) -> str:
-        role = self.left if side == "left" else self.right
-        return model_id(self.pair, role, self.seed)
+        if side not in ("left", "right"):
+            raise ValueError(f"side must be 'left' or 'right', got {side!r}")
+        if side == "left":
+            return model_id(self.pair, self.left, self.seed)
+        return model_id(self.pair, self.right, self.seed if self.right_seed is None else self.right_seed)
+
+
+_SIDE = r"(?:base|reason|sft)(?:-E)?"
+_COMPARISON_NAME = re.compile(
+    rf"(?P<pair>[A-Za-z0-9][A-Za-z0-9_-]*)\.(?P<left>{_SIDE})~(?P<right>{_SIDE})"
+    r"(?:\.s(?P<seed>\d+)(?:-s(?P<right_seed>\d+))?)?"
+)
+
+
+def parse_comparison(name: str) -> Comparison:
+    """Inverse of Comparison.name: `PAIR.L~R`, `PAIR.L~R.sSEED`, or `PAIR.X-E~X-E.sA-sB` (a noise floor)."""
+    m = _COMPARISON_NAME.fullmatch(name)
+    if not m:
+        raise ConfigError(f"not a comparison name: {name!r} (expected PAIR.ROLE~ROLE[.sSEED] or PAIR.X-E~X-E.sA-sB)")
+    seed, right_seed = m.group("seed"), m.group("right_seed")
+    return Comparison(m.group("pair"), m.group("left"), m.group("right"),
+                      None if seed is None else int(seed), None if right_seed is None else int(right_seed))
 
 
 def model_id(pair: str, role: str, seed: int | None = None) -> str:
@@ -81,6 +151,9 @@ class Study:
         self.root = Path(root)
         self.seeds: list[int] = self._seeds()
         self.pairs: dict[str, dict[str, Backbone]] = self._pairs()
+        # what could not be checked offline (one line per pair), and comparisons that do not apply to some pair
+        self.unchecked: list[str] = []
+        self.skipped_comparisons: list[str] = []
         self.num_layers: dict[str, int] = {p: self._num_layers(i, p) for i, p in enumerate(self.pairs)}
         self.trust_remote_code: dict[str, bool] = {
             e["name"]: bool(e.get("trust_remote_code", False)) for e in config.get("pairs", [])
@@ -89,6 +162,11 @@ class Study:
         self._check_layers()
         self.comparisons: list[Comparison] = self._comparisons()
         self.probes: dict[str, dict[str, Any]] = self._probes()
+        self._check_knn_k()
+
+    def notes(self) -> list[str]:
+        """Lines worth one look at DAG time: comparisons skipped for some pair, checks left to later jobs."""
+        return self.skipped_comparisons + self.unchecked
 
     # ---- pairs and backbones -------------------------------------------------------------------------------
     def _seeds(self) -> list[int]:
@@ -102,7 +180,7 @@ class Study:
         for i, entry in enumerate(self.config.get("pairs", [])):
             key = f"pairs[{i}]"
             name = entry.get("name")
-            if not isinstance(name, str) or not SAFE_NAME.match(name):
+            if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
                 raise ConfigError(f"{key}.name: {name!r} is not safe in paths (use letters, digits, '_' and '-')")
             if name in out:
                 raise ConfigError(f"{key}.name: duplicate pair name {name!r}")
@@ -124,6 +202,11 @@ class Study:
         if isinstance(spec, str):
             if not spec.strip():
                 raise ConfigError(f"{key}: empty model id")
+            if spec.startswith((".", "/")) and not (self.root / spec).exists():
+                raise ConfigError(
+                    f"{key}: local path {spec!r} does not exist (looked at {self.root / spec}); "
+                    "give an existing model directory or a hub id"
+                )
             return Backbone(pair, role, source=spec)
         recipe = spec.get("recipe")
         if recipe not in RECIPES:
@@ -133,6 +216,11 @@ class Study:
             raise ConfigError(f"{key}.from: the pretrain recipe starts from scratch and takes no `from`")
         if recipe != "pretrain" and parent is None:
             raise ConfigError(f"{key}.from: recipe {recipe!r} needs `from: <role>`")
+        for k in spec:
+            if k not in ("recipe", "from", *RECIPE_FLAGS[recipe]):
+                raise ConfigError(
+                    f"{key}.{k}: not an option of recipe {recipe!r} (known: recipe, from, {', '.join(RECIPE_FLAGS[recipe])})"
+                )
         options = {k: v for k, v in spec.items() if k not in ("recipe", "from") and v is not None}
         return Backbone(pair, role, recipe=recipe, parent=parent, options=options)
 
@@ -170,22 +258,93 @@ class Study:
 
     # ---- layers --------------------------------------------------------------------------------------------
     def _num_layers(self, index: int, pair: str) -> int:
+        """Depth L of a pair, from its models where known offline (recipe options, config.json), else `num_layers`.
+
+        Roles that disagree in depth, width or tokenizer, or a `num_layers` that contradicts a role, are errors here,
+        before any job runs; what cannot be read offline is noted in `unchecked` (`hrsa compare` checks it).
+        """
+        key, roles = f"pairs[{index}]", self.pairs[pair]
+        shapes = {role: self._shape(bb) for role, bb in roles.items()}
+        for attr, what in (("depth", "depth (num_hidden_layers)"), ("width", "width (hidden_size)"),
+                           ("tokenizer", "tokenizer vocabulary")):
+            known = {r: getattr(s, attr) for r, s in shapes.items() if getattr(s, attr) is not None}
+            if attr == "tokenizer":  # a tokenizer the workflow trains is comparable only with its own siblings
+                known = {r: v for r, v in known.items() if v.startswith("vocab:")}
+            if len(set(known.values())) > 1:
+                detail = ", ".join(f"{r} {self._shown(v)} ({shapes[r].origin})" for r, v in known.items())
+                raise ConfigError(f"{key}: the roles of pair {pair!r} differ in {what}: {detail}; "
+                                  "HRSA compares models of one architecture and tokenizer")
         explicit = self.config["pairs"][index].get("num_layers")
+        for role, shape in shapes.items():
+            if explicit is not None and shape.depth is not None and int(explicit) != shape.depth:
+                raise ConfigError(
+                    f"{key}.num_layers: {explicit} contradicts the {role} model, which has {shape.depth} blocks "
+                    f"({shape.origin}); remove num_layers (it is read from the model) or correct it"
+                )
+        self._note_unchecked(pair, shapes)
         if explicit is not None:
             return int(explicit)
-        roles = self.pairs[pair]
+        depths = [s.depth for s in shapes.values() if s.depth is not None]
+        if depths:
+            return depths[0]
         root = self._root_backbone(roles["base"] if "base" in roles else next(iter(roles.values())))
-        if root.recipe == "pretrain":
-            return int(self.recipe_options(root)["num_layers"])
-        path = Path(self.backbone_path(root))
-        cfg = path / "config.json"
-        if cfg.is_file():
-            data = json.loads(cfg.read_text())
-            data = data.get("text_config", data)
-            return int(data["num_hidden_layers"])
         raise ConfigError(
-            f"pairs[{index}].num_layers: required for {root.source!r} (its config.json is not available offline)"
+            f"{key}.num_layers: required for {root.source!r} (its config.json is not available offline)"
         )
+
+    @staticmethod
+    def _shown(value: int | str) -> str:
+        return value[:18] if isinstance(value, str) else str(value)
+
+    def _note_unchecked(self, pair: str, shapes: dict[str, Shape]) -> None:
+        """Record which properties of a pair's roles could not be compared offline."""
+        if len(shapes) < 2:
+            return
+        missing = []
+        for attr, what in (("depth", "depths"), ("width", "widths"), ("tokenizer", "tokenizers")):
+            values = {getattr(s, attr) for s in shapes.values()}
+            if None in values or (attr == "tokenizer" and len(values) > 1):
+                missing.append(what)
+        if missing:
+            self.unchecked.append(
+                f"pair {pair!r}: {', '.join(missing)} of {', '.join(shapes)} are not readable offline (no config.json / "
+                "tokenizer.json locally or in the hub cache); `hrsa compare` checks that their rows align"
+            )
+
+    def _shape(self, bb: Backbone) -> Shape:
+        """Depth, width and tokenizer of a role: a recipe's options, the parent's for siblings, else its files."""
+        root = self._root_backbone(bb)
+        if root.recipe == "pretrain":
+            opts = self.recipe_options(root)
+            depth, width = opts.get("num_layers"), opts.get("hidden_size")
+            return Shape(None if depth is None else int(depth), None if width is None else int(width),
+                         f"recipe:{root.model_id}", f"pretrain recipe of {root.model_id}")
+        config = self._published_file(root, "config.json")
+        tokenizer = self._published_file(root, "tokenizer.json")
+        depth = width = None
+        origin = f"{root.source}: no config.json offline"
+        if config is not None:
+            data = json.loads(config.read_text())
+            data = data.get("text_config", data)
+            depth, width = data.get("num_hidden_layers"), data.get("hidden_size")
+            origin = str(config)
+        return Shape(depth, width, _vocab_digest(tokenizer) if tokenizer else None, origin)
+
+    def _published_file(self, bb: Backbone, filename: str) -> Path | None:
+        """A file of a published backbone: from its local directory, or from the hub cache (never the network)."""
+        assert bb.source is not None
+        local = self.root / bb.source
+        if bb.source.startswith((".", "/")) or local.exists():
+            return local / filename if (local / filename).is_file() else None
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:  # grid.py stays importable without the hub client
+            return None
+        try:
+            cached = try_to_load_from_cache(bb.source, filename)
+        except ValueError:  # not a valid repo id: nothing cached under it
+            return None
+        return Path(cached) if isinstance(cached, str) else None
 
     def _root_backbone(self, bb: Backbone) -> Backbone:
         seen = set()
@@ -234,19 +393,42 @@ class Study:
         return self.backbone_models() + self.embedder_models()
 
     def _comparisons(self) -> list[Comparison]:
+        """Every comparison of every pair; `X-E~X-E` is the noise floor (one per unordered pair of seeds).
+
+        A comparison that applies to no pair is an error; one skipped for a pair lacking a role is noted.
+        """
         out: list[Comparison] = []
         for i, spec in enumerate(self.config.get("comparisons", [])):
+            key = f"comparisons[{i}]"
             parts = spec.split("~")
             if len(parts) != 2 or not all(re.fullmatch(r"(base|reason|sft)(-E)?", p) for p in parts):
-                raise ConfigError(f"comparisons[{i}]: {spec!r} is not ROLE~ROLE (roles base/reason/sft, -E suffix)")
-            if parts[0] == parts[1]:
-                raise ConfigError(f"comparisons[{i}]: {spec!r} compares a model with itself")
-            per_seed = any(p.endswith("-E") for p in parts)
+                raise ConfigError(f"{key}: {spec!r} is not ROLE~ROLE (roles base/reason/sft, -E suffix)")
+            left, right = parts
+            seeds: list[tuple[int | None, int | None]]
+            if left == right:
+                if not left.endswith("-E"):
+                    raise ConfigError(f"{key}: {spec!r} compares a model with itself "
+                                      f"(the noise floor of two seeds is {left}-E~{left}-E)")
+                if len(self.seeds) < 2:
+                    raise ConfigError(f"{key}: {spec!r} compares two seeds of one embedder (noise floor) and needs "
+                                      f"at least two seeds, got seeds: {self.seeds}")
+                seeds = list(combinations(sorted(self.seeds), 2))
+            elif left.endswith("-E") or right.endswith("-E"):
+                seeds = [(s, None) for s in self.seeds]
+            else:
+                seeds = [(None, None)]
+            roles_needed = [p.removesuffix("-E") for p in parts]
+            applied = False
             for pair, roles in self.pairs.items():
-                if not all(p.removesuffix("-E") in roles for p in parts):
-                    continue  # e.g. base~sft for a pair without sft
-                for seed in self.seeds if per_seed else [None]:
-                    out.append(Comparison(pair, parts[0], parts[1], seed))
+                lacking = [r for r in roles_needed if r not in roles]
+                if lacking:  # e.g. base~sft for a pair without sft
+                    self.skipped_comparisons.append(f"{key} {spec} is skipped for pair {pair!r}: it has no {lacking[0]} role")
+                    continue
+                applied = True
+                out += [Comparison(pair, left, right, a, b) for a, b in seeds]
+            if not applied:
+                raise ConfigError(f"{key}: {spec!r} applies to no pair (no pair has both roles); "
+                                  "remove it or add the role to a pair")
         names = [c.name for c in out]
         if len(set(names)) != len(names):
             raise ConfigError("comparisons: duplicate entries")
@@ -263,7 +445,7 @@ class Study:
         out = {}
         for i, probe in enumerate(self.config.get("probes", [])):
             name = probe.get("name")
-            if not isinstance(name, str) or not SAFE_NAME.match(name):
+            if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
                 raise ConfigError(f"probes[{i}].name: {name!r} is not safe in paths")
             if name in out:
                 raise ConfigError(f"probes[{i}].name: duplicate probe name {name!r}")
@@ -273,3 +455,44 @@ class Study:
                 raise ConfigError(f"probes[{i}]: give exactly one of builtin, path, hf (got {sources or 'none'})")
             out[name] = probe
         return out
+
+    def _check_knn_k(self) -> None:
+        """Every kNN size must leave neighbours to find: k below the most rows a probe can have, as configured."""
+        ks = list((self.config.get("hrsa") or {}).get("knn_k") or [])
+        for i, probe in enumerate(self.config.get("probes", [])):
+            bound, why = probe_max_rows(probe)
+            too_big = [k for k in ks if bound is not None and k >= bound]
+            if too_big:
+                raise ConfigError(
+                    f"hrsa.knn_k: {too_big} too large for probe {probe['name']!r} (probes[{i}]), which has at most "
+                    f"{bound} rows ({why}); every k must be below the rows: lower hrsa.knn_k or enlarge the probe"
+                )
+
+
+def probe_max_rows(probe: dict[str, Any]) -> tuple[int | None, str]:
+    """The most rows a probe set can yield, as stated in its config (None if it does not say), and why."""
+    n_texts = probe.get("n_texts")
+    if n_texts is None:
+        return None, ""
+    if probe.get("granularity", "token") == "sentence":
+        return int(n_texts), f"n_texts={n_texts}, one row per text"
+    bounds = []
+    if probe.get("max_length"):
+        bounds.append((int(n_texts) * int(probe["max_length"]), f"n_texts={n_texts} x max_length={probe['max_length']}"))
+    if probe.get("max_tokens"):
+        bounds.append((int(probe["max_tokens"]), f"max_tokens={probe['max_tokens']}"))
+    return min(bounds) if bounds else (None, "")
+
+
+def _vocab_digest(tokenizer_json: Path) -> str | None:
+    """sha256 of a tokenizer.json's vocabulary with its added tokens (what extraction's tokenizer hash covers)."""
+    try:
+        data = json.loads(tokenizer_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    vocab = (data.get("model") or {}).get("vocab")
+    if not isinstance(vocab, dict):  # e.g. a unigram vocabulary (list of pieces): not compared offline
+        return None
+    vocab = dict(vocab)
+    vocab.update({t["content"]: t["id"] for t in data.get("added_tokens") or [] if "content" in t and "id" in t})
+    return "vocab:" + hashlib.sha256(json.dumps(sorted(vocab.items())).encode()).hexdigest()

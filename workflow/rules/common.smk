@@ -8,13 +8,15 @@ import sys
 sys.path.insert(0, str(REPO / "src"))
 
 from hrsa.errors import ConfigError  # noqa: E402
-from hrsa.grid import Study, model_id, parse_model_id  # noqa: E402
+from hrsa.grid import RECIPE_FLAGS, Study, model_id, parse_model_id  # noqa: E402
 from snakemake.exceptions import WorkflowError  # noqa: E402
 
 try:
     STUDY = Study(config, root=REPO)
 except ConfigError as exc:
     raise WorkflowError(f"invalid config: {exc}") from None
+for _note in STUDY.notes():  # comparisons skipped for a pair, checks left to later jobs
+    print(f"hrsa config: {_note}", file=sys.stderr)
 
 
 def _alternatives(values):
@@ -122,26 +124,6 @@ def backbone_parent(pair, role):
     """Input of a recipe backbone: the workflow-built directory it starts from (if any)."""
     bb = STUDY.backbone(pair, role)
     return model_input(f"{pair}.{bb.parent}") if bb.parent else []
-
-
-RECIPE_FLAGS = {
-    "pretrain": (
-        "corpus",
-        "steps",
-        "hidden_size",
-        "num_layers",
-        "num_heads",
-        "num_kv_heads",
-        "intermediate_size",
-        "vocab_size",
-        "batch_size",
-        "max_length",
-        "lr",
-        "seed",
-    ),
-    "rlvr": ("steps", "lr", "batch_size", "num_generations", "data", "seed"),
-    "sft": ("steps", "lr", "batch_size", "data", "seed"),
-}
 
 
 def recipe_args(pair, role):
