@@ -298,8 +298,8 @@ class Study:
 
     def _note_unchecked(self, pair: str, shapes: dict[str, Shape]) -> None:
         """Record which properties of a pair's roles could not be compared offline."""
-        if len(shapes) < 2:
-            return
+        if len({self._root_backbone(self.pairs[pair][role]).role for role in shapes}) < 2:
+            return  # every role is built from one model: same depth, width and tokenizer by construction
         missing = []
         for attr, what in (("depth", "depths"), ("width", "widths"), ("tokenizer", "tokenizers")):
             values = {getattr(s, attr) for s in shapes.values()}
@@ -307,8 +307,8 @@ class Study:
                 missing.append(what)
         if missing:
             self.unchecked.append(
-                f"pair {pair!r}: {', '.join(missing)} of {', '.join(shapes)} are not readable offline (no config.json / "
-                "tokenizer.json locally or in the hub cache); `hrsa compare` checks that their rows align"
+                f"pair {pair!r}: {', '.join(missing)} of {', '.join(shapes)} cannot be compared offline (config.json / "
+                "tokenizer.json not found locally or in the hub cache); `hrsa compare` checks that their rows align"
             )
 
     def _shape(self, bb: Backbone) -> Shape:
