@@ -36,7 +36,8 @@ def published(root: Path, name: str, depth: int = 4, width: int = 32, vocab: dic
     """A local 'published' backbone directory holding only config.json and tokenizer.json (no weights needed)."""
     d = root / name
     d.mkdir()
-    (d / "config.json").write_text(json.dumps({"model_type": "qwen2", "num_hidden_layers": depth, "hidden_size": width}))
+    config = {"model_type": "qwen2", "num_hidden_layers": depth, "hidden_size": width}
+    (d / "config.json").write_text(json.dumps(config))
     vocab = {"a": 0, "b": 1} if vocab is None else vocab
     (d / "tokenizer.json").write_text(json.dumps({"model": {"type": "BPE", "vocab": vocab, "merges": []},
                                                  "added_tokens": [{"id": 2, "content": "<|eos|>"}]}))
@@ -85,7 +86,7 @@ def test_published_depth_is_read_from_config_json_and_checked(config, repo, tmp_
 def test_num_layers_contradicting_any_role_is_an_error(config, repo, tmp_path):
     # the base is a hub id nobody has cached; the reason's config.json says 5 blocks
     local_pair(config, base="org/not-cached-anywhere", reason=published(tmp_path, "r", depth=5), num_layers=28)
-    with pytest.raises(ConfigError, match=r"pairs\[0\]\.num_layers: 28 contradicts the reason model, which has 5 blocks"):
+    with pytest.raises(ConfigError, match=r"pairs\[0\]\.num_layers: 28 contradicts the reason model, which has 5"):
         Study(validated(config, repo), root=tmp_path)
 
 

@@ -212,7 +212,8 @@ def _probe_source_rows(spec: dict[str, Any], root: Path) -> tuple[list[dict[str,
     rows = [{"text": r[text_field], "label": r[label] if label else None} for r in ds]
     kept = [r for r in rows if isinstance(r["text"], str) and r["text"].strip()]
     if len(kept) < len(rows):
-        print(f"probe {spec.get('name', '?')!r}: dropped {len(rows) - len(kept)} of {len(rows)} rows with an empty {text_field!r}")
+        dropped = len(rows) - len(kept)
+        print(f"probe {spec.get('name', '?')!r}: dropped {dropped} of {len(rows)} rows with an empty {text_field!r}")
     why = f"hub dataset {hf['dataset']} split {hf.get('split', 'test')!r} has no row with a non-empty {text_field!r}"
     return _select(kept, n, seed), why
 

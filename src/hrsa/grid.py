@@ -219,7 +219,8 @@ class Study:
         for k in spec:
             if k not in ("recipe", "from", *RECIPE_FLAGS[recipe]):
                 raise ConfigError(
-                    f"{key}.{k}: not an option of recipe {recipe!r} (known: recipe, from, {', '.join(RECIPE_FLAGS[recipe])})"
+                    f"{key}.{k}: not an option of recipe {recipe!r} "
+                    f"(known: recipe, from, {', '.join(RECIPE_FLAGS[recipe])})"
                 )
         options = {k: v for k, v in spec.items() if k not in ("recipe", "from") and v is not None}
         return Backbone(pair, role, recipe=recipe, parent=parent, options=options)
@@ -324,7 +325,10 @@ class Study:
         depth = width = None
         origin = f"{root.source}: no config.json offline"
         if config is not None:
-            data = json.loads(config.read_text())
+            try:
+                data = json.loads(config.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"pairs: {bb.model_id} ({root.source}): cannot read {config} ({exc})") from None
             data = data.get("text_config", data)
             depth, width = data.get("num_hidden_layers"), data.get("hidden_size")
             origin = str(config)
@@ -422,13 +426,14 @@ class Study:
             for pair, roles in self.pairs.items():
                 lacking = [r for r in roles_needed if r not in roles]
                 if lacking:  # e.g. base~sft for a pair without sft
-                    self.skipped_comparisons.append(f"{key} {spec} is skipped for pair {pair!r}: it has no {lacking[0]} role")
+                    note = f"{key} {spec} is skipped for pair {pair!r}: it has no {lacking[0]} role"
+                    self.skipped_comparisons.append(note)
                     continue
                 applied = True
                 out += [Comparison(pair, left, right, a, b) for a, b in seeds]
             if not applied:
-                raise ConfigError(f"{key}: {spec!r} applies to no pair (no pair has both roles); "
-                                  "remove it or add the role to a pair")
+                raise ConfigError(f"{key}: {spec!r} applies to no pair (none has every role it names: "
+                                  f"{', '.join(roles_needed)}); remove it or add the role to a pair")
         names = [c.name for c in out]
         if len(set(names)) != len(names):
             raise ConfigError("comparisons: duplicate entries")
@@ -478,7 +483,8 @@ def probe_max_rows(probe: dict[str, Any]) -> tuple[int | None, str]:
         return int(n_texts), f"n_texts={n_texts}, one row per text"
     bounds = []
     if probe.get("max_length"):
-        bounds.append((int(n_texts) * int(probe["max_length"]), f"n_texts={n_texts} x max_length={probe['max_length']}"))
+        length = int(probe["max_length"])
+        bounds.append((int(n_texts) * length, f"n_texts={n_texts} x max_length={length}"))
     if probe.get("max_tokens"):
         bounds.append((int(probe["max_tokens"]), f"max_tokens={probe['max_tokens']}"))
     return min(bounds) if bounds else (None, "")
