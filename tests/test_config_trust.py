@@ -202,6 +202,15 @@ def test_safe_name_rejects_a_trailing_newline(config, repo):
         Study(config, root=repo)
 
 
+def test_mteb_revision_rejects_a_trailing_newline():
+    from hrsa.errors import HrsaError
+    from hrsa.evaluation.run import check_model_id
+
+    check_model_id("hrsa/tiny", "r1")
+    with pytest.raises(HrsaError, match="revision"):
+        check_model_id("hrsa/tiny", "r1\n")  # the revision becomes a folder name
+
+
 @pytest.mark.parametrize("where", ["pair", "probe", "comparison"])
 def test_schema_patterns_reject_a_trailing_newline(config, repo, where):
     if where == "pair":

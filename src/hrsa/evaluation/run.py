@@ -40,7 +40,7 @@ INSTRUCTION_MODES = ("task", "model")
 # Keys of a model's own `prompts` (sentence-transformers column or prompt names) -> mteb prompt types.
 QUERY_PROMPT_KEYS = ("query", "anchor")
 DOCUMENT_PROMPT_KEYS = ("document", "passage", "corpus", "positive")
-_REVISION_OK = re.compile(r"^[A-Za-z0-9._+=-]+$")
+_REVISION_OK = re.compile(r"[A-Za-z0-9._+=-]+")  # fullmatch: `$` lets "r1\n" through
 
 
 # ------------------------------------------------------------------------------------------------------ task names
@@ -143,7 +143,7 @@ def check_model_id(model_name: str, revision: str) -> None:
     """mteb needs 'org/name'; the revision becomes a folder name, so it must be a single safe path component."""
     if model_name.count("/") != 1 or not all(model_name.split("/")):
         raise HrsaError(f"--model-name must look like 'org/name' (it keys the mteb result cache), got {model_name!r}")
-    if not _REVISION_OK.match(revision or "") or revision in {".", ".."}:
+    if not _REVISION_OK.fullmatch(revision or "") or revision in {".", ".."}:
         raise HrsaError(f"--revision must be a non-empty folder-safe string (letters, digits, ._+=-), got {revision!r}")
 
 
