@@ -74,8 +74,9 @@ def test_make_data_from_dataset_mines_missing_negatives(tmp_path, repo, capsys):
     assert main([*mine, "--num-negatives", "40", "--out", str(out)]) == 2 and not out.exists()
     assert "range_max 10 must be at least num_negatives 40" in capsys.readouterr().err
     assert main([*mine, "--num-negatives", "40", "--range-max", "60", "--out", str(out)]) == 2 and not out.exists()
-    err = capsys.readouterr().err  # 30 records hold too few candidates for 40 negatives: named, nothing written
-    assert "train.prepared.jsonl:1 (source pairs) after mining: `neg` has 0 texts, 40 asked" in err
+    captured = capsys.readouterr()  # 30 records hold too few candidates for 40 negatives: all dropped, nothing written
+    assert "dropped 30 records of source 'pairs'" in captured.out
+    assert "every record was dropped by mining" in captured.err
     assert main([*mine, "--out", str(out)]) == 0
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(rows) == 30
@@ -83,3 +84,15 @@ def test_make_data_from_dataset_mines_missing_negatives(tmp_path, repo, capsys):
         assert len(r["neg"]) == 2 and r["pos"][0] not in r["neg"]  # mined from the other rows' positives
         assert all(n.startswith("Milton wrote line") for n in r["neg"])
     assert validate_training_records(out, 2) == rows
+
+
+def test_pinned_row_count_samples_exactly_and_a_short_set_is_named(tmp_path):
+    ds = _triplets(tmp_path / "mirror")
+    entry = {"dataset": str(ds), "instruction": "Given a question, retrieve the answer", "neg_fields": ["negative"]}
+    full = hub_training_records(entry, num_negatives=1)
+    pinned = hub_training_records({**entry, "rows": 12}, num_negatives=1)
+    assert len(pinned) == 12 and all(r in full for r in pinned)
+    assert pinned == hub_training_records({**entry, "rows": 12}, num_negatives=1)  # the same sample every run
+    assert hub_training_records({**entry, "rows": len(full)}, num_negatives=1) == full
+    with pytest.raises(DataError, match=rf"mirror: {len(full)} rows, fewer than the {len(full) + 1} pinned"):
+        hub_training_records({**entry, "rows": len(full) + 1}, num_negatives=1)

@@ -242,6 +242,7 @@ def hub_training_records(entry: dict[str, Any], num_negatives: int = 0) -> list[
         raise DataError(f"hub dataset {name}: cannot load ({exc})") from None
     if entry.get("max_rows"):
         ds = ds.select(range(min(int(entry["max_rows"]), len(ds))))
+    ds = pin_rows(ds, name, int(entry.get("rows") or 0))
     qf, pf, nfs = entry.get("query_field", "anchor"), entry.get("pos_field", "positive"), entry.get("neg_fields", [])
     missing = [c for c in [qf, pf, *nfs] if c not in ds.column_names]
     if missing:
@@ -250,3 +251,13 @@ def hub_training_records(entry: dict[str, Any], num_negatives: int = 0) -> list[
     return [check_record({"query": [entry["instruction"], row[qf]], "pos": [row[pf]], "neg": [row[c] for c in nfs],
                           "source": source}, f"hub dataset {name} row {i}", num_negatives)
             for i, row in enumerate(ds)]
+
+
+def pin_rows(ds: Any, name: str, rows: int, seed: int = 0) -> Any:
+    """Exactly `rows` rows of a training set (a seeded sample when the set is larger; 0 = all), so a run trains on the
+    study's row counts; a set that comes up short is a DataError naming it."""
+    if not rows:
+        return ds
+    if len(ds) < rows:
+        raise DataError(f"hub dataset {name}: {len(ds)} rows, fewer than the {rows} pinned in training_data.hf[].rows")
+    return ds if len(ds) == rows else ds.shuffle(seed=seed).select(range(rows))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
 PROGRESS_EVERY = 50
 TRAIN_LOG = "train_log.jsonl"
 PROVENANCE = "provenance.json"
+CHECKPOINTS = "checkpoints"
+# files of a trainer checkpoint that make a loadable model (weights are *.safetensors)
+MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors.index.json")
 
 # draws one batch of training texts from the seeded generator
 BatchSampler = Callable[[random.Random, int], list[str]]
@@ -182,8 +186,12 @@ def save_backbone(
     log_rows: Sequence[dict[str, Any]],
     params: dict[str, Any],
     inputs: dict[str, str] | None = None,
+    kept: dict[str, Path] | None = None,
+    extra_files: dict[str, str] | None = None,
 ) -> Path:
-    """Write model, tokenizer, train_log.jsonl and provenance.json into `out` as one atomic directory rename."""
+    """Write model, tokenizer, train_log.jsonl and provenance.json into `out` as one atomic directory rename;
+    `kept` ({name: trainer checkpoint dir}) adds loadable intermediate models under out/checkpoints/{name}/,
+    `extra_files` ({file name: text}) adds small text files such as a reward curve."""
     quiet_transformers()
     out = Path(out)
     with atomic_path(out) as tmp:
@@ -191,6 +199,15 @@ def save_backbone(
         model.save_pretrained(tmp)
         _reset_backend(tokenizer)
         tokenizer.save_pretrained(tmp)
+        for name, src in (kept or {}).items():
+            dst = tmp / CHECKPOINTS / name
+            dst.mkdir(parents=True)
+            for f in src.iterdir():
+                if f.name in MODEL_FILES or f.suffix == ".safetensors":
+                    shutil.copy2(f, dst / f.name)
+            tokenizer.save_pretrained(dst)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
         (tmp / TRAIN_LOG).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in log_rows))
         write_json(tmp / PROVENANCE, provenance(params, inputs))
     return out

@@ -1,4 +1,9 @@
-"""RLVR sibling: GRPO (TRL) on arithmetic prompts with a verifiable reward (exact first integer)."""
+"""RLVR sibling: GRPO (TRL) with a verifiable reward.
+
+Two problem sources: seeded arithmetic with an exact-first-integer reward (the tiny offline default), or maths problems
+with worked solutions (GSM8K, MATH, JSONL; see hrsa.backbones.maths) rewarded by math-verify, as for real bases.
+Kept checkpoints (every `save_steps`) let prolonged-training drift be analysed from one RL run.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hrsa.backbones.common import PROGRESS_EVERY, load_backbone, model_inputs, progress, read_jsonl, save_backbone
+from hrsa.backbones.maths import Problem, ProblemSource, load_problems, problems_digest, verified_reward
 from hrsa.corpus import arithmetic_problems, correct_reward
 from hrsa.errors import HrsaError
 
@@ -18,6 +24,8 @@ if TYPE_CHECKING:
     from datasets import Dataset
 
 VERB = "rlvr"
+REWARDS = {"first_integer": correct_reward, "math_verify": verified_reward}
+CURVE = "reward_curve.tsv"
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,16 @@ class RlvrSettings:
     max_completion_length: int = 8
     seed: int = 0
     trust_remote_code: bool = False
+    reward: str = "auto"  # first_integer | math_verify | auto (math_verify for maths problems, else first_integer)
+    temperature: float = 1.0  # sampling temperature of the rollouts
+    save_steps: int = 0  # keep a loadable model every N steps under checkpoints/step-N (0: none)
+    problems: str | None = None  # maths problem source as JSON (hrsa.backbones.maths.ProblemSource)
+
+    def reward_name(self) -> str:
+        """The reward actually used."""
+        if self.reward != "auto":
+            return self.reward
+        return "math_verify" if self.problems else "first_integer"
 
     def validate(self) -> None:
         """Reject settings GRPO would refuse later; messages name the flag."""
@@ -49,13 +67,25 @@ class RlvrSettings:
             )
         if self.lr <= 0:
             raise HrsaError(f"--lr must be > 0, got {self.lr}")
+        if self.reward not in (*REWARDS, "auto"):
+            raise HrsaError(f"--reward must be one of {[*REWARDS, 'auto']}, got {self.reward!r}")
+        if self.temperature <= 0:
+            raise HrsaError(f"--temperature must be > 0, got {self.temperature}")
+        if self.save_steps < 0:
+            raise HrsaError(f"--save-steps must be >= 0, got {self.save_steps}")
+        if self.problems is not None:
+            ProblemSource.parse(self.problems)
 
 
-def prompt_dataset(settings: RlvrSettings, data: str | Path | None = None) -> Dataset:
-    """Dataset with columns prompt, answer: from a JSONL file, else enough seeded arithmetic problems for all steps."""
+def prompt_dataset(
+    settings: RlvrSettings, data: str | Path | None = None, problems: list[Problem] | None = None
+) -> Dataset:
+    """Dataset with columns prompt, answer: maths problems, a JSONL file, or enough seeded arithmetic for all steps."""
     from datasets import Dataset
 
-    if data is not None:
+    if problems is not None:
+        rows = [{"prompt": p.prompt, "answer": p.answer} for p in problems]
+    elif data is not None:
         rows = read_jsonl(data, ("prompt", "answer"))
     else:
         n = max(64, settings.steps * settings.batch_size // settings.num_generations)
@@ -82,6 +112,25 @@ def _progress_callback(steps: int) -> Any:
     return Progress()
 
 
+def reward_curve(log: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """Per-step reward curve from the trainer log: mean reward (= pass rate of sampled completions for a 0/1
+    reward), its std across completions, and the mean completion length."""
+    keys = {"reward": "reward", "reward_std": "reward_std", "completion_length": "completions/mean_length"}
+    return [
+        {"step": r["step"], **{k: float(r.get(src, float("nan"))) for k, src in keys.items()}}
+        for r in log
+        if "reward" in r and "step" in r
+    ]
+
+
+def curve_summary(curve: list[dict[str, float]]) -> str:
+    """One line: pass rate over the first and last thirds of the run."""
+    third = max(1, len(curve) // 3)
+    first = sum(r["reward"] for r in curve[:third]) / third
+    last = sum(r["reward"] for r in curve[-third:]) / third
+    return f"pass rate (mean reward) first third {first:.3f}, last third {last:.3f} over {len(curve)} steps"
+
+
 def _no_checkpointing(config_cls: type) -> dict[str, bool]:
     """Turn activation checkpointing off (TRL defaults it on; slow, useless at this size) under its current name."""
     names = {f.name for f in dataclasses.fields(config_cls)}
@@ -93,7 +142,8 @@ def _no_checkpointing(config_cls: type) -> dict[str, bool]:
 
 
 def rlvr(model: str, out: str | Path, settings: RlvrSettings = RlvrSettings(), data: str | Path | None = None) -> Path:
-    """GRPO-tune `model` (directory or hub id) on verifiable arithmetic; save model, tokenizer, log, provenance."""
+    """GRPO-tune `model` (directory or hub id) with a verifiable reward; save model, tokenizer, log, reward curve,
+    kept checkpoints and provenance."""
     import torch
     from transformers.trainer_callback import PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -102,7 +152,9 @@ def rlvr(model: str, out: str | Path, settings: RlvrSettings = RlvrSettings(), d
     inputs = model_inputs(model)  # raises HrsaError for a missing directory before anything heavy
     if data is not None:
         inputs["data"] = str(data)
-    dataset = prompt_dataset(settings, data)
+    problems = load_problems(ProblemSource.parse(settings.problems)) if settings.problems else None
+    dataset = prompt_dataset(settings, data, problems)
+    digest = problems_digest(problems) if problems else None
     cuda = torch.cuda.is_available()
     lm, tokenizer = load_backbone(model, settings.trust_remote_code, device="cpu")
     side = tokenizer.padding_side
@@ -116,8 +168,11 @@ def rlvr(model: str, out: str | Path, settings: RlvrSettings = RlvrSettings(), d
             max_completion_length=settings.max_completion_length,
             learning_rate=settings.lr,
             beta=0.0,
+            temperature=settings.temperature,
             logging_steps=1,
-            save_strategy="no",
+            save_strategy="steps" if settings.save_steps else "no",
+            save_steps=settings.save_steps or 500,
+            save_only_model=True,
             report_to="none",
             use_cpu=not cuda,
             bf16=cuda,
@@ -130,7 +185,7 @@ def rlvr(model: str, out: str | Path, settings: RlvrSettings = RlvrSettings(), d
         )
         trainer = GRPOTrainer(
             model=lm,
-            reward_funcs=correct_reward,
+            reward_funcs=REWARDS[settings.reward_name()],
             args=cfg,
             train_dataset=dataset,
             processing_class=tokenizer,
@@ -141,6 +196,23 @@ def rlvr(model: str, out: str | Path, settings: RlvrSettings = RlvrSettings(), d
         trainer.train()
         trained = trainer.accelerator.unwrap_model(trainer.model)
         log = list(trainer.state.log_history)
-    tokenizer.padding_side = side  # siblings keep the base's tokenizer files
-    params = {"verb": VERB, "model": model, "data": None if data is None else str(data), **dataclasses.asdict(settings)}
-    return save_backbone(out, trained, tokenizer, log, params, inputs)
+        tokenizer.padding_side = side  # siblings keep the base's tokenizer files
+        curve = reward_curve(log)
+        progress(VERB, curve_summary(curve))
+        kept = {f"step-{p.name.split('-')[-1]}": p for p in sorted(Path(scratch).glob("checkpoint-*"))}
+        params = {
+            "verb": VERB,
+            "model": model,
+            "data": None if data is None else str(data),
+            "reward_used": settings.reward_name(),
+            "problems_sha256": digest,
+            **dataclasses.asdict(settings),
+        }
+        extra = {CURVE: curve_tsv(curve)}
+        return save_backbone(out, trained, tokenizer, log, params, inputs, kept=kept, extra_files=extra)
+
+
+def curve_tsv(curve: list[dict[str, float]]) -> str:
+    """The reward curve as TSV text (step, reward, reward_std, completion_length), kept beside the model."""
+    cols = ["step", "reward", "reward_std", "completion_length"]
+    return "\t".join(cols) + "\n" + "".join("\t".join(f"{r[c]:g}" for c in cols) + "\n" for r in curve)

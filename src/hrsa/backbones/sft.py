@@ -1,4 +1,8 @@
-"""SFT sibling: plain causal-LM fine-tuning of a backbone on worked arithmetic solutions (or a JSONL of texts)."""
+"""SFT sibling: plain causal-LM fine-tuning of a backbone on worked solutions.
+
+Texts are seeded arithmetic solutions (the tiny offline default), a JSONL of texts, or the same maths problems the RLVR
+recipe uses (prompt + worked solution), so that the SFT and RLVR siblings differ only in the objective.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hrsa.backbones.common import BatchSampler, load_backbone, model_inputs, read_jsonl, save_backbone, train_causal_lm
+from hrsa.backbones.maths import ProblemSource, load_problems, problems_digest
 from hrsa.corpus import arithmetic_problems
 from hrsa.errors import HrsaError
 
@@ -24,6 +29,7 @@ class SftSettings:
     max_length: int = 64
     seed: int = 0
     trust_remote_code: bool = False
+    problems: str | None = None  # maths problem source as JSON (hrsa.backbones.maths.ProblemSource)
 
     def validate(self) -> None:
         """Reject settings that would fail inside torch; messages name the flag."""
@@ -32,6 +38,8 @@ class SftSettings:
                 raise HrsaError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise HrsaError(f"--lr must be > 0, got {self.lr}")
+        if self.problems is not None:
+            ProblemSource.parse(self.problems)
 
 
 def sft_texts(settings: SftSettings, data: str | Path | None = None) -> list[str]:
@@ -65,7 +73,12 @@ def sft(model: str, out: str | Path, settings: SftSettings = SftSettings(), data
     inputs = model_inputs(model)  # raises HrsaError for a missing directory before anything heavy
     if data is not None:
         inputs["data"] = str(data)
-    texts = sft_texts(settings, data)
+    digest = None
+    if settings.problems is not None:
+        problems = load_problems(ProblemSource.parse(settings.problems))
+        texts, digest = [p.prompt + p.solution for p in problems], problems_digest(problems)
+    else:
+        texts = sft_texts(settings, data)
     device = torch_device("auto")
     lm, tokenizer = load_backbone(model, settings.trust_remote_code, device=device)
     rows = train_causal_lm(
@@ -80,5 +93,11 @@ def sft(model: str, out: str | Path, settings: SftSettings = SftSettings(), data
         device=device,
         verb=VERB,
     )
-    params = {"verb": VERB, "model": model, "data": None if data is None else str(data), **dataclasses.asdict(settings)}
+    params = {
+        "verb": VERB,
+        "model": model,
+        "data": None if data is None else str(data),
+        "problems_sha256": digest,
+        **dataclasses.asdict(settings),
+    }
     return save_backbone(out, lm, tokenizer, rows, params, inputs)

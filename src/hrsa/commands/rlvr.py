@@ -22,9 +22,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-completion-length", type=int, default=_D.max_completion_length)
     parser.add_argument("--seed", type=int, default=_D.seed)
     parser.add_argument(
+        "--reward", default=_D.reward, help="first_integer | math_verify | auto (math_verify when --problems is given)"
+    )
+    parser.add_argument("--temperature", type=float, default=_D.temperature, help="rollout sampling temperature")
+    parser.add_argument(
+        "--save-steps", type=int, default=_D.save_steps, help="keep a loadable model every N steps (0: none)"
+    )
+    parser.add_argument(
         "--data",
         default=None,
         help="JSONL with 'prompt' and 'answer' fields (default: seeded arithmetic, operands 0-9)",
+    )
+    parser.add_argument(
+        "--problems",
+        default=None,
+        help="maths problems as JSON: {dataset|path, config, split, question_field, solution_field, answer_format"
+        " (gsm8k|boxed), limit}; the same set serves the RLVR and SFT siblings",
     )
     parser.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off)")
 
@@ -41,5 +54,9 @@ def run(args: argparse.Namespace) -> None:
         max_completion_length=args.max_completion_length,
         seed=args.seed,
         trust_remote_code=args.trust_remote_code,
+        problems=args.problems,
+        reward=args.reward,
+        temperature=args.temperature,
+        save_steps=args.save_steps,
     )
     rlvr(args.model, args.out, settings, data=args.data)

@@ -21,6 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", default=None, help="JSONL with a 'text' field (default: seeded worked solutions, operands 0-9)"
     )
+    parser.add_argument(
+        "--problems",
+        default=None,
+        help="maths problems as JSON: {dataset|path, config, split, question_field, solution_field, answer_format"
+        " (gsm8k|boxed), limit}; the same set serves the RLVR and SFT siblings",
+    )
     parser.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off)")
 
 
@@ -35,5 +41,6 @@ def run(args: argparse.Namespace) -> None:
         max_length=args.max_length,
         seed=args.seed,
         trust_remote_code=args.trust_remote_code,
+        problems=args.problems,
     )
     sft(args.model, args.out, settings, data=args.data)
