@@ -125,8 +125,12 @@ def test_paper_config(repo):
     assert study.num_layers == {"qwen25-1b5": 28, "qwen3-0b6": 28}
     assert len(study.layers("qwen25-1b5")) == 30  # hidden states 0..28 plus pooled
     built = study.built_backbones()
-    assert [(b.pair, b.role, b.recipe, b.parent) for b in built] == [("qwen3-0b6", "reason", "rlvr", "base")]
-    assert study.recipe_options(built[0])["steps"] == 200
+    assert [(b.pair, b.role, b.recipe, b.parent) for b in built] == [
+        ("qwen3-0b6", "reason", "rlvr", "base"), ("qwen3-0b6", "sft", "sft", "base")]
+    rlvr, sft = (study.recipe_options(b) for b in built)
+    assert rlvr["steps"] == 200 and rlvr["lr"] == 1e-6 and rlvr["num_generations"] == 8
+    assert rlvr["temperature"] == 1.0 and rlvr["max_completion_length"] >= 512 and rlvr["save_steps"] > 0
+    assert rlvr["problems"] == sft["problems"] and rlvr["problems"]["dataset"] == "openai/gsm8k"  # same problems
 
 
 def test_pair_training_overrides_only_its_keys(config, repo):

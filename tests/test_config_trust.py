@@ -161,7 +161,9 @@ def test_comparison_that_applies_to_no_pair_is_an_error(config, repo):
 
 
 def test_comparison_skipped_for_one_pair_is_recorded(repo):
-    study = Study(validated(yaml.safe_load((repo / "config/paper.yaml").read_text()), repo), root=repo)
+    paper = yaml.safe_load((repo / "config/paper.yaml").read_text())
+    del paper["pairs"][1]["sft"]  # a pair without an sft sibling
+    study = Study(validated(paper, repo), root=repo)
     skipped = study.skipped_comparisons
     assert "comparisons[1] base~sft is skipped for pair 'qwen3-0b6': it has no sft role" in skipped
     assert len(skipped) == 3  # base~sft, base-E~sft-E, sft~sft-E

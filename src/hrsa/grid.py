@@ -41,8 +41,20 @@ RECIPE_FLAGS: dict[str, tuple[str, ...]] = {
         "lr",
         "seed",
     ),
-    "rlvr": ("steps", "lr", "batch_size", "num_generations", "data", "seed"),
-    "sft": ("steps", "lr", "batch_size", "data", "seed"),
+    "rlvr": (
+        "steps",
+        "lr",
+        "batch_size",
+        "num_generations",
+        "data",
+        "seed",
+        "reward",
+        "temperature",
+        "max_completion_length",
+        "save_steps",
+        "problems",
+    ),
+    "sft": ("steps", "lr", "batch_size", "data", "seed", "max_length", "problems"),
 }
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hrsa.grid import parse_model_id
+from hrsa.grid import parse_comparison, parse_model_id
 from hrsa.stats import paired_comparison
 
 HEADLINE_METRICS = ("cka-linear-biased", "dimwise-corr", "knn-jaccard-k10-cosine", "procrustes-rvr")
@@ -36,11 +36,10 @@ def load_hrsa(hrsa_dir: Path) -> pd.DataFrame:
     frames = []
     for path in sorted(hrsa_dir.glob("*/*.parquet")):
         df = pd.read_parquet(path)
-        name = path.stem
-        pair, rest = name.split(".", 1)
-        kind, _, seed = rest.partition(".s")
-        df = df.assign(probe=path.parent.name, comparison=name, pair=pair, kind=kind,
-                       seed=int(seed) if seed else -1)
+        c = parse_comparison(path.stem)
+        # a noise floor (two seeds of one recipe) is keyed by its left seed; its kind names it (`X-E~X-E`)
+        df = df.assign(probe=path.parent.name, comparison=path.stem, pair=c.pair, kind=c.kind,
+                       seed=-1 if c.seed is None else c.seed)
         frames.append(df)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

@@ -137,6 +137,11 @@ def recipe_args(pair, role):
         value = opts.get(key)
         if value in (None, ""):
             continue
+        if key == "problems":
+            if not (value.get("dataset") or value.get("path")):
+                continue  # no maths problems: the recipe's generated arithmetic
+            args += ["--problems", as_json(value)]
+            continue
         if key in ("corpus", "data"):
             value = REPO / value
         args += [f"--{key.replace('_', '-')}", q(value)]

@@ -50,7 +50,8 @@ class ProblemSource:
         unknown = sorted(set(spec) - known)
         if unknown:
             raise HrsaError(f"problems: unknown key(s) {unknown} (known: {sorted(known)})")
-        source = cls(**spec)
+        # the config schema fills unset keys with "" / 0: those mean "not given"
+        source = cls(**{k: v for k, v in spec.items() if v not in ("", None) and not (k == "limit" and v == 0)})
         if (source.dataset is None) == (source.path is None):
             raise HrsaError("problems: give exactly one of `dataset` (hub id) or `path` (JSONL)")
         if source.answer_format not in ANSWER_FORMATS:
