@@ -1,4 +1,4 @@
-"""Training trust: resumable state is keyed by the content of its inputs, and a diverged run is a failure, not an embedder."""
+"""Training trust: resumable state is keyed by the content of its inputs; a diverged run fails instead of saving."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ RECIPE = {"max_length": 64, "batch_size": 8, "mini_batch_size": 8, "max_steps": 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory, repo) -> Path:
-    from hrsa.cli import main
+    """64 demo training records (verse and arithmetic) with two negatives each."""
+    from hrsa.data import demo_training_records, write_jsonl
 
     path = tmp_path_factory.mktemp("trust") / "train.jsonl"
-    spec = {"builtin": "demo", "n_records": 64, "num_negatives": 2}
-    assert main(["make-data", "train", "--spec", json.dumps(spec), "--root", str(repo), "--out", str(path)]) == 0
+    write_jsonl(path, demo_training_records(repo / "data/corpus/milton", 64, num_negatives=2))
     return path
 
 
@@ -84,7 +84,7 @@ def test_fingerprint_follows_content_not_path(tmp_path, tiny_backbone, data):
 
 
 def test_resuming_a_finished_schedule_trains_no_further(tmp_path, tiny_backbone, data, monkeypatch):
-    """A job killed after its last checkpoint but before the embedder is saved resumes to exactly the scheduled steps."""
+    """Killed after its last checkpoint, before the save: the rerun ends at exactly the scheduled steps."""
     import hrsa.train
 
     def killed(*args, **kwargs):

@@ -239,7 +239,8 @@ def make_guard(recipe: Recipe) -> Any:
             if state.max_steps > 0 and state.global_step >= state.max_steps:
                 raise _ScheduleComplete
 
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
+                   **kwargs: Any) -> None:
             for key in ("loss", "grad_norm"):
                 value = (logs or {}).get(key)
                 if value is not None and not math.isfinite(float(value)):
@@ -305,8 +306,8 @@ def train_embedder(
     device: str = "auto",
     trust_remote_code: bool = False,
 ) -> dict[str, Any]:
-    """Train one embedder; resumes from the newest checkpoint in `checkpoints` written from the same inputs (by content);
-    writes `out` atomically. A finished run removes its checkpoints; a diverged one fails and removes them too."""
+    """Train one embedder; resumes from the newest checkpoint in `checkpoints` written from the same inputs (by
+    content); writes `out` atomically. A finished run removes its checkpoints; a diverged one fails and removes them too."""
     import shutil
 
     from hrsa.io import fingerprinted_dir
