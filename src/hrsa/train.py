@@ -6,6 +6,7 @@ mean pooling without instruction tokens, bidirectional attention, one source dat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, fields
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hrsa.data import validate_training_records
-from hrsa.errors import ConfigError
+from hrsa.errors import ConfigError, HrsaError
 
 LORA_DEFAULTS: dict[str, Any] = {"r": 16, "alpha": 32, "dropout": 0.0,
                                  "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
@@ -201,8 +202,97 @@ def build_trainer(backbone: str, records: list[dict[str, Any]], checkpoints: str
         multi_dataset_batch_sampler=MultiDatasetBatchSamplers.PROPORTIONAL,
         dataloader_drop_last=True,
         disable_tqdm=True,
+        logging_nan_inf_filter=False,  # a NaN loss is logged as NaN (not hidden), so the guard can fail the run
     )
-    return SentenceTransformerTrainer(model=model, args=args, train_dataset=train_ds, loss=loss)
+    return SentenceTransformerTrainer(model=model, args=args, train_dataset=train_ds, loss=loss,
+                                      callbacks=[make_guard(recipe)])
+
+
+TRAINING_PACKAGES = ("hrsa", "torch", "transformers", "sentence-transformers", "peft", "accelerate")
+DIVERGENCE_HINT = ("lower training.learning_rate (or raise training.warmup_ratio / training.temperature); no embedder "
+                   "was written and the run's checkpoints were discarded")
+
+
+class TrainingDiverged(HrsaError):
+    """Non-finite loss, gradient or weights: the run's result is garbage, so the job fails instead of saving it."""
+
+
+class _ScheduleComplete(Exception):
+    """Raised before a step past the schedule (resume from a finished run's last checkpoint): nothing left to train."""
+
+
+def recipe_settings(recipe: Recipe) -> str:
+    """The optimisation settings that make a run diverge, as config keys, for error messages."""
+    keys = ("learning_rate", "warmup_ratio", "temperature", "batch_size", "weight_decay")
+    return ", ".join(f"training.{k}={getattr(recipe, k)!r}" for k in keys)
+
+
+def make_guard(recipe: Recipe) -> Any:
+    """A TrainerCallback that fails the run on a non-finite logged loss or gradient norm (checked every step) and stops
+    it before any step past the schedule (HF resuming mid-epoch from the final checkpoint would take one more step)."""
+    import math
+
+    from transformers import TrainerCallback
+
+    class TrainingGuard(TrainerCallback):
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.max_steps > 0 and state.global_step >= state.max_steps:
+                raise _ScheduleComplete
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
+                   **kwargs: Any) -> None:
+            for key in ("loss", "grad_norm"):
+                value = (logs or {}).get(key)
+                if value is not None and not math.isfinite(float(value)):
+                    raise TrainingDiverged(
+                        f"training diverged: {key} is {float(value)} at step {state.global_step} of {state.max_steps} "
+                        f"({recipe_settings(recipe)}): {DIVERGENCE_HINT}")
+
+    return TrainingGuard()
+
+
+def check_finite_weights(model: Any, step: int, recipe: Recipe) -> None:
+    """Refuse to save weights holding NaN or inf (a divergence the logged loss did not show)."""
+    import torch
+
+    for name, param in model.named_parameters():
+        if not bool(torch.isfinite(param).all()):
+            raise TrainingDiverged(
+                f"training diverged: non-finite weights in {name} after step {step} ({recipe_settings(recipe)}): "
+                f"{DIVERGENCE_HINT}")
+
+
+def backbone_hash(backbone: str) -> str:
+    """Content hash of every file of a local backbone (weights, config, tokenizer, code), or of a hub backbone's
+    cached weight files, so a backbone rebuilt at the same path is a different input."""
+    from hrsa.io import sha256_tree
+
+    local = Path(backbone)
+    if local.is_dir():
+        return sha256_tree(local)
+    from hrsa.extract import hub_content_hash
+
+    return hub_content_hash(backbone)
+
+
+def training_fingerprint(backbone: str, data_path: str, seed: int, recipe: Recipe, device: str,
+                         trust_remote_code: bool = False) -> dict[str, Any]:
+    """What the checkpoints of a run depend on, by content: backbone files, training data, recipe (attention, LoRA,
+    schedule...), seed, device and the versions of the training stack. Paths are deliberately left out."""
+    from hrsa.io import package_versions, sha256_file
+
+    return {"backbone": backbone_hash(backbone), "data": sha256_file(data_path), "seed": seed,
+            "recipe": recipe.__dict__, "device": device, "trust_remote_code": trust_remote_code,
+            "packages": package_versions(TRAINING_PACKAGES)}
+
+
+def run_training(trainer: Any, resume: Path | None) -> None:
+    """trainer.train() with resume; a checkpoint that already completes the schedule is taken as the result."""
+    try:
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    except _ScheduleComplete:
+        print(f"{resume} already completes the schedule ({trainer.state.global_step} steps): no further training",
+              flush=True)
 
 
 def train_embedder(
@@ -216,26 +306,37 @@ def train_embedder(
     device: str = "auto",
     trust_remote_code: bool = False,
 ) -> dict[str, Any]:
-    """Train one embedder; resumes from the newest checkpoint in `checkpoints`; writes `out` atomically."""
-    from hrsa.io import fingerprinted_dir, sha256_file
+    """Train one embedder; resumes from the newest checkpoint in `checkpoints` written from the same inputs (by
+    content); writes `out` atomically. A finished run removes its checkpoints; a diverged one fails and removes them too."""
+    import shutil
+
+    from hrsa.io import fingerprinted_dir
     from hrsa.runtime import torch_device
 
     records = validate_training_records(data_path, recipe.num_negatives)
     device = torch_device(device)
-    fingerprinted_dir(checkpoints, {"backbone": backbone, "data": sha256_file(data_path), "seed": seed,
-                                    "recipe": recipe.__dict__, "device": device})
     trainer = build_trainer(backbone, records, checkpoints, seed, recipe, device, trust_remote_code)
+    with contextlib.suppress(OSError):
+        Path(checkpoints).rmdir()  # the one the trainer just created, if empty: no stale state to report as discarded
+    fingerprinted_dir(checkpoints, training_fingerprint(backbone, data_path, seed, recipe, device, trust_remote_code))
     resume = last_checkpoint(Path(checkpoints))
     if resume:
         print(f"resuming from {resume}", flush=True)
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     model = trainer.model
-    if recipe.lora is not None:
-        print(f"merged {merge_lora(model[0].auto_model)} LoRA layers into the weights", flush=True)
-    return save_embedder(model, trainer, out, model_id, {
+    try:
+        run_training(trainer, resume)
+        if recipe.lora is not None:
+            print(f"merged {merge_lora(model[0].auto_model)} LoRA layers into the weights", flush=True)
+        check_finite_weights(model, trainer.state.global_step, recipe)
+    except TrainingDiverged:
+        shutil.rmtree(checkpoints, ignore_errors=True)  # they may hold non-finite weights: never resume from them
+        raise
+    prov = save_embedder(model, trainer, out, model_id, {
         "backbone": backbone, "data": data_path, "seed": seed, "recipe": recipe.__dict__, "device": device,
         "resumed_from": str(resume) if resume else None,
     })
+    shutil.rmtree(checkpoints)  # finished: nothing a later run could resume from by mistake
+    return prov
 
 
 def save_embedder(model: Any, trainer: Any, out: str, model_id: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -267,7 +368,6 @@ def check_reload(model: Any, saved: Path, atol: float = 1e-4) -> float:
     A save that loses anything (attention mode, pooling, prompts, merged LoRA weights) fails the job here instead of
     producing an embedder that differs from the one trained. Returns the largest absolute difference.
     """
-    from hrsa.errors import HrsaError
 
     prompt = (model.prompts or {}).get("query")
     reloaded = load_embedder(saved, device=str(model.device))
