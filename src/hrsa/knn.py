@@ -159,10 +159,11 @@ def read_graph(path: str | Path, activations: str | Path, layer: str) -> tuple[n
         if key not in stored:
             raise HrsaError(f"kNN graph {path} carries no {what[key]} stamp (written by an older hrsa); {redo}")
         if stored[key] != expected[key]:
-            raise HrsaError(f"kNN graph {path} was built for {what[key]} {stored[key][:16]!r}, not {expected[key][:16]!r} "
-                            f"of {activations} layer {layer}; {redo}")
+            raise HrsaError(f"kNN graph {path} was built for {what[key]} {stored[key][:16]!r}, "
+                            f"not {expected[key][:16]!r} of {activations} layer {layer}; {redo}")
     n = int(read_meta(activations)["n_rows"])
-    if indices.shape != (n, k) or similarities.shape != (n, k) or (n and not 0 <= indices.min() <= indices.max() < n):
+    in_range = n == 0 or 0 <= indices.min() <= indices.max() < n
+    if indices.shape != (n, k) or similarities.shape != (n, k) or not in_range:
         raise HrsaError(f"kNN graph {path} holds arrays of shape {indices.shape}/{similarities.shape} or indices out of "
                         f"range for {n} rows and k={k}; {redo}")
     return indices, similarities

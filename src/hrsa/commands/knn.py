@@ -9,7 +9,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--activations", required=True, help="activation directory of one model on one probe set")
     p.add_argument("--layer", required=True, help="layer name, e.g. 3 or pooled")
     p.add_argument("--k", type=int, default=50, help="neighbours kept per row (the largest k any metric uses)")
-    p.add_argument("--out", required=True, help="output .npz (indices, similarities; stamped with model, layer, k and activation hash)")
+    p.add_argument("--out", required=True,
+                   help="output .npz: indices and similarities, stamped with model, layer, k and activation hash")
 
 
 def run(args: argparse.Namespace) -> None:
