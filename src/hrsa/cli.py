@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 from collections.abc import Sequence
@@ -55,7 +56,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HrsaError as exc:
         print(f"hrsa {args.verb}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        message = os_error_message(exc, getattr(args, "out", None))
+        if message is None:
+            raise  # not about a file or the disk: a bug, keep the traceback
+        print(f"hrsa {args.verb}: error: {message}", file=sys.stderr)
+        return 2
     return 0
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+_NOT_A_DIR = (errno.EEXIST, errno.ENOTDIR, errno.EISDIR)
+
+
+def os_error_message(exc: OSError, out: object = None) -> str | None:
+    """One line for a file-system error (naming the file and what to do), or None for an OSError that names no file
+    and is not a full disk. Outputs are written atomically, so nothing finished has been replaced when this happens."""
+    no_space = exc.errno in _NO_SPACE or "No space left on device" in str(exc)
+    target = exc.filename or out
+    if no_space:
+        return (f"no space left on device while writing {target}: free space there (or point the results or work "
+                "directory elsewhere) and re-run; nothing finished was replaced")
+    if not exc.filename:
+        return None
+    reason = exc.strerror or str(exc)
+    if exc.errno in _NOT_WRITABLE:
+        hint = "make it writable or choose another directory, then re-run"
+    elif exc.errno in _NOT_A_DIR:
+        hint = "a file is in the way of a directory (or the other way round): move it or choose another path"
+    elif exc.errno == errno.ENOENT:
+        hint = "check the path (did the job that writes it finish?)"
+    else:
+        hint = "check the file and the file system, then re-run"
+    return f"{exc.filename}: {reason}; {hint}"
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import numpy as np
 from hrsa.activations import check_aligned, iter_layer, load_layer, load_rows, read_meta
 from hrsa.data import read_jsonl
 from hrsa.errors import HrsaError
-from hrsa.knn import graph_distances
+from hrsa.knn import graph_distances, read_graph
 
 COLUMNS = ["comparison", "layer_x", "layer_y", "metric", "value", "ci_low", "ci_high", "null_mean", "null_q95", "n"]
 
@@ -68,13 +68,6 @@ def probe_labels(probe_path: Path, text_ids: np.ndarray) -> np.ndarray | None:
     return np.asarray(labels)
 
 
-def _knn(path: Path, row_hash: str) -> tuple[np.ndarray, np.ndarray]:
-    with np.load(path) as z:
-        if str(z["row_hash"]) != row_hash:
-            raise HrsaError(f"kNN graph {path} was built from other activations (row hash differs); rebuild it")
-        return z["indices"], z["similarities"]
-
-
 def compare(
     left: Path,
     right: Path,
@@ -113,8 +106,8 @@ def compare(
     for li, layer in enumerate(layers):
         X, Y = load_layer(left, layer), load_layer(right, layer)
         n = len(X)
-        Il, Sl = _knn(knn_left / f"layer={layer}.npz", ml["row_hash"])
-        Ir, Sr = _knn(knn_right / f"layer={layer}.npz", mr["row_hash"])
+        Il, Sl = read_graph(knn_left / f"layer={layer}.npz", left, layer)
+        Ir, Sr = read_graph(knn_right / f"layer={layer}.npz", right, layer)
         for name, metric in metrics.REGISTRY.items():
             hp = metric_hp(metric, Il, Ir, labels, seed)
             if hp is None or (name.startswith("procrustes") and X.shape[1] != Y.shape[1]):

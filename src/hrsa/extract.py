@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from hrsa.activations import LayerWriter, layer_dir, row_hash
+from hrsa.activations import LayerWriter, combine_hashes, layer_dir, row_hash
 from hrsa.data import read_jsonl
 from hrsa.errors import HrsaError
 from hrsa.grid import POOLED
@@ -212,7 +212,7 @@ def extract(
                                          write_threads if overlap_writes else 0, compression)
     bar.close()
     meta.update(dim=dim, shards=len(plan.shards), shards_resumed=len(done), seconds=round(time.time() - t0, 3),
-                write_seconds=round(write_seconds, 3))
+                write_seconds=round(write_seconds, 3), layer_hashes=layer_hashes(work, layers, len(plan.shards)))
     with atomic_path(out) as tmp:
         for layer in layers:
             dest = layer_dir(tmp, layer)
@@ -238,6 +238,17 @@ def shard_file(work: Path, layer: str, k: int) -> Path:
 
 def _shard_rows(plan: Plan, k: int) -> int:
     return sum(plan.batch_rows(b) for b in range(*plan.shards[k]))
+
+
+def layer_hashes(work: Path, layers: list[str], n_shards: int) -> dict[str, str]:
+    """Per layer, the content hash of its shard files (`activations.layer_hash`), from the hashes each shard's done
+    marker recorded when it was written (a marker without them, from an older run, gets its files hashed now)."""
+    per_shard = []
+    for k in range(n_shards):
+        recorded = json.loads((work / f"shard-{k:05d}.done").read_text()).get("sha256", {})
+        per_shard.append({layer: recorded.get(layer) or sha256_file(shard_file(work, layer, k)) for layer in layers})
+    return {layer: combine_hashes([(shard_file(work, layer, k).name, per_shard[k][layer]) for k in range(n_shards)])
+            for layer in layers}
 
 
 def prepare_work_dir(work: Path, fingerprint: dict[str, Any]) -> set[int]:
@@ -323,7 +334,8 @@ def write_shard(plan: Plan, k: int, loaded: LoadedModel, layers: list[str], dims
     bg.shutdown()
     for layer in layers:
         os.replace(tmp[layer], shard_file(work, layer, k))
-    (work / f"shard-{k:05d}.done").write_text(json.dumps({"rows": _shard_rows(plan, k)}) + "\n")
+    hashes = {layer: w.sha256 for layer, w in writers.items()}
+    (work / f"shard-{k:05d}.done").write_text(json.dumps({"rows": _shard_rows(plan, k), "sha256": hashes}) + "\n")
     return sum(w.write_seconds for w in writers.values())
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -109,3 +110,60 @@ def graph_distances(similarities: np.ndarray, metric: KnnMetric = "cosine") -> n
     if metric == "l2":
         return np.sqrt(np.clip(-s, 0.0, None))
     raise HrsaError(f"kNN metric must be 'cosine' or 'l2', got {metric!r}")
+
+
+# ------------------------------------------------------------------------------------------------ stored graphs
+#: what a stored graph must agree on with the activations it is read against (besides k, checked against its shape)
+STAMP_KEYS = ("model_id", "layer", "activation_hash", "row_hash")
+
+
+def graph_stamp(activations: str | Path, layer: str) -> dict[str, str]:
+    """Identity of the rows a graph is built from: model id, layer, the layer's content hash and the row order."""
+    from hrsa.activations import layer_hash, read_meta
+
+    meta = read_meta(activations)
+    return {"model_id": str(meta["model_id"]), "layer": str(layer), "activation_hash": layer_hash(activations, layer),
+            "row_hash": str(meta["row_hash"])}
+
+
+def write_graph(path: str | Path, indices: np.ndarray, similarities: np.ndarray, stamp: dict[str, str]) -> None:
+    """Store a kNN graph (.npz, written atomically) stamped with its activations' identity and k."""
+    from hrsa.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, indices=indices.astype(np.int32), similarities=similarities.astype(np.float32),
+                     k=np.array(indices.shape[1]), **{key: np.array(stamp[key]) for key in STAMP_KEYS})
+
+
+def read_graph(path: str | Path, activations: str | Path, layer: str) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, similarities) of a stored kNN graph, after checking it was built from exactly these activations at
+    this layer; HrsaError naming the file and the mismatch (other model, layer or activations, or a damaged file)."""
+    import zipfile
+
+    from hrsa.activations import read_meta
+
+    redo = "delete it and re-run its knn job"
+    expected = graph_stamp(activations, layer)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            stored = {key: str(z[key]) for key in STAMP_KEYS if key in z.files}
+            indices, similarities, k = z["indices"], z["similarities"], int(z["k"])
+    except FileNotFoundError as exc:
+        raise HrsaError(f"kNN graph {path} does not exist; run its knn job") from exc
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise HrsaError(f"kNN graph {path} is truncated or unreadable ({exc}); {redo}") from exc
+    what = {"model_id": "model", "layer": "layer", "activation_hash": "activations (content hash)",
+            "row_hash": "rows"}
+    for key in STAMP_KEYS:
+        if key not in stored:
+            raise HrsaError(f"kNN graph {path} carries no {what[key]} stamp (written by an older hrsa); {redo}")
+        if stored[key] != expected[key]:
+            raise HrsaError(f"kNN graph {path} was built for {what[key]} {stored[key][:16]!r}, "
+                            f"not {expected[key][:16]!r} of {activations} layer {layer}; {redo}")
+    n = int(read_meta(activations)["n_rows"])
+    in_range = n == 0 or 0 <= indices.min() <= indices.max() < n
+    if indices.shape != (n, k) or similarities.shape != (n, k) or not in_range:
+        raise HrsaError(f"kNN graph {path} holds arrays of shape {indices.shape}/{similarities.shape} or indices out of "
+                        f"range for {n} rows and k={k}; {redo}")
+    return indices, similarities

@@ -265,6 +265,24 @@ def summarize(result: Any, task: Any) -> dict[str, Any]:
     }
 
 
+def hub_miss(exc: BaseException, tasks: Sequence[Any]) -> HrsaError | None:
+    """A one-line error for task data that is neither in the Hugging Face cache nor reachable (HF_HUB_OFFLINE=1 or no
+    network), naming the task(s) and how to pre-fetch; None when `exc` is not such a miss."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    text = str(exc)
+    if not isinstance(exc, (ConnectionError, LocalEntryNotFoundError)) and "offline" not in text.lower():
+        return None
+    paths = {t.metadata.name: str((t.metadata.dataset or {}).get("path", "")) for t in tasks}
+    names = [name for name, path in paths.items() if path and path in text] or list(paths)
+    fetch = f"import mteb; [t.load_data() for t in mteb.get_tasks(tasks={names!r})]"
+    return HrsaError(
+        f"data of evaluation task(s) {', '.join(names)} is not in the Hugging Face cache and the hub cannot be reached "
+        f"({text}); pre-fetch it into the same HF cache (HF_HOME) on a machine with network access, e.g. "
+        f'python -c "{fetch}", then re-run'
+    )
+
+
 def _cached(cache: Any, tasks: Sequence[Any], model_name: str, revision: str) -> dict[str, Any] | None:
     """Cached TaskResults when every task is complete for (name, revision), so the model need not be loaded."""
     found = {}
@@ -309,14 +327,20 @@ def evaluate(
     results = _cached(cache, tasks, model_name, revision)
     if results is None:
         encoder = load_encoder(model_dir, model_name, revision, device, prompts)
-        mteb.evaluate(
-            encoder,
-            tasks,
-            cache=cache,
-            overwrite_strategy="only-missing",
-            encode_kwargs={"batch_size": batch_size, "show_progress_bar": False},
-            show_progress_bar=False,
-        )
+        try:
+            mteb.evaluate(
+                encoder,
+                tasks,
+                cache=cache,
+                overwrite_strategy="only-missing",
+                encode_kwargs={"batch_size": batch_size, "show_progress_bar": False},
+                show_progress_bar=False,
+            )
+        except (ConnectionError, FileNotFoundError) as exc:
+            offline = hub_miss(exc, tasks)
+            if offline is None:
+                raise
+            raise offline from exc
         # read back what mteb stored (rounded), so a fresh run and a cached rerun report identical numbers
         results = _cached(cache, tasks, model_name, revision)
         if results is None:
