@@ -27,7 +27,8 @@ def resolve_miner(name: str) -> str:
 
 
 def mine_negatives(records: list[dict[str, Any]], miner: str, num_negatives: int, relative_margin: float = 0.05,
-                   range_max: int = 50, batch_size: int = 64, device: str = "cpu") -> tuple[list[dict[str, Any]], int]:
+                   range_max: int = 50, batch_size: int = 64, device: str = "cpu",
+                   trust_remote_code: bool = False) -> tuple[list[dict[str, Any]], int]:
     """Replace each record's negatives by mined ones (per source); records the miner cannot serve keep theirs.
 
     Returns the records and how many received mined negatives.
@@ -38,7 +39,7 @@ def mine_negatives(records: list[dict[str, Any]], miner: str, num_negatives: int
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.util import mine_hard_negatives
 
-    model = SentenceTransformer(resolve_miner(miner), device=device)
+    model = SentenceTransformer(resolve_miner(miner), device=device, trust_remote_code=trust_remote_code)
     by_source: dict[str, list[int]] = {}
     for i, rec in enumerate(records):
         by_source.setdefault(rec.get("source", "data"), []).append(i)

@@ -15,6 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--range-max", type=int, default=50, help="candidates considered per query")
     p.add_argument("--batch-size", type=int, default=64, help="encoding batch size of the miner")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--trust-remote-code", action="store_true", help="allow the miner's custom code from the hub (off)")
     p.add_argument("--out", required=True, help="output JSONL")
 
 
@@ -25,7 +26,8 @@ def run(args: argparse.Namespace) -> None:
 
     records = data.validate_training_records(args.data, 0)  # negatives are counted after mining
     rows, mined = mine_negatives(records, args.model, args.num_negatives, args.relative_margin, args.range_max,
-                                 args.batch_size, torch_device(args.device))
+                                 args.batch_size, torch_device(args.device),
+                                 trust_remote_code=args.trust_remote_code)
     print(f"mined hard negatives for {mined} of {len(rows)} records")
     for i, row in enumerate(rows, start=1):
         data.check_record(row, f"{args.data}:{i} (source {row.get('source', '?')}) after mining", args.num_negatives)
