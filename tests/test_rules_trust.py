@@ -214,3 +214,10 @@ def test_local_backbone_path_is_relative_to_the_working_directory(tmp_path, monk
     study = Study(config, root=tmp_path)
     assert study.backbone_path(study.backbone("p", "base")) == "models/base"
     assert study.backbone_path(study.backbone("p", "reason")) == "/opt/models/reason"  # the user's own path
+
+
+# ---- item 14: the README says how to recover after a killed run ------------------------------------------------
+def test_readme_says_to_unlock_after_a_killed_run():
+    text = (REPO / "README.md").read_text()
+    section = text.split("## When a job dies", 1)[1].split("\n## ", 1)[0]
+    assert "snakemake --unlock" in section and "cannot be locked" in section
