@@ -110,8 +110,8 @@ def test_report_tables(tmp_path):
         p = tmp_path / "hrsa" / "probe" / f"t.base-E~reason-E.s{seed}.parquet"
         p.parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(rows).to_parquet(p)
-    index = build_report(tmp_path / "hrsa", tmp_path / "eval", {"pairs": [{"name": "t"}], "seeds": [0, 1]},
-                         tmp_path / "report")
+    index = build_report(sorted((tmp_path / "hrsa").glob("*/*.parquet")), sorted((tmp_path / "eval").glob("*/*.json")),
+                         {"pairs": [{"name": "t"}], "seeds": [0, 1]}, tmp_path / "report")
     emb = pd.read_csv(tmp_path / "report/tables/embedding_scores.tsv", sep="\t")
     reason = emb[(emb.role == "reason-E") & (emb.task == "TaskA")].iloc[0]
     assert reason["mean"] == pytest.approx(0.565)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -260,13 +261,19 @@ class Study:
         return merged
 
     def backbone_path(self, bb: Backbone) -> str:
-        """Where a model is loaded from: the built directory, a local path (made absolute), or the hub id."""
+        """Where a model is loaded from: the built directory, a local path, or the hub id.
+
+        A relative local path (relative to the root) comes back relative to the working directory, never absolute, so
+        job params do not change when the checkout is moved or cloned; an absolute one stays as given.
+        """
         if bb.recipe:
             return f"results/backbones/{bb.model_id}"
         assert bb.source is not None
+        if os.path.isabs(bb.source):
+            return os.path.normpath(bb.source)
         local = self.root / bb.source
-        if bb.source.startswith((".", "/")) or local.exists():
-            return str(local.resolve())
+        if bb.source.startswith(".") or local.exists():
+            return os.path.relpath(local)
         return bb.source
 
     # ---- layers --------------------------------------------------------------------------------------------

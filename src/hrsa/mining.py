@@ -28,7 +28,8 @@ def resolve_miner(name: str) -> str:
 
 def mine_negatives(records: list[dict[str, Any]], miner: str, num_negatives: int, relative_margin: float = 0.05,
                    range_max: int = 50, batch_size: int = 64, device: str = "cpu",
-                   keep_existing: bool = True) -> tuple[list[dict[str, Any]], int, dict[str, int]]:
+                   keep_existing: bool = True,
+                   trust_remote_code: bool = False) -> tuple[list[dict[str, Any]], int, dict[str, int]]:
     """Fill each record up to `num_negatives` hard negatives mined from its own source (queries without their
     instruction, as the study mined them).
 
@@ -40,7 +41,7 @@ def mine_negatives(records: list[dict[str, Any]], miner: str, num_negatives: int
         raise HrsaError(f"training_data.mine: range_max {range_max} must be at least num_negatives {num_negatives} (> 0)")
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(resolve_miner(miner), device=device)
+    model = SentenceTransformer(resolve_miner(miner), device=device, trust_remote_code=trust_remote_code)
     by_source: dict[str, list[int]] = {}
     for i, rec in enumerate(records):
         by_source.setdefault(rec.get("source", "data"), []).append(i)

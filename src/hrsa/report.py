@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,10 @@ from hrsa.stats import paired_comparison
 HEADLINE_METRICS = ("cka-linear-biased", "dimwise-corr", "knn-jaccard-k10-cosine", "procrustes-rvr")
 
 
-def load_evaluations(eval_dir: Path) -> pd.DataFrame:
-    """One row per (embedder, task): pair, role, seed, task, main score."""
+def load_evaluations(paths: Sequence[Path]) -> pd.DataFrame:
+    """One row per (embedder, task) from exactly these `{model}/{task}.json` files: pair, role, seed, task, score."""
     rows = []
-    for path in sorted(eval_dir.glob("*/*.json")):
+    for path in map(Path, paths):
         model, task = path.parent.name, path.stem
         data = json.loads(path.read_text())
         entry = data.get("results", data).get(task)
@@ -31,10 +32,10 @@ def load_evaluations(eval_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["pair", "role", "seed", "task", "score", "score_name"])
 
 
-def load_hrsa(hrsa_dir: Path) -> pd.DataFrame:
-    """All HRSA tables, with probe, pair, comparison kind (seed stripped) and seed columns."""
+def load_hrsa(paths: Sequence[Path]) -> pd.DataFrame:
+    """Exactly these `{probe}/{comparison}.parquet` HRSA tables, with probe, pair, kind (seed stripped), seed."""
     frames = []
-    for path in sorted(hrsa_dir.glob("*/*.parquet")):
+    for path in map(Path, paths):
         df = pd.read_parquet(path)
         c = parse_comparison(path.stem)
         # a noise floor (two seeds of one recipe) is keyed by its left seed; its kind names it (`X-E~X-E`)
@@ -167,11 +168,15 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def build_report(hrsa_dir: Path, eval_dir: Path, config: dict[str, Any], out: Path) -> Path:
-    """Write out/index.md, out/tables/*.tsv and out/figures/*.png; returns the index path."""
+def build_report(hrsa_files: Sequence[Path], eval_files: Sequence[Path], config: dict[str, Any], out: Path) -> Path:
+    """Write out/index.md, out/tables/*.tsv and out/figures/*.png from exactly the given files; returns the index path.
+
+    Only the files passed are read (the rule's declared inputs), so results of seeds, tasks or comparisons no longer
+    in the config cannot leak into the tables.
+    """
     from hrsa.io import atomic_path
 
-    ev, hr = load_evaluations(eval_dir), load_hrsa(hrsa_dir)
+    ev, hr = load_evaluations(eval_files), load_hrsa(hrsa_files)
     emb, tab = embedding_table(ev), hrsa_table(hr)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "tables") as tdir:

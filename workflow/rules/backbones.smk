@@ -18,8 +18,8 @@ rule build_backbone:
         mem_mb=8000,
         runtime=240,
     params:
-        verb=lambda wc: STUDY.backbone(wc.pair, wc.role).recipe,
+        verb=lambda wc: q(STUDY.backbone(wc.pair, wc.role).recipe),
         args=lambda wc: recipe_args(wc.pair, wc.role),
-        trust=lambda wc: trust_flag(wc.pair),
+        trust=lambda wc: recipe_trust_flag(wc.pair, wc.role),
     shell:
-        "hrsa {params.verb} --threads {threads} --out {output} {params.args} {params.trust} > {log} 2>&1"
+        "hrsa {params.verb} --threads {threads} --out {output:q} {params.args} {params.trust} > {log:q} 2>&1"

@@ -1,6 +1,7 @@
 # Grid, input functions and wildcard constraints: everything expand() needs comes from one Study object.
 
 import json
+import os
 import re
 import shlex
 import sys
@@ -24,17 +25,15 @@ def _alternatives(values):
 
 
 def _eval_tasks():
-    """{task: benchmark or None}: a benchmark may restrict a task to some subsets, so jobs pass it on."""
-    refs = {}
-    for entry in lookup(dpath="evaluation/tasks", within=config, default=[]):
-        if isinstance(entry, dict):
-            from hrsa.evaluation.run import task_refs_for
+    """{task: benchmark or None}: every name checked now; a benchmark may restrict a task to some subsets."""
+    from hrsa.evaluation.names import config_task_refs
 
-            for task, bench in task_refs_for(entry):
-                refs.setdefault(task, bench)
-        else:
-            refs.setdefault(entry, None)
-    return refs
+    try:
+        return config_task_refs(
+            lookup(dpath="evaluation/tasks", within=config, default=[])
+        )
+    except ConfigError as exc:
+        raise WorkflowError(f"invalid config: {exc}") from None
 
 
 EVAL_BENCHMARKS = _eval_tasks()
@@ -69,6 +68,13 @@ def as_json(value):
     return shlex.quote(json.dumps(value, sort_keys=True))
 
 
+def repo_path(value):
+    """A path of the config (relative to the repository) as jobs see it: relative to the working directory, so a
+    moved or cloned checkout keeps its params (no absolute checkout path); absolute values stay as given.
+    """
+    return str(value) if os.path.isabs(value) else os.path.relpath(REPO / value)
+
+
 def model_path(model):
     """Directory or hub id a model is loaded from."""
     pair, role, seed = parse_model_id(model)
@@ -85,23 +91,42 @@ def model_input(model):
     return []
 
 
+def trust_option(allowed):
+    """--trust-remote-code when a config key allows it, else nothing."""
+    return "--trust-remote-code" if allowed else ""
+
+
 def trust_flag(pair):
-    """--trust-remote-code only where the pair's config says so."""
-    return "--trust-remote-code" if STUDY.trust_remote_code[pair] else ""
+    """--trust-remote-code for verbs that load one of this pair's models, where the pair's config says so."""
+    return trust_option(STUDY.trust_remote_code[pair])
+
+
+def recipe_trust_flag(pair, role):
+    """The pair's trust flag for recipes that load a parent (rlvr, sft); pretrain builds from scratch and loads none."""
+    return trust_flag(pair) if STUDY.backbone(pair, role).parent else ""
+
+
+def report_hrsa_tables():
+    """Every HRSA table of the grid: one per comparison and probe set."""
+    return [
+        f"results/hrsa/{probe}/{c.name}.parquet"
+        for c in STUDY.comparisons
+        for probe in STUDY.probes
+    ]
 
 
 def all_targets():
     """The whole grid: report, HRSA tables, kNN graphs, evaluations."""
-    targets = ["results/report/index.md"]
-    for c in STUDY.comparisons:
-        for probe in STUDY.probes:
-            targets.append(f"results/hrsa/{probe}/{c.name}.parquet")
-    targets += expand(
+    return ["results/report/index.md", *report_hrsa_tables(), *evaluation_results()]
+
+
+def evaluation_results():
+    """Every evaluation result of the grid: one per embedder and task."""
+    return expand(
         "results/eval/{model}/{task}.json",
         model=STUDY.embedder_models(),
         task=EVAL_TASKS,
     )
-    return targets
 
 
 def prepared_data_spec():
@@ -143,7 +168,7 @@ def recipe_args(pair, role):
             args += ["--problems", as_json(value)]
             continue
         if key in ("corpus", "data"):
-            value = REPO / value
+            value = repo_path(value)
         args += [f"--{key.replace('_', '-')}", q(value)]
     return " ".join(args)
 

@@ -14,9 +14,9 @@ rule prepare_training_data:
         runtime=30,
     params:
         spec=as_json(prepared_data_spec()),
-        root=q(REPO),
+        root=q(repo_path(".")),
     shell:
-        "hrsa make-data train --threads {threads} --spec {params.spec} --root {params.root} --out {output} > {log} 2>&1"
+        "hrsa make-data train --threads {threads} --spec {params.spec} --root {params.root} --out {output:q} > {log:q} 2>&1"
 
 
 rule mine_hard_negatives:
@@ -40,11 +40,19 @@ rule mine_hard_negatives:
         num_negatives=lookup(dpath="training_data/num_negatives", within=config),
         margin=lookup(dpath="training_data/mine/relative_margin", within=config),
         range_max=lookup(dpath="training_data/mine/range_max", within=config),
-        device=lookup(dpath="device", within=config),
+        device=q(lookup(dpath="device", within=config)),
+        trust=trust_option(
+            lookup(dpath="training_data/mine/trust_remote_code", within=config)
+        ),
+        replace=(
+            ""
+            if lookup(dpath="training_data/mine/keep_existing", within=config)
+            else "--replace-existing"
+        ),
     shell:
-        "hrsa mine --threads {threads} --data {input} --model {params.model} --num-negatives {params.num_negatives}"
+        "hrsa mine --threads {threads} --data {input:q} --model {params.model} --num-negatives {params.num_negatives}"
         " --relative-margin {params.margin} --range-max {params.range_max} --device {params.device}"
-        " --out {output} > {log} 2>&1"
+        " --out {output:q} {params.trust} {params.replace} > {log:q} 2>&1"
 
 
 rule prepare_probe:
@@ -60,6 +68,6 @@ rule prepare_probe:
         runtime=30,
     params:
         spec=lambda wc: as_json(STUDY.probes[wc.probe]),
-        root=q(REPO),
+        root=q(repo_path(".")),
     shell:
-        "hrsa make-data probe --threads {threads} --spec {params.spec} --root {params.root} --out {output} > {log} 2>&1"
+        "hrsa make-data probe --threads {threads} --spec {params.spec} --root {params.root} --out {output:q} > {log:q} 2>&1"

@@ -19,13 +19,15 @@ rule evaluate:
         runtime=240,
     params:
         batch_size=lookup(dpath="evaluation/batch_size", within=config),
-        device=lookup(dpath="device", within=config),
+        device=q(lookup(dpath="device", within=config)),
         task=lambda wc: q(wc.task),
         benchmark=lambda wc: benchmark_flag(wc.task),
-        instructions=lookup(dpath="evaluation/instructions", within=config),
+        instructions=q(lookup(dpath="evaluation/instructions", within=config)),
+        model_name=lambda wc: q(f"hrsa/{wc.model}"),
+        trust=lambda wc: trust_flag(parse_model_id(wc.model)[0]),
         overrides=lambda wc: as_json(task_instruction_override(wc.task)),
     shell:
-        "hrsa evaluate --threads {threads} --model {input} --task {params.task} {params.benchmark} --model-name hrsa/{wildcards.model}"
-        " --revision $(cat {input}/revision.txt) --cache results/mteb-cache --batch-size {params.batch_size}"
+        "hrsa evaluate --threads {threads} --model {input:q} --task {params.task} {params.benchmark} --model-name {params.model_name}"
+        ' --revision "$(cat {input:q}/revision.txt)" --cache results/mteb-cache --batch-size {params.batch_size}'
         " --device {params.device} --instructions {params.instructions} --task-instructions {params.overrides}"
-        " --out {output} > {log} 2>&1"
+        " --out {output:q} {params.trust} > {log:q} 2>&1"

@@ -21,17 +21,19 @@ rule extract_activations:
         runtime=120,
     params:
         model=lambda wc: q(model_path(wc.model)),
-        layers=lambda wc: ",".join(STUDY.layers(parse_model_id(wc.model)[0], wc.probe)),
+        layers=lambda wc: q(
+            ",".join(STUDY.layers(parse_model_id(wc.model)[0], wc.probe))
+        ),
         probe=lambda wc: as_json(STUDY.probes[wc.probe]),
-        dtype=lookup(dpath="activation_dtype", within=config),
-        device=lookup(dpath="device", within=config),
+        dtype=q(lookup(dpath="activation_dtype", within=config)),
+        device=q(lookup(dpath="device", within=config)),
         trust=lambda wc: trust_flag(parse_model_id(wc.model)[0]),
         batch_size=lookup(dpath="activations/batch_size", within=config),
         shard_rows=lookup(dpath="activations/shard_rows", within=config),
-        compression=lookup(dpath="activations/compression", within=config),
-        work="results/checkpoints/extract/{probe}/{model}",
+        compression=q(lookup(dpath="activations/compression", within=config)),
+        work=lambda wc: q(f"results/checkpoints/extract/{wc.probe}/{wc.model}"),
     shell:
-        "hrsa extract --threads {threads} --model {params.model} --model-id {wildcards.model}"
-        " --probe {input.probe} --probe-spec {params.probe} --layers {params.layers}"
+        "hrsa extract --threads {threads} --model {params.model} --model-id {wildcards.model:q}"
+        " --probe {input.probe:q} --probe-spec {params.probe} --layers {params.layers}"
         " --dtype {params.dtype} --device {params.device} --batch-size {params.batch_size}"
-        " --shard-rows {params.shard_rows} --compression {params.compression} --work-dir {params.work} --out {output} {params.trust} > {log} 2>&1"
+        " --shard-rows {params.shard_rows} --compression {params.compression} --work-dir {params.work} --out {output:q} {params.trust} > {log:q} 2>&1"

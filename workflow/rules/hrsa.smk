@@ -29,7 +29,7 @@ rule compare:
             f"results/knn/{wc.probe}/{STUDY.comparison(wc.comparison).model('right')}"
         ),
     shell:
-        "hrsa compare --threads {threads} --left {input.left} --right {input.right}"
+        "hrsa compare --threads {threads} --left {input.left:q} --right {input.right:q}"
         " --knn-left {params.knn_left} --knn-right {params.knn_right} --settings {params.settings}"
-        " --probe {input.probe}"
-        " --comparison {wildcards.comparison} --out {output} > {log} 2>&1"
+        " --probe {input.probe:q}"
+        " --comparison {wildcards.comparison:q} --out {output:q} > {log:q} 2>&1"

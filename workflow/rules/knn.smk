@@ -17,5 +17,5 @@ rule knn_graph:
     params:
         k=max(lookup(dpath="hrsa/knn_k", within=config)),
     shell:
-        "hrsa knn --threads {threads} --activations {input} --layer {wildcards.layer} --k {params.k}"
-        " --out {output} > {log} 2>&1"
+        "hrsa knn --threads {threads} --activations {input:q} --layer {wildcards.layer:q} --k {params.k}"
+        " --out {output:q} > {log:q} 2>&1"

@@ -3,16 +3,8 @@
 
 rule report:
     input:
-        hrsa=lambda wc: [
-            f"results/hrsa/{probe}/{c.name}.parquet"
-            for c in STUDY.comparisons
-            for probe in STUDY.probes
-        ],
-        evals=expand(
-            "results/eval/{model}/{task}.json",
-            model=STUDY.embedder_models(),
-            task=EVAL_TASKS,
-        ),
+        hrsa=report_hrsa_tables(),
+        evals=evaluation_results(),
     output:
         index=report(
             "results/report/index.md",
@@ -35,6 +27,10 @@ rule report:
         runtime=30,
     params:
         config=as_json(config),
+        models=" ".join(map(q, STUDY.embedder_models())),
+        tasks=" ".join(map(q, EVAL_TASKS)),
     shell:
-        "hrsa report --threads {threads} --hrsa-dir results/hrsa --eval-dir results/eval --config {params.config}"
-        " --out results/report > {log} 2>&1"
+        # the evaluations are named by model x task (exactly input.evals): their ~2,400 paths on the paper grid would
+        # pass the 128 KiB limit of one shell command line
+        "hrsa report --threads {threads} --hrsa {input.hrsa:q} --eval-dir results/eval --models {params.models}"
+        " --tasks {params.tasks} --config {params.config} --out results/report > {log:q} 2>&1"

@@ -28,10 +28,13 @@ rule train_embedder:
                 ),
             }
         ),
-        device=lookup(dpath="device", within=config),
-        checkpoints="results/checkpoints/{pair}.{role}-E.s{seed}",
+        device=q(lookup(dpath="device", within=config)),
+        checkpoints=lambda wc: q(
+            f"results/checkpoints/{wc.pair}.{wc.role}-E.s{wc.seed}"
+        ),
         trust=lambda wc: trust_flag(wc.pair),
+        model_id=lambda wc: q(f"{wc.pair}.{wc.role}-E.s{wc.seed}"),
     shell:
-        "hrsa train --threads {threads} --backbone {params.backbone} --data {input.data} --seed {wildcards.seed}"
+        "hrsa train --threads {threads} --backbone {params.backbone} --data {input.data:q} --seed {wildcards.seed:q}"
         " --recipe {params.recipe} --device {params.device} --checkpoints {params.checkpoints}"
-        " --model-id {wildcards.pair}.{wildcards.role}-E.s{wildcards.seed} --out {output} {params.trust} > {log} 2>&1"
+        " --model-id {params.model_id} --out {output:q} {params.trust} > {log:q} 2>&1"

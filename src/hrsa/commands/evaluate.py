@@ -61,6 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="per-task instruction overrides as a JSON object {task: instruction} (with --instructions task)",
     )
     parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow the embedder's custom modelling code (its pair's trust_remote_code; off)",
+    )
+    parser.add_argument(
         "--data-dir",
         type=Path,
         default=None,
@@ -95,6 +100,7 @@ def run(args: argparse.Namespace) -> None:
         data_dir=args.data_dir,
         instructions=args.instructions,
         task_instructions=overrides,
+        trust_remote_code=args.trust_remote_code,
     )
     write_json(args.out, summary_document(args, results, package_versions()))
 

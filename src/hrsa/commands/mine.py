@@ -17,6 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--replace-existing", action="store_true",
                    help="replace every record's negatives by mined ones (default: keep them, mine only the missing)")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow the miner's custom code from the hub (off)")
     p.add_argument("--out", required=True, help="output JSONL")
 
 
@@ -29,7 +30,8 @@ def run(args: argparse.Namespace) -> None:
     records = data.validate_training_records(args.data, 0)  # negatives are counted after mining
     rows, mined, dropped = mine_negatives(records, args.model, args.num_negatives, args.relative_margin,
                                           args.range_max, args.batch_size, torch_device(args.device),
-                                          keep_existing=not args.replace_existing)
+                                          keep_existing=not args.replace_existing,
+                                          trust_remote_code=args.trust_remote_code)
     print(f"mined hard negatives for {mined} of {len(records)} records")
     for source, n in sorted(dropped.items()):
         print(f"dropped {n} records of source {source!r}: the miner found fewer than {args.num_negatives} negatives")

@@ -208,11 +208,11 @@ def instructed_revision(revision: str, prompts: Mapping[str, str]) -> str:
 
 
 def load_encoder(model_dir: str | os.PathLike[str], model_name: str, revision: str, device: str,
-                 per_task: Mapping[str, str] | None = None) -> Any:
+                 per_task: Mapping[str, str] | None = None, trust_remote_code: bool = False) -> Any:
     """SentenceTransformer from a local directory, wrapped for mteb under the given name/revision and prompts.
 
     `per_task` prompts (from `task_prompts()`) are added to the model's own query/document prompts and win for their
-    tasks.
+    tasks. `trust_remote_code` lets the model's own modelling code run (only when its pair's config says so).
     """
     from mteb.models import SentenceTransformerEncoderWrapper
     from sentence_transformers import SentenceTransformer
@@ -222,7 +222,8 @@ def load_encoder(model_dir: str | os.PathLike[str], model_name: str, revision: s
     path = Path(model_dir)
     if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
         raise HrsaError(f"model directory {path} holds no sentence-transformers model (no modules.json/config.json)")
-    st = SentenceTransformer(str(path.resolve()), device=torch_device(device), local_files_only=True)
+    st = SentenceTransformer(str(path.resolve()), device=torch_device(device), local_files_only=True,
+                             trust_remote_code=trust_remote_code)
     st.model_card_data.model_name = model_name
     st.model_card_data.base_model_revision = revision
     prompts = mteb_prompts(st.prompts)
@@ -307,6 +308,7 @@ def evaluate(
     data_dir: str | os.PathLike[str] | None = None,
     instructions: str = "model",
     task_instructions: Mapping[str, str] | None = None,
+    trust_remote_code: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Run mteb.evaluate with a ResultCache (only-missing) and return {task: {main_score, main_score_name, scores,
     query_prompt}}.
@@ -326,7 +328,7 @@ def evaluate(
     cache = mteb.ResultCache(str(cache_dir))
     results = _cached(cache, tasks, model_name, revision)
     if results is None:
-        encoder = load_encoder(model_dir, model_name, revision, device, prompts)
+        encoder = load_encoder(model_dir, model_name, revision, device, prompts, trust_remote_code)
         try:
             mteb.evaluate(
                 encoder,
