@@ -152,7 +152,7 @@ def test_extract_token_and_sentence(workdir, tiny_backbone):
     meta_b = json.loads((out / "t.base-E.s0/_meta.json").read_text())
     assert meta_a["n_rows"] == 200 and meta_a["row_hash"] == meta_b["row_hash"]  # same subsample for both models
     assert meta_a["tokenizer_hash"] == meta_b["tokenizer_hash"]  # the embedder keeps its backbone's tokenizer
-    assert meta_a["attention"] == "causal" and meta_b["attention"] == "bidirectional"
+    assert meta_a["attention"] == meta_b["attention"] == "bidirectional"  # the study's default, backbone included
     dataset = ds.dataset(str(out / "t.base"), format="parquet", partitioning="hive")
     table = dataset.to_table()
     assert table.num_rows == 600 and set(table.column("layer").to_pylist()) == {0, 1, 2}
@@ -238,3 +238,45 @@ def test_same_seed_same_weights_other_seed_other_weights(workdir, tiny_backbone,
         revisions[name] = (tmp_path / name / "revision.txt").read_text()
     assert revisions["again"] == (workdir / "emb" / "revision.txt").read_text()
     assert revisions["other"] != revisions["again"]
+
+
+def test_extraction_attention_is_configurable_recorded_and_checked(workdir, tiny_backbone):
+    """Raw backbones are extracted bidirectionally by default; causal when configured; the mode is in the metadata,
+    and activations taken under different modes are refused by check_aligned unless allowed."""
+    from hrsa.activations import check_aligned, load_layer, load_rows
+    from hrsa.errors import HrsaError
+
+    spec = {"granularity": "token", "max_length": 24}
+    metas, firsts = {}, {}
+    for mode in ("default", "causal", "model"):
+        out = workdir / "attn" / mode
+        extra = [] if mode == "default" else ["--attention", mode]
+        assert main(["extract", "--model", str(tiny_backbone), "--model-id", "t.base", "--probe",
+                     str(workdir / "tok.jsonl"), "--probe-spec", json.dumps(spec), "--layers", "2",
+                     "--device", "cpu", "--out", str(out), *extra]) == 0
+        metas[mode] = json.loads((out / "_meta.json").read_text())
+        X = load_layer(out, "2")
+        _, pos = load_rows(out, "2")
+        firsts[mode] = X[pos == 0]  # first token of every text: sees later tokens only when bidirectional
+    assert metas["default"]["attention"] == "bidirectional"
+    assert metas["causal"]["attention"] == metas["model"]["attention"] == "causal"  # a raw LM's own mask is causal
+    assert np.abs(firsts["default"] - firsts["causal"]).max() > 1e-3
+    assert np.array_equal(firsts["causal"], firsts["model"])
+    with pytest.raises(HrsaError, match="different attention masks"):
+        check_aligned(metas["default"], metas["causal"])
+    check_aligned(metas["default"], metas["causal"], allow_mixed_attention=True)
+
+
+def test_embedder_outputs_have_unit_norm(workdir):
+    """Embedders end with Normalize (as the study's evaluation pipeline): every task sees unit-norm vectors."""
+    from sentence_transformers.sentence_transformer.modules import Normalize
+
+    from hrsa.train import load_embedder
+
+    model = load_embedder(workdir / "emb")
+    assert isinstance(list(model)[-1], Normalize)
+    texts = ["Of Man's first disobedience", "Q: 3+4=? A:", "x"]
+    vecs = model.encode(texts, convert_to_numpy=True, normalize_embeddings=False)
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    query = model.encode(texts, prompt_name="query", convert_to_numpy=True)
+    assert np.allclose(np.linalg.norm(query, axis=1), 1.0, atol=1e-5)

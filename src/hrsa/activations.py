@@ -179,8 +179,9 @@ def layer_hash(root: str | Path, layer: str) -> str:
     return combine_hashes([(p.name, sha256_file(p)) for p in _parts(root, layer)])
 
 
-def check_aligned(left: dict[str, Any], right: dict[str, Any]) -> None:
-    """Refuse to compare models whose rows differ (tokenizer, probe set, subsample) instead of truncating.
+def check_aligned(left: dict[str, Any], right: dict[str, Any], allow_mixed_attention: bool = False) -> None:
+    """Refuse to compare models whose rows differ (tokenizer, probe set, subsample) instead of truncating, or whose
+    activations were taken under different attention masks (unless allowed: that difference confounds the comparison).
 
     Token rows align only under the same tokenizer: two vocabularies can cut a text into the same number of tokens
     (same positions, same row hash) that are different pieces of text. Sentence rows align by text alone.
@@ -188,6 +189,12 @@ def check_aligned(left: dict[str, Any], right: dict[str, Any]) -> None:
     keys = [("probe_hash", "probe set"), ("granularity", "granularity"), ("row_hash", "rows")]
     if left.get("granularity") == "token":
         keys.append(("tokenizer_hash", "tokenizers"))
+    if not allow_mixed_attention and left.get("attention") != right.get("attention"):
+        raise HrsaError(
+            f"activations of {left.get('model_id')} ({left.get('attention')} attention) and {right.get('model_id')} "
+            f"({right.get('attention')}) were taken under different attention masks; extract both with one "
+            "activations.attention, or set hrsa.allow_mixed_attention: true to compare them anyway"
+        )
     for key, what in keys:
         if left.get(key) != right.get(key):
             extra = " (different tokenizers?)" if key == "row_hash" else ""

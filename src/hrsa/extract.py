@@ -1,7 +1,8 @@
 """Activation extraction: one forward pass per batch writes every requested layer (and `pooled`) as Parquet.
 
-Backbones run with their own (causal) attention; embedders with the mode saved in their config (bidirectional after
-contrastive training). Token level keeps every non-padding token (or a seeded uniform subsample that is the same for
+Attention is a setting, as in the study: `bidirectional` (its default, for raw backbones and embedders alike, so
+before/after-training comparisons share one mask), `causal`, or `model` (each model's own: causal backbones, embedders
+as saved). The mode used is recorded in the metadata, and compare refuses activations taken under different modes. Token level keeps every non-padding token (or a seeded uniform subsample that is the same for
 every model sharing the tokenizer); sentence level mean-pools each layer over the text's tokens.
 """
 
@@ -34,6 +35,19 @@ class LoadedModel:
     tokenizer: Any
     head: list[Any]  # sentence-transformers modules after the Transformer (Pooling, Normalize, ...)
     content_hash: str
+
+
+ATTENTION_MODES = ("bidirectional", "causal", "model")
+
+
+def set_attention_mode(model: Any, mode: str) -> str:
+    """Apply an attention mode to a loaded transformer (config.is_causal, which sdpa and eager honour) and return the
+    mode in force."""
+    if mode not in ATTENTION_MODES:
+        raise HrsaError(f"activations.attention: {mode!r} is not one of {list(ATTENTION_MODES)}")
+    if mode != "model":
+        model.config.is_causal = mode == "causal"
+    return "causal" if getattr(model.config, "is_causal", True) is not False else "bidirectional"
 
 
 def load_model(path: str, device: str, trust_remote_code: bool = False) -> LoadedModel:
@@ -155,6 +169,7 @@ def extract(
     write_threads: int = 1,
     compression: str = "zstd",
     overlap_writes: bool | None = None,
+    attention: str = "bidirectional",
 ) -> dict[str, Any]:
     """Write `out/layer=*/part-*.parquet` (one part per shard) and `out/_meta.json`; returns the metadata.
 
@@ -173,6 +188,7 @@ def extract(
         raise HrsaError("layer 'pooled' is one vector per text: use it with sentence-level probe sets only")
     loaded = load_model(model_path, device, trust_remote_code)
     model, tok = loaded.auto_model.eval(), loaded.tokenizer
+    mode = set_attention_mode(model, attention)
     tok.padding_side = "right"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -184,14 +200,15 @@ def extract(
     meta = {
         "model_id": model_id, "model": model_path, "model_hash": loaded.content_hash, "tokenizer_hash": tokenizer_hash(tok),
         "probe_hash": sha256_file(probe_path), "granularity": granularity, "layers": layers, "dtype": dtype,
-        "attention": "causal" if getattr(model.config, "is_causal", True) is not False else "bidirectional",
+        "attention": mode,
         "num_hidden_layers": n_layers, "packages": package_versions(), "compression": compression,
         "n_rows": int(len(plan.text_ids)), "row_hash": row_hash(plan.text_ids, plan.positions),
     }
     dim = model.config.get_text_config().hidden_size
     dims = {layer: dim if layer != POOLED else _pooled_dim(loaded, dim) for layer in layers}
     work = Path(work_dir) if work_dir else Path(f"{out}.partial")
-    fingerprint = {k: meta[k] for k in ("model_hash", "tokenizer_hash", "probe_hash", "layers", "dtype", "row_hash")}
+    fingerprint = {k: meta[k] for k in ("model_hash", "tokenizer_hash", "probe_hash", "layers", "dtype", "row_hash",
+                                        "attention")}
     fingerprint.update(probe_spec=probe_spec, batch_size=batch_size, compression=compression, shards=plan.shards,
                        device=device.split(":")[0], torch=meta["packages"].get("torch"))
     done = prepare_work_dir(work, fingerprint)

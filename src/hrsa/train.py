@@ -84,9 +84,10 @@ def records_to_datasets(records: list[dict[str, Any]], num_negatives: int) -> tu
 
 
 def build_model(backbone: str, recipe: Recipe, trust_remote_code: bool = False, device: str = "cpu") -> Any:
-    """SentenceTransformer = Transformer(backbone) + Pooling(include_prompt=False), with the recipe's attention mask."""
+    """SentenceTransformer = Transformer(backbone) + Pooling(include_prompt=False) + Normalize, with the recipe's
+    attention mask: unit-norm embeddings, as the study's evaluation pipeline (the loss is cosine-based either way)."""
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
     trust = {"trust_remote_code": True} if trust_remote_code else {}
     transformer = Transformer(
@@ -98,7 +99,7 @@ def build_model(backbone: str, recipe: Recipe, trust_remote_code: bool = False, 
         tok.pad_token = tok.eos_token
     set_attention(transformer.auto_model, recipe.attention)
     pooling = Pooling(transformer.get_embedding_dimension(), recipe.pooling, include_prompt=False)
-    model = SentenceTransformer(modules=[transformer, pooling], device=device)
+    model = SentenceTransformer(modules=[transformer, pooling, Normalize()], device=device)
     model.prompts = {"query": QUERY_TEMPLATE.format(instruction=DEFAULT_QUERY_INSTRUCTION), "document": ""}
     if recipe.lora is not None:
         add_lora(model, {**LORA_DEFAULTS, **recipe.lora})

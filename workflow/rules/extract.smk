@@ -32,8 +32,10 @@ rule extract_activations:
         shard_rows=lookup(dpath="activations/shard_rows", within=config),
         compression=q(lookup(dpath="activations/compression", within=config)),
         work=lambda wc: q(f"results/checkpoints/extract/{wc.probe}/{wc.model}"),
+        attention=q(lookup(dpath="activations/attention", within=config)),
     shell:
         "hrsa extract --threads {threads} --model {params.model} --model-id {wildcards.model:q}"
         " --probe {input.probe:q} --probe-spec {params.probe} --layers {params.layers}"
         " --dtype {params.dtype} --device {params.device} --batch-size {params.batch_size}"
-        " --shard-rows {params.shard_rows} --compression {params.compression} --work-dir {params.work} --out {output:q} {params.trust} > {log:q} 2>&1"
+        " --shard-rows {params.shard_rows} --compression {params.compression} --attention {params.attention}"
+        " --work-dir {params.work} --out {output:q} {params.trust} > {log:q} 2>&1"

@@ -16,6 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--attention", default="bidirectional", choices=["bidirectional", "causal", "model"],
+                   help="attention mask during extraction: bidirectional (the study's), causal, or each model's own")
     p.add_argument("--work-dir", default=None,
                    help="where finished shards wait (kept when the job dies, so a re-run resumes); default OUT.partial")
     p.add_argument("--shard-rows", type=int, default=None, help="rows per shard (the unit of resume)")
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> None:
     meta = extract(
         args.model, args.model_id, args.probe, json.loads(args.probe_spec), args.layers.split(","), args.out,
         torch_device(args.device), args.dtype, args.batch_size, args.trust_remote_code, args.work_dir, shard_rows,
-        write_threads=args.threads, compression=args.compression,
+        write_threads=args.threads, compression=args.compression, attention=args.attention,
     )
     print(f"wrote {meta['n_rows']} rows x {len(meta['layers'])} layers to {args.out} in {meta['seconds']}s "
           f"({meta['shards']} shards, {meta['shards_resumed']} resumed)")
