@@ -1,5 +1,7 @@
 # mteb scoring: one job per (embedder, task); results cached by model name + weights revision.
 
+from hrsa.evaluation.run import eval_flags
+
 
 rule evaluate:
     input:
@@ -24,8 +26,17 @@ rule evaluate:
         benchmark=lambda wc: benchmark_flag(wc.task),
         instructions=lookup(dpath="evaluation/instructions", within=config),
         overrides=lambda wc: as_json(task_instruction_override(wc.task)),
+        scoring=lambda wc: shlex.join(
+            eval_flags(
+                wc.task,
+                EVAL_BENCHMARKS.get(wc.task),
+                lookup(dpath="evaluation", within=config, default={}),
+                EVAL_BENCHMARKS,
+                REPO,
+            )
+        ),
     shell:
         "hrsa evaluate --threads {threads} --model {input} --task {params.task} {params.benchmark} --model-name hrsa/{wildcards.model}"
         " --revision $(cat {input}/revision.txt) --cache results/mteb-cache --batch-size {params.batch_size}"
-        " --device {params.device} --instructions {params.instructions} --task-instructions {params.overrides}"
+        " --device {params.device} --instructions {params.instructions} --task-instructions {params.overrides} {params.scoring}"
         " --out {output} > {log} 2>&1"

@@ -349,6 +349,30 @@ def seq_length_for(task: str, benchmark: str | None, spec: Mapping[str, int | No
     return None
 
 
+def eval_flags(task: str, benchmark: str | None, evaluation: Mapping[str, Any],
+               known: Mapping[str, str | None], root: str | os.PathLike[str]) -> list[str]:
+    """`hrsa evaluate` arguments that the `evaluation:` config block gives one (task, benchmark) job: instruction
+    tables (absolute, relative paths taken from `root`), max_seq_length and the token budget. `known` maps every
+    evaluated task to its benchmark; a max_seq_length key that is none of these tasks, benchmarks or "default" is a
+    config error."""
+    from hrsa.errors import ConfigError
+
+    lengths = evaluation.get("max_seq_length") or {}
+    stray = sorted(set(lengths) - set(known) - {b for b in known.values() if b} - {"default"})
+    if stray:
+        raise ConfigError(f"evaluation.max_seq_length: {stray} are neither evaluated tasks, their benchmarks nor "
+                          "'default'")
+    flags: list[str] = []
+    for table in evaluation.get("instruction_tables") or []:
+        flags += ["--instruction-table", str(Path(root, table))]
+    length = seq_length_for(task, benchmark, lengths)
+    if length is not None:
+        flags += ["--max-seq-length", str(length)]
+    if evaluation.get("max_tokens_per_batch") is not None:
+        flags += ["--max-tokens-per-batch", str(evaluation["max_tokens_per_batch"])]
+    return flags
+
+
 def token_batch_size(batch_size: int, max_tokens_per_batch: int | None, max_seq_length: int) -> int:
     """Texts per encoding batch under a token budget: at most `batch_size`, at most budget // max_seq_length (a batch
     of full-length texts then fits the budget), at least 1. No budget: `batch_size`."""
