@@ -274,7 +274,8 @@ def test_aggregation_reproduces_hand_computed_mean_task_and_mean_type(tmp_path: 
     ]
     long_df, means = aggregate(files, benchmarks)
     scores = {(r.model, r.task): r.score for r in long_df.itertuples()}
-    assert scores == {(m, "T1"): 50.0, (m, "T2"): 12.35, (m, "T3"): 30.0, (m, "U1"): 80.0, ("p.reason-E.s0", "T1"): 60.0}
+    assert scores == {(m, "T1"): 50.0, (m, "T2"): 12.35, (m, "T3"): 30.0, (m, "U1"): 80.0,
+                      ("p.reason-E.s0", "T1"): 60.0}
     assert list(long_df.columns[:4]) == ["benchmark", "pair", "role", "seed"]
     b1 = means[(means.benchmark == "B1") & (means.role == "base")].iloc[0]
     assert b1.mean_task == pytest.approx((50.0 + 12.35 + 30.0) / 3)  # 30.7833

@@ -86,7 +86,9 @@ def benchmark_means(long_df: pd.DataFrame, task_benchmarks: Mapping[str, str | N
     return pd.DataFrame(rows, columns=MEANS_COLUMNS)
 
 
-def aggregate(eval_files: Iterable[Path], task_benchmarks: Mapping[str, str | None]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def aggregate(
+    eval_files: Iterable[Path], task_benchmarks: Mapping[str, str | None]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(long_df, means_df) of Table 1 from `hrsa evaluate` summary files.
 
     task_benchmarks maps every task to aggregate to its benchmark (None: a task outside any benchmark, labelled

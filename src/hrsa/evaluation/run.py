@@ -203,7 +203,8 @@ def read_instruction_table(path: str | os.PathLike[str]) -> dict[str, str]:
     for task, entry in table.items():
         query = entry.get("query") if isinstance(entry, dict) else entry
         if not isinstance(query, str):
-            raise HrsaError(f"{file}: entry {task!r} must be a string or an object with a string 'query', got {entry!r}")
+            raise HrsaError(f"{file}: entry {task!r} must be a string or an object with a string 'query', "
+                            f"got {entry!r}")
         if task != TABLE_DEFAULT_KEY:
             out[task] = query
     return out
@@ -491,7 +492,9 @@ def evaluate(
         sources = resolve_instructions(tasks, task_instructions, read_instruction_tables(instruction_tables))
         _log_fallbacks(sources, instruction_tables)
     prompts = prompts_for(sources)
-    settings = {t.metadata.name: scoring_settings(t.metadata.name, prompts, instructions, max_seq_length) for t in tasks}
+    settings = {
+        t.metadata.name: scoring_settings(t.metadata.name, prompts, instructions, max_seq_length) for t in tasks
+    }
     cache = mteb.ResultCache(str(cache_dir))
     results = _cached(cache, tasks, model_name, revision, settings)
     if results is None:
