@@ -266,8 +266,12 @@ def test_noise_floor_compares_every_pair_of_seeds(config, repo):
 
 def test_noise_floor_needs_two_seeds_and_base_base_stays_an_error(config, repo):
     config["seeds"] = [0]
+    config["comparisons"] = ["base~reason", "reason-E~reason-E"]
+    study = Study(validated(config, repo), root=repo)  # one seed: the noise floor is skipped, and said so
+    assert [c.name for c in study.comparisons] == ["tiny.base~reason"]
+    assert any("comparisons[1] reason-E~reason-E (noise floor) is skipped" in n for n in study.notes())
     config["comparisons"] = ["reason-E~reason-E"]
-    with pytest.raises(ConfigError, match=r"comparisons\[0\]: 'reason-E~reason-E' .* needs at least two seeds"):
+    with pytest.raises(ConfigError, match=r"comparisons\[0\]: 'reason-E~reason-E' applies to no pair"):
         Study(validated(config, repo), root=repo)
     config["seeds"] = [0, 1]
     config["comparisons"] = ["base~base"]

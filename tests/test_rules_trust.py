@@ -208,12 +208,14 @@ def test_local_backbone_path_is_relative_to_the_working_directory(tmp_path, monk
     from hrsa.grid import Study
 
     (tmp_path / "models/base").mkdir(parents=True)
-    config = {"pairs": [{"name": "p", "base": "./models/base", "reason": "/opt/models/reason", "num_layers": 2}],
+    elsewhere = tmp_path / "elsewhere"  # an absolute path outside the working directory
+    (elsewhere / "reason").mkdir(parents=True)
+    config = {"pairs": [{"name": "p", "base": "./models/base", "reason": str(elsewhere / "reason"), "num_layers": 2}],
               "seeds": [0]}
     monkeypatch.chdir(tmp_path)
     study = Study(config, root=tmp_path)
     assert study.backbone_path(study.backbone("p", "base")) == "models/base"
-    assert study.backbone_path(study.backbone("p", "reason")) == "/opt/models/reason"  # the user's own path
+    assert study.backbone_path(study.backbone("p", "reason")) == str(elsewhere / "reason")  # the user's own path
 
 
 # ---- item 14: the README says how to recover after a killed run ------------------------------------------------

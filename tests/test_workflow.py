@@ -49,12 +49,12 @@ def test_snakefmt_check():
 def test_paper_dag_offline(tmp_path):
     out = snakemake("-n", "--configfile", str(REPO / "config/paper.yaml"), cwd=tmp_path, timeout=600).stdout
     counts = job_counts(out)
-    assert counts["train_embedder"] == 15  # (3 + 2 roles) x 3 seeds
-    assert counts["build_backbone"] == 1  # the qwen3 RLVR sibling built by recipe
+    assert counts["train_embedder"] == 18  # (3 + 3 roles) x 3 seeds: qwen3's sft sibling is built by recipe
+    assert counts["build_backbone"] == 2  # the qwen3 RLVR and SFT siblings built by recipe
     assert counts["prepare_training_data"] == counts["mine_hard_negatives"] == 1
-    assert counts["extract_activations"] == 2 * (5 + 15)
-    assert counts["knn_graph"] == (5 + 15) * (29 + 30)  # math500 token level 0..28; agnews adds pooled
-    assert counts["evaluate"] % 15 == 0 and counts["evaluate"] >= 15 * 150
+    assert counts["extract_activations"] == 2 * (6 + 18)
+    assert counts["knn_graph"] == (6 + 18) * (29 + 30)  # math500 token level 0..28; agnews adds pooled
+    assert counts["evaluate"] % 18 == 0 and counts["evaluate"] >= 18 * 150
 
 
 def test_config_error_names_key(tmp_path, repo):

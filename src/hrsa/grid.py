@@ -432,9 +432,11 @@ class Study:
                 if not left.endswith("-E"):
                     raise ConfigError(f"{key}: {spec!r} compares a model with itself "
                                       f"(the noise floor of two seeds is {left}-E~{left}-E)")
-                if len(self.seeds) < 2:
-                    raise ConfigError(f"{key}: {spec!r} compares two seeds of one embedder (noise floor) and needs "
-                                      f"at least two seeds, got seeds: {self.seeds}")
+                if len(self.seeds) < 2:  # e.g. a quick run with seeds: [0]: said once, not an error
+                    self.skipped_comparisons.append(
+                        f"{key} {spec} (noise floor) is skipped: it compares two seeds of one embedder, "
+                        f"and seeds is {self.seeds}")
+                    continue
                 seeds = list(combinations(sorted(self.seeds), 2))
             elif left.endswith("-E") or right.endswith("-E"):
                 seeds = [(s, None) for s in self.seeds]

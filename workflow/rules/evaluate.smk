@@ -1,5 +1,7 @@
 # mteb scoring: one job per (embedder, task); results cached by model name + weights revision.
 
+from hrsa.evaluation.run import eval_flags
+
 
 rule evaluate:
     input:
@@ -26,8 +28,17 @@ rule evaluate:
         model_name=lambda wc: q(f"hrsa/{wc.model}"),
         trust=lambda wc: trust_flag(parse_model_id(wc.model)[0]),
         overrides=lambda wc: as_json(task_instruction_override(wc.task)),
+        scoring=lambda wc: shlex.join(
+            eval_flags(
+                wc.task,
+                EVAL_BENCHMARKS.get(wc.task),
+                lookup(dpath="evaluation", within=config, default={}),
+                EVAL_BENCHMARKS,
+                repo_path("."),
+            )
+        ),
     shell:
         "hrsa evaluate --threads {threads} --model {input:q} --task {params.task} {params.benchmark} --model-name {params.model_name}"
         ' --revision "$(cat {input:q}/revision.txt)" --cache results/mteb-cache --batch-size {params.batch_size}'
-        " --device {params.device} --instructions {params.instructions} --task-instructions {params.overrides}"
+        " --device {params.device} --instructions {params.instructions} --task-instructions {params.overrides} {params.scoring}"
         " --out {output:q} {params.trust} > {log:q} 2>&1"

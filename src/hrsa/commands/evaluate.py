@@ -66,6 +66,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="allow the embedder's custom modelling code (its pair's trust_remote_code; off)",
     )
     parser.add_argument(
+        "--instruction-table",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="JSON",
+        dest="instruction_tables",
+        help="table {task: instruction or {query: ...}} in the study's format (with --instructions task); repeatable, "
+        "the first table naming a task wins; tasks in none fall back to mteb's metadata (logged)",
+    )
+    parser.add_argument(
+        "--max-seq-length",
+        type=int,
+        default=None,
+        metavar="N",
+        help="tokens per text, longer texts truncated (default: the length saved with the model)",
+    )
+    parser.add_argument(
+        "--max-tokens-per-batch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="token budget per encoding batch: batch size = max(1, min(--batch-size, N // max_seq_length))",
+    )
+    parser.add_argument(
         "--data-dir",
         type=Path,
         default=None,
@@ -101,6 +125,9 @@ def run(args: argparse.Namespace) -> None:
         instructions=args.instructions,
         task_instructions=overrides,
         trust_remote_code=args.trust_remote_code,
+        instruction_tables=args.instruction_tables,
+        max_seq_length=args.max_seq_length,
+        max_tokens_per_batch=args.max_tokens_per_batch,
     )
     write_json(args.out, summary_document(args, results, package_versions()))
 
@@ -120,6 +147,9 @@ def summary_document(args: argparse.Namespace, results: dict[str, Any], packages
                 "cache": str(Path(args.cache).resolve()),
                 "data_dir": str(args.data_dir) if args.data_dir else None,
                 "instructions": args.instructions,
+                "instruction_tables": [str(t) for t in args.instruction_tables],
+                "max_seq_length": args.max_seq_length,
+                "max_tokens_per_batch": args.max_tokens_per_batch,
             },
             "mteb_version": packages.get("mteb"),
             "packages": packages,

@@ -41,6 +41,11 @@ INSTRUCTION_MODES = ("task", "model")
 QUERY_PROMPT_KEYS = ("query", "anchor")
 DOCUMENT_PROMPT_KEYS = ("document", "passage", "corpus", "positive")
 _REVISION_OK = re.compile(r"[A-Za-z0-9._+=-]+")  # fullmatch: `$` lets "r1\n" through
+# Key of an instruction table's generic entry (the study's "default"); not used, mteb metadata is the fallback.
+TABLE_DEFAULT_KEY = "default"
+# Folder inside an mteb cache revision folder that records the settings each task was scored under. mteb itself reads
+# only {model}/{revision}/*.json and {model}/{revision}/experiments/*/*.json, so this folder stays invisible to it.
+SETTINGS_DIR = "hrsa-settings"
 
 
 # ------------------------------------------------------------------------------------------------------ task names
@@ -84,12 +89,12 @@ def task_refs_for(spec: Any) -> list[tuple[str, str | None]]:
     refs: list[tuple[str, str | None]] = []
     for entry in _as_entries(spec):
         if isinstance(entry, Mapping):
-            unknown = set(entry) - {"benchmark", "task", "tasks"}
-            if unknown or len(entry) != 1:
-                raise HrsaError(f"evaluation task entry {dict(entry)!r}: use one of benchmark, task or tasks")
+            unknown = set(entry) - {"benchmark", "task", "tasks", "exclude"}
+            if unknown or len(set(entry) - {"exclude"}) != 1 or ("exclude" in entry and "benchmark" not in entry):
+                raise HrsaError(f"evaluation task entry {dict(entry)!r}: use one of benchmark (optionally with "
+                                "exclude), task or tasks")
             if "benchmark" in entry:
-                bench = str(entry["benchmark"])
-                refs += [(t.metadata.name, bench) for t in _benchmark_tasks(bench)]
+                refs += _benchmark_refs(str(entry["benchmark"]), entry.get("exclude") or [])
             else:
                 refs += task_refs_for(entry.get("task", entry.get("tasks")))
         elif entry in LOCAL_TASKS or _is_mteb_task(entry):
@@ -97,6 +102,18 @@ def task_refs_for(spec: Any) -> list[tuple[str, str | None]]:
         else:  # a plain benchmark name
             refs += [(t.metadata.name, entry) for t in _benchmark_tasks(entry)]
     return list(dict.fromkeys(refs))
+
+
+def _benchmark_refs(bench: str, exclude: Sequence[str]) -> list[tuple[str, str | None]]:
+    """(task, bench) for the tasks of a benchmark less `exclude` (e.g. BRIGHT's long-document tasks); excluding a
+    task the benchmark does not have is an error, so a typo cannot silently keep a task."""
+    names = [t.metadata.name for t in _benchmark_tasks(bench)]
+    if isinstance(exclude, str) or not all(isinstance(x, str) for x in exclude):
+        raise HrsaError(f"evaluation task entry for {bench!r}: exclude must be a list of task names, got {exclude!r}")
+    stray = sorted(set(exclude) - set(names))
+    if stray:
+        raise HrsaError(f"evaluation task entry for {bench!r}: exclude names tasks it does not have: {stray}")
+    return [(name, bench) for name in names if name not in set(exclude)]
 
 
 def task_names_for(spec: Any) -> list[str]:
@@ -166,53 +183,100 @@ def _first_nonempty(prompts: Mapping[str, str], keys: Sequence[str]) -> str:
     return next((prompts[k] for k in keys if prompts.get(k)), "")
 
 
-def task_instruction(task: Any, overrides: Mapping[str, str] | None = None) -> str:
-    """A task's query instruction: the config's override, else the task's own prompt (its mteb metadata), else mteb's
-    default for its task type (e.g. 'Retrieve text based on user query.'); '' if none of these exists."""
+def read_instruction_table(path: str | os.PathLike[str]) -> dict[str, str]:
+    """{task: query instruction} from a table in the study's format (evaluation/task_prompts.json of
+    HKUST-KnowComp/Reasoning-Embedding): each value a string or {"query": ..., "passage": ...}, of which the query
+    string is taken (documents get no instruction). The table's "default" entry is dropped: tasks missing from every
+    table fall back to their mteb metadata."""
+    import json
+
+    file = Path(path)
+    try:
+        table = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise HrsaError(f"evaluation.instruction_tables: cannot read {file}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise HrsaError(f"evaluation.instruction_tables: {file} is not valid JSON ({exc})") from exc
+    if not isinstance(table, dict):
+        raise HrsaError(f"evaluation.instruction_tables: {file} must hold a JSON object {{task: instruction}}")
+    out: dict[str, str] = {}
+    for task, entry in table.items():
+        query = entry.get("query") if isinstance(entry, dict) else entry
+        if not isinstance(query, str):
+            raise HrsaError(f"{file}: entry {task!r} must be a string or an object with a string 'query', "
+                            f"got {entry!r}")
+        if task != TABLE_DEFAULT_KEY:
+            out[task] = query
+    return out
+
+
+def read_instruction_tables(paths: Sequence[str | os.PathLike[str]]) -> dict[str, str]:
+    """Tables merged in order; the first table that names a task gives its instruction."""
+    merged: dict[str, str] = {}
+    for path in paths:
+        for task, instruction in read_instruction_table(path).items():
+            merged.setdefault(task, instruction)
+    return merged
+
+
+def task_instruction(
+    task: Any, overrides: Mapping[str, str] | None = None, table: Mapping[str, str] | None = None
+) -> tuple[str, str]:
+    """A task's query instruction and where it came from: the config's override ("override"), else the instruction
+    table ("table"), else the task's own prompt in its mteb metadata, else mteb's default for its task type (e.g.
+    'Retrieve text based on user query.') (both "mteb"); ("", "none") if none of these exists."""
     name = task.metadata.name
     if overrides and overrides.get(name):
-        return str(overrides[name])
+        return str(overrides[name]), "override"
+    if table and table.get(name):
+        return table[name], "table"
     prompt = task.metadata.prompt
     if isinstance(prompt, Mapping):
         prompt = prompt.get("query")
-    return prompt or getattr(task, "abstask_prompt", "") or ""
+    instruction = prompt or getattr(task, "abstask_prompt", "") or ""
+    return instruction, "mteb" if instruction else "none"
 
 
-def task_prompts(tasks: Sequence[Any], overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """sentence-transformers prompts under the keys mteb looks up per task: '{task}-query' and '{task}' (symmetric
-    tasks such as STS encode both sides as queries) get 'Instruct: {instruction}\nQuery: ', '{task}-document' none,
-    as in training. The embedder's Pooling(include_prompt=False) drops the instruction tokens."""
-    from hrsa.train import QUERY_TEMPLATE
-
+def resolve_instructions(
+    tasks: Sequence[Any], overrides: Mapping[str, str] | None = None, table: Mapping[str, str] | None = None
+) -> dict[str, tuple[str, str]]:
+    """{task: (instruction, source)} for every task (see `task_instruction`); an override of a task not among
+    `tasks` is a config error."""
     unknown = set(overrides or {}) - {t.metadata.name for t in tasks}
     if unknown:
         raise HrsaError(f"evaluation.task_instructions: {sorted(unknown)} are not among the tasks evaluated here")
+    return {t.metadata.name: task_instruction(t, overrides, table) for t in tasks}
+
+
+def prompts_for(instructions: Mapping[str, tuple[str, str]]) -> dict[str, str]:
+    """sentence-transformers prompts under the keys mteb looks up per task: '{task}-query' and '{task}' (symmetric
+    tasks such as STS encode both sides as queries) get 'Instruct: {instruction}\nQuery: ', '{task}-document' none,
+    as in training and in the study. The embedder's Pooling(include_prompt=False) drops the instruction tokens."""
+    from hrsa.train import QUERY_TEMPLATE
+
     prompts: dict[str, str] = {}
-    for task in tasks:
-        instruction = task_instruction(task, overrides)
+    for name, (instruction, _) in instructions.items():
         if instruction:
-            name, text = task.metadata.name, QUERY_TEMPLATE.format(instruction=instruction)
+            text = QUERY_TEMPLATE.format(instruction=instruction)
             prompts.update({name: text, f"{name}-query": text, f"{name}-document": ""})
     return prompts
 
 
-def instructed_revision(revision: str, prompts: Mapping[str, str]) -> str:
-    """The mteb cache revision of a run with per-task prompts: weights revision + a digest of the prompts, so results
-    scored with other instructions (or none) are never taken from the cache for these."""
-    import hashlib
-    import json
-
-    if not prompts:
-        return revision
-    return f"{revision}+instr-{hashlib.sha256(json.dumps(prompts, sort_keys=True).encode()).hexdigest()[:10]}"
+def task_prompts(
+    tasks: Sequence[Any], overrides: Mapping[str, str] | None = None, table: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The per-task prompts of `tasks` (`prompts_for(resolve_instructions(...))`)."""
+    return prompts_for(resolve_instructions(tasks, overrides, table))
 
 
 def load_encoder(model_dir: str | os.PathLike[str], model_name: str, revision: str, device: str,
-                 per_task: Mapping[str, str] | None = None, trust_remote_code: bool = False) -> Any:
+                 per_task: Mapping[str, str] | None = None, max_seq_length: int | None = None,
+                 trust_remote_code: bool = False) -> Any:
     """SentenceTransformer from a local directory, wrapped for mteb under the given name/revision and prompts.
 
     `per_task` prompts (from `task_prompts()`) are added to the model's own query/document prompts and win for their
-    tasks. `trust_remote_code` lets the model's own modelling code run (only when its pair's config says so).
+    tasks. `max_seq_length` (tokens, longer texts truncated) replaces the length saved with the model when given.
+    `trust_remote_code` lets the model's own modelling code run (only when its pair's config says so).
     """
     from mteb.models import SentenceTransformerEncoderWrapper
     from sentence_transformers import SentenceTransformer
@@ -224,6 +288,8 @@ def load_encoder(model_dir: str | os.PathLike[str], model_name: str, revision: s
         raise HrsaError(f"model directory {path} holds no sentence-transformers model (no modules.json/config.json)")
     st = SentenceTransformer(str(path.resolve()), device=torch_device(device), local_files_only=True,
                              trust_remote_code=trust_remote_code)
+    if max_seq_length is not None:
+        st.max_seq_length = max_seq_length
     st.model_card_data.model_name = model_name
     st.model_card_data.base_model_revision = revision
     prompts = mteb_prompts(st.prompts)
@@ -248,7 +314,9 @@ def _split_entries(result: Any, task: Any, split: str) -> list[dict[str, Any]]:
 
 
 def summarize(result: Any, task: Any) -> dict[str, Any]:
-    """{main_score, main_score_name, scores}: means over the task's subsets on 'test' (or all its eval splits)."""
+    """{main_score, main_score_name, scores, split_scores, eval_splits, task_type}: main_score and scores are means over
+    the task's subsets on 'test' (or all its eval splits); split_scores holds the mean main score of each eval split
+    (Table 1 takes the first one, as the study did)."""
     splits = ["test"] if "test" in task.eval_splits else list(task.eval_splits)
     entries = [e for split in splits for e in _split_entries(result, task, split)]
     if not entries:
@@ -258,11 +326,19 @@ def summarize(result: Any, task: Any) -> dict[str, Any]:
         for key in SUMMARY_METRICS
         if all(isinstance(e.get(key), (int, float)) for e in entries)
     }
+    split_scores = {}
+    for split in task.eval_splits:
+        per_subset = [float(e["main_score"]) for e in _split_entries(result, task, split)]
+        if per_subset:
+            split_scores[split] = sum(per_subset) / len(per_subset)
     return {
         "main_score": sum(float(e["main_score"]) for e in entries) / len(entries),
         "main_score_name": task.metadata.main_score,
         "splits": splits,
         "scores": scores,
+        "eval_splits": list(task.eval_splits),
+        "split_scores": split_scores,
+        "task_type": task.metadata.type,
     }
 
 
@@ -284,15 +360,118 @@ def hub_miss(exc: BaseException, tasks: Sequence[Any]) -> HrsaError | None:
     )
 
 
-def _cached(cache: Any, tasks: Sequence[Any], model_name: str, revision: str) -> dict[str, Any] | None:
-    """Cached TaskResults when every task is complete for (name, revision), so the model need not be loaded."""
+# ------------------------------------------------------------------------------------------------- scoring settings
+def seq_length_for(task: str, benchmark: str | None, spec: Mapping[str, int | None] | None) -> int | None:
+    """evaluation.max_seq_length for one task: its own entry, else its benchmark's, else "default"; None = the length
+    saved with the embedder (its training max length)."""
+    spec = spec or {}
+    for key in (task, benchmark, "default"):
+        if key is not None and key in spec:
+            return spec[key]
+    return None
+
+
+def eval_flags(task: str, benchmark: str | None, evaluation: Mapping[str, Any],
+               known: Mapping[str, str | None], root: str | os.PathLike[str]) -> list[str]:
+    """`hrsa evaluate` arguments that the `evaluation:` config block gives one (task, benchmark) job: instruction
+    tables (relative paths joined to `root`, the repository as jobs see it), max_seq_length and the token budget. `known` maps every
+    evaluated task to its benchmark; a max_seq_length key that is none of these tasks, benchmarks or "default" is a
+    config error."""
+    from hrsa.errors import ConfigError
+
+    lengths = evaluation.get("max_seq_length") or {}
+    stray = sorted(set(lengths) - set(known) - {b for b in known.values() if b} - {"default"})
+    if stray:
+        raise ConfigError(f"evaluation.max_seq_length: {stray} are neither evaluated tasks, their benchmarks nor "
+                          "'default'")
+    flags: list[str] = []
+    for table in evaluation.get("instruction_tables") or []:
+        flags += ["--instruction-table", str(Path(root, table))]
+    length = seq_length_for(task, benchmark, lengths)
+    if length is not None:
+        flags += ["--max-seq-length", str(length)]
+    if evaluation.get("max_tokens_per_batch") is not None:
+        flags += ["--max-tokens-per-batch", str(evaluation["max_tokens_per_batch"])]
+    return flags
+
+
+def token_batch_size(batch_size: int, max_tokens_per_batch: int | None, max_seq_length: int) -> int:
+    """Texts per encoding batch under a token budget: at most `batch_size`, at most budget // max_seq_length (a batch
+    of full-length texts then fits the budget), at least 1. No budget: `batch_size`."""
+    if max_tokens_per_batch is None:
+        return batch_size
+    return max(1, min(batch_size, max_tokens_per_batch // max(1, max_seq_length)))
+
+
+def scoring_settings(task: str, prompts: Mapping[str, str], instructions: str,
+                     max_seq_length: int | None) -> dict[str, Any]:
+    """What, besides the weights (the cache revision), decides a task's score: its prompts and the truncation length.
+    Recorded beside the mteb result; a result whose record differs is never reused."""
+    keys = (task, f"{task}-query", f"{task}-document")
+    return {
+        "task": task,
+        "instructions": instructions,
+        "prompts": {k: prompts[k] for k in keys if k in prompts},
+        "max_seq_length": max_seq_length,
+    }
+
+
+def settings_path(cache: Any, task: str, model_name: str, revision: str) -> Path:
+    """{cache}/results/{model}/{revision}/hrsa-settings/{task}.json: beside mteb's {task}.json, out of its globs."""
+    result = Path(cache.get_task_result_path(task_name=task, model_name=model_name, model_revision=revision))
+    return result.parent / SETTINGS_DIR / f"{task}.json"
+
+
+def _read_settings(path: Path) -> Any:
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _prepare_cache(cache: Any, settings: Mapping[str, Mapping[str, Any]], model_name: str, revision: str) -> None:
+    """Before a run: drop every cached task result not recorded under this run's settings (other instructions or
+    length, or no record), then record the settings, so mteb's only-missing resume continues only same-settings work."""
+    from hrsa.backbones.common import progress
+    from hrsa.io import write_json
+
+    for task, wanted in settings.items():
+        record = settings_path(cache, task, model_name, revision)
+        if _read_settings(record) == wanted:
+            continue
+        stale = Path(cache.get_task_result_path(task_name=task, model_name=model_name, model_revision=revision))
+        if stale.exists():
+            progress("evaluate", f"{task}: cached result of {model_name}@{revision} was scored under other "
+                     "settings (instructions or max_seq_length); scoring it again")
+            stale.unlink()
+        write_json(record, dict(wanted))
+
+
+def _cached(cache: Any, tasks: Sequence[Any], model_name: str, revision: str,
+            settings: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
+    """Cached TaskResults when every task is complete for (name, revision) and was scored under `settings`, so the
+    model need not be loaded."""
     found = {}
     for task in tasks:
-        res = cache.load_task_result(task.metadata.name, model_name, revision)
+        name = task.metadata.name
+        if _read_settings(settings_path(cache, name, model_name, revision)) != settings[name]:
+            return None
+        res = cache.load_task_result(name, model_name, revision)
         if res is None or res.get_missing_evaluations(task):
             return None
-        found[task.metadata.name] = res
+        found[name] = res
     return found
+
+
+def _log_fallbacks(sources: Mapping[str, tuple[str, str]], tables: Sequence[Any]) -> None:
+    """Name the tasks whose instruction did not come from the configured tables (mteb metadata or none)."""
+    from hrsa.backbones.common import progress
+
+    fell_back = sorted(t for t, (_, src) in sources.items() if src in ("mteb", "none"))
+    if tables and fell_back:
+        progress("evaluate", f"not in the instruction tables, so mteb's metadata instruction is used: {fell_back}")
 
 
 def evaluate(
@@ -309,33 +488,48 @@ def evaluate(
     instructions: str = "model",
     task_instructions: Mapping[str, str] | None = None,
     trust_remote_code: bool = False,
+    instruction_tables: Sequence[str | os.PathLike[str]] = (),
+    max_seq_length: int | None = None,
+    max_tokens_per_batch: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run mteb.evaluate with a ResultCache (only-missing) and return {task: {main_score, main_score_name, scores,
-    query_prompt}}.
+    split_scores, query_prompt, instruction_source, settings, ...}}.
 
-    instructions="task" gives each task's queries its own instruction (`task_prompts`); "model" uses the embedder's
-    saved query prompt for every task. Tasks already complete in the cache for (model_name, revision, prompts) are not
-    rerun, and the model is not even loaded.
+    instructions="task" gives each task's queries its own instruction (config override > instruction tables > mteb
+    metadata); "model" uses the embedder's saved query prompt for every task. All tasks of one embedder share one cache
+    revision (its weights' revision); the prompts and max_seq_length are recorded beside each result, and a cached
+    result is reused only when they match, in which case the model is not even loaded.
     """
     import mteb
 
     if instructions not in INSTRUCTION_MODES:
         raise HrsaError(f"evaluation.instructions: {instructions!r} is not one of {INSTRUCTION_MODES}")
+    for flag, value in (("max_seq_length", max_seq_length), ("max_tokens_per_batch", max_tokens_per_batch)):
+        if value is not None and value < 1:
+            raise HrsaError(f"evaluation.{flag} must be at least 1, got {value}")
     check_model_id(model_name, revision)
     tasks = resolve_tasks(task_names, benchmark=benchmark, data_dir=data_dir)
-    prompts = task_prompts(tasks, task_instructions) if instructions == "task" else {}
-    revision = instructed_revision(revision, prompts)
+    sources: dict[str, tuple[str, str]] = {}
+    if instructions == "task":
+        sources = resolve_instructions(tasks, task_instructions, read_instruction_tables(instruction_tables))
+        _log_fallbacks(sources, instruction_tables)
+    prompts = prompts_for(sources)
+    settings = {
+        t.metadata.name: scoring_settings(t.metadata.name, prompts, instructions, max_seq_length) for t in tasks
+    }
     cache = mteb.ResultCache(str(cache_dir))
-    results = _cached(cache, tasks, model_name, revision)
+    results = _cached(cache, tasks, model_name, revision, settings)
     if results is None:
-        encoder = load_encoder(model_dir, model_name, revision, device, prompts, trust_remote_code)
+        encoder = load_encoder(model_dir, model_name, revision, device, prompts, max_seq_length, trust_remote_code)
+        _prepare_cache(cache, settings, model_name, revision)
+        batch = token_batch_size(batch_size, max_tokens_per_batch, int(encoder.model.max_seq_length))
         try:
             mteb.evaluate(
                 encoder,
                 tasks,
                 cache=cache,
                 overwrite_strategy="only-missing",
-                encode_kwargs={"batch_size": batch_size, "show_progress_bar": False},
+                encode_kwargs={"batch_size": batch, "show_progress_bar": False},
                 show_progress_bar=False,
             )
         except (ConnectionError, FileNotFoundError) as exc:
@@ -344,11 +538,16 @@ def evaluate(
                 raise
             raise offline from exc
         # read back what mteb stored (rounded), so a fresh run and a cached rerun report identical numbers
-        results = _cached(cache, tasks, model_name, revision)
+        results = _cached(cache, tasks, model_name, revision, settings)
         if results is None:
             raise HrsaError(f"mteb did not store complete results for {model_name}@{revision} in {cache_dir}")
     return {
-        t.metadata.name: {**summarize(results[t.metadata.name], t), "cache_revision": revision,
-                          "query_prompt": prompts.get(f"{t.metadata.name}-query")}
+        t.metadata.name: {
+            **summarize(results[t.metadata.name], t),
+            "cache_revision": revision,
+            "query_prompt": prompts.get(f"{t.metadata.name}-query"),
+            "instruction_source": sources.get(t.metadata.name, ("", "model"))[1],
+            "settings": settings[t.metadata.name],
+        }
         for t in tasks
     }
