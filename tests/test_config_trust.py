@@ -271,7 +271,7 @@ def test_noise_floor_needs_two_seeds_and_base_base_stays_an_error(config, repo):
     assert [c.name for c in study.comparisons] == ["tiny.base~reason"]
     assert any("comparisons[1] reason-E~reason-E (noise floor) is skipped" in n for n in study.notes())
     config["comparisons"] = ["reason-E~reason-E"]
-    with pytest.raises(ConfigError, match=r"comparisons\[0\]: 'reason-E~reason-E' applies to no pair"):
+    with pytest.raises(ConfigError, match=r"comparisons: none applies, so no HRSA would run \(comparisons\[0\]"):
         Study(validated(config, repo), root=repo)
     config["seeds"] = [0, 1]
     config["comparisons"] = ["base~base"]

@@ -455,6 +455,8 @@ class Study:
             if not applied:
                 raise ConfigError(f"{key}: {spec!r} applies to no pair (none has every role it names: "
                                   f"{', '.join(roles_needed)}); remove it or add the role to a pair")
+        if self.config.get("comparisons") and not out:
+            raise ConfigError(f"comparisons: none applies, so no HRSA would run ({'; '.join(self.skipped_comparisons)})")
         names = [c.name for c in out]
         if len(set(names)) != len(names):
             raise ConfigError("comparisons: duplicate entries")
