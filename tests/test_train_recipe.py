@@ -72,6 +72,7 @@ def test_recipe_values_reach_the_trainer(tiny_backbone, records, tmp_path):
     assert args.lr_scheduler_type.value == "cosine" and args.optim.value.startswith("adamw")
     assert args.get_warmup_steps(200) == 20 and args.get_warmup_steps(7) == math.ceil(0.7)
     assert trainer.model[0].auto_model.config.is_causal is False
+    assert loss.gather_across_devices is False and args.per_device_train_batch_size == 8  # one device: all of it
     pooling = trainer.model[1]
     assert pooling.get_config_dict()["pooling_mode"] == "mean" and pooling.include_prompt is False
 
@@ -86,3 +87,14 @@ def test_recipe_rejects_bad_values():
     with pytest.raises(ConfigError, match="training.lora: unknown keys \\['rank'\\]"):
         Recipe.from_config({"lora": {"enabled": True, "rank": 8}})
     assert Recipe.from_config({"lora": {"enabled": False, "r": 8}}).lora is None
+
+
+def test_global_batch_splits_over_devices_and_the_launch_must_match(tiny_backbone, records, tmp_path):
+    from hrsa.errors import ConfigError
+    from hrsa.train import per_device_batch
+
+    assert per_device_batch(4096, 1) == 4096 and per_device_batch(4096, 8) == 512
+    with pytest.raises(ConfigError, match="training.batch_size 4096 is not a multiple of the 3 training devices"):
+        per_device_batch(4096, 3)
+    with pytest.raises(ConfigError, match="training.devices is 2 but this run has 1 process"):
+        _trainer(tiny_backbone, records, tmp_path, devices=2)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -105,3 +106,14 @@ def test_demo_dag_end_to_end(tmp_path):
     assert counts["train_embedder"] == 3  # one new seed per role, nothing else retrained
     assert not {"build_backbone", "prepare_training_data", "mine_hard_negatives"} & set(counts)
     shutil.rmtree(work / "results/activations")  # keep the tmp dir small
+
+
+def test_multi_device_training_launches_one_process_per_device(tmp_path):
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["training"]["devices"] = 2
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    out = snakemake("results/embedders/tiny.base-E.s0", "-n", "-p", "--configfile", str(tmp_path / "c.yaml"),
+                    cwd=tmp_path).stdout
+    train = out.split("rule train_embedder:", 1)[1]
+    assert "gpu=2" in train.split("Shell command", 1)[0]
+    assert "torchrun --standalone --nproc-per-node 2 --no-python hrsa train " in train

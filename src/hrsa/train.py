@@ -40,6 +40,7 @@ class Recipe:
     save_steps: int = 500
     num_negatives: int = 3
     gradient_checkpointing: bool = False
+    devices: int = 1  # GPUs of the job: batch_size is global, batch_size / devices per device (torchrun when > 1)
     lora: dict[str, Any] | None = None  # {r, alpha, dropout, target_modules}; None = full fine-tuning (the paper)
 
     @classmethod
@@ -164,6 +165,24 @@ def last_checkpoint(checkpoints: Path) -> Path | None:
     return complete[-1] if complete else None
 
 
+def world_size() -> int:
+    """Processes of this training run (torchrun's WORLD_SIZE; 1 for a plain `hrsa train`)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    """True on the process that owns the run's files (rank 0; the only one without torchrun)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def per_device_batch(global_batch: int, devices: int) -> int:
+    """Queries per device for the recipe's global batch: training.batch_size = per-device batch x devices. GradCache
+    (CachedMNRL's mini-batches) bounds memory whatever the per-device batch, so one device can hold the study's 4,096."""
+    if devices < 1 or global_batch % devices:
+        raise ConfigError(f"training.batch_size {global_batch} is not a multiple of the {devices} training devices")
+    return global_batch // devices
+
+
 def build_trainer(backbone: str, records: list[dict[str, Any]], checkpoints: str, seed: int, recipe: Recipe,
                   device: str, trust_remote_code: bool = False) -> Any:
     """The paper's recipe as a SentenceTransformerTrainer: CachedMNRL (scale 1/temperature), AdamW (fused where torch
@@ -177,11 +196,17 @@ def build_trainer(backbone: str, records: list[dict[str, Any]], checkpoints: str
     model = build_model(backbone, recipe, trust_remote_code, device)
     train_ds, prompts = records_to_datasets(records, recipe.num_negatives)
     check_prompt_lengths(model[0].tokenizer, prompts, recipe.max_length)
-    loss = CachedMultipleNegativesRankingLoss(model, scale=1.0 / recipe.temperature, mini_batch_size=recipe.mini_batch_size)
+    devices = world_size()
+    if devices != recipe.devices:
+        raise ConfigError(f"training.devices is {recipe.devices} but this run has {devices} process(es): launch "
+                          f"{recipe.devices} processes with torchrun (the workflow's train rule does), or set devices")
+    # on several devices every query's negatives include the other devices' passages: one batch of batch_size queries
+    loss = CachedMultipleNegativesRankingLoss(model, scale=1.0 / recipe.temperature,
+                                              mini_batch_size=recipe.mini_batch_size, gather_across_devices=devices > 1)
     cuda = device.startswith("cuda")
     args = SentenceTransformerTrainingArguments(
         output_dir=checkpoints,
-        per_device_train_batch_size=recipe.batch_size,
+        per_device_train_batch_size=per_device_batch(recipe.batch_size, devices),
         learning_rate=recipe.learning_rate,
         weight_decay=recipe.weight_decay,
         lr_scheduler_type="cosine",
@@ -317,9 +342,11 @@ def train_embedder(
     records = validate_training_records(data_path, recipe.num_negatives)
     device = torch_device(device)
     trainer = build_trainer(backbone, records, checkpoints, seed, recipe, device, trust_remote_code)
-    with contextlib.suppress(OSError):
-        Path(checkpoints).rmdir()  # the one the trainer just created, if empty: no stale state to report as discarded
-    fingerprinted_dir(checkpoints, training_fingerprint(backbone, data_path, seed, recipe, device, trust_remote_code))
+    if is_main_process():  # the other ranks of a multi-device run wait, then resume from the same state
+        with contextlib.suppress(OSError):
+            Path(checkpoints).rmdir()  # the one the trainer just created, if empty: no stale state to report
+        fingerprinted_dir(checkpoints, training_fingerprint(backbone, data_path, seed, recipe, device, trust_remote_code))
+    trainer.accelerator.wait_for_everyone()
     resume = last_checkpoint(Path(checkpoints))
     if resume:
         print(f"resuming from {resume}", flush=True)
@@ -330,8 +357,11 @@ def train_embedder(
             print(f"merged {merge_lora(model[0].auto_model)} LoRA layers into the weights", flush=True)
         check_finite_weights(model, trainer.state.global_step, recipe)
     except TrainingDiverged:
-        shutil.rmtree(checkpoints, ignore_errors=True)  # they may hold non-finite weights: never resume from them
+        if is_main_process():
+            shutil.rmtree(checkpoints, ignore_errors=True)  # they may hold non-finite weights: never resume from them
         raise
+    if not is_main_process():  # rank 0 writes the embedder
+        return {"revision": None, "params": {"steps": trainer.state.global_step}}
     prov = save_embedder(model, trainer, out, model_id, {
         "backbone": backbone, "data": data_path, "seed": seed, "recipe": recipe.__dict__, "device": device,
         "resumed_from": str(resume) if resume else None,

@@ -194,3 +194,14 @@ def benchmark_flag(task):
     """--benchmark NAME for tasks that come from a benchmark (it may restrict their subsets)."""
     bench = EVAL_BENCHMARKS.get(task)
     return f"--benchmark {q(bench)}" if bench else ""
+
+
+def training_devices(pair):
+    """GPUs one training job of this pair asks for (training.devices)."""
+    return int(STUDY.training(pair).get("devices", 1))
+
+
+def training_launcher(pair):
+    """Prefix of the train command: torchrun with one process per device when a job trains on several GPUs."""
+    n = training_devices(pair)
+    return f"torchrun --standalone --nproc-per-node {n} --no-python " if n > 1 else ""

@@ -15,7 +15,7 @@ rule train_embedder:
         "../../envs/hrsa.yaml"
     threads: 1
     resources:
-        gpu=1,
+        gpu=lambda wc: training_devices(wc.pair),
         mem_mb=16000,
         runtime=720,
     params:
@@ -34,7 +34,8 @@ rule train_embedder:
         ),
         trust=lambda wc: trust_flag(wc.pair),
         model_id=lambda wc: q(f"{wc.pair}.{wc.role}-E.s{wc.seed}"),
+        launch=lambda wc: training_launcher(wc.pair),
     shell:
-        "hrsa train --threads {threads} --backbone {params.backbone} --data {input.data:q} --seed {wildcards.seed:q}"
+        "{params.launch}hrsa train --threads {threads} --backbone {params.backbone} --data {input.data:q} --seed {wildcards.seed:q}"
         " --recipe {params.recipe} --device {params.device} --checkpoints {params.checkpoints}"
         " --model-id {params.model_id} --out {output:q} {params.trust} > {log:q} 2>&1"
