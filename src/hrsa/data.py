@@ -202,9 +202,7 @@ def _probe_source_rows(spec: dict[str, Any], root: Path) -> tuple[list[dict[str,
                 raise DataError(f"{spec['path']}:{i}: probe row needs a non-empty `text`")
         return _select(rows, n, seed), f"{spec['path']} has no rows"
     hf = spec["hf"]
-    import datasets
-
-    ds = datasets.load_dataset(hf["dataset"], hf.get("config") or None, split=hf.get("split", "test"))
+    ds = load_hub_dataset(*probe_dataset_args(hf))
     text_field, label = hf.get("text_field", "text"), hf.get("label_field") or None
     missing = [c for c in (text_field, label) if c and c not in ds.column_names]
     if missing:
@@ -227,17 +225,35 @@ def _label(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def probe_dataset_args(hf: dict[str, Any]) -> tuple[str, str | None, str]:
+    """(dataset, config, split) a probe's `hf` entry loads (the download plan fetches the same)."""
+    return hf["dataset"], hf.get("config") or None, hf.get("split", "test")
+
+
+def training_dataset_args(entry: dict[str, Any]) -> tuple[str, str | None, str]:
+    """(dataset, config, split) a `training_data.hf` entry loads (the download plan fetches the same)."""
+    return entry["dataset"], entry.get("config") or None, entry.get("split", "train")
+
+
+def load_hub_dataset(name: str, config: str | None, split: str) -> Any:
+    """datasets.load_dataset; a set missing from an offline cache is one line naming it (HubMissError)."""
+    import datasets
+
+    from hrsa.download import hub_load
+
+    with hub_load("dataset", name):
+        return datasets.load_dataset(name, config, split=split)
+
+
 def hub_training_records(entry: dict[str, Any], num_negatives: int = 0) -> list[dict[str, Any]]:
     """Records from one hub dataset (clusters; or a local dataset directory): columns mapped to the record format.
 
     Every row is checked like a local file (errors name the dataset and row); pass num_negatives=0 when negatives
     are mined afterwards.
     """
-    import datasets
-
     name = entry["dataset"]
     try:
-        ds = datasets.load_dataset(name, entry.get("config") or None, split=entry.get("split", "train"))
+        ds = load_hub_dataset(*training_dataset_args(entry))
     except (FileNotFoundError, ValueError) as exc:
         raise DataError(f"hub dataset {name}: cannot load ({exc})") from None
     if entry.get("max_rows"):
