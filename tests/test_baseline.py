@@ -1,5 +1,6 @@
-"""Baselines: a raw backbone saved as an untrained embedder (mean pooling, bidirectional attention, the same prompts)
-and scored by `hrsa evaluate` beside the trained embedders; the workflow schedules them only when evaluation.baseline."""
+"""Baselines: a raw backbone saved as an untrained embedder (mean pooling, bidirectional attention, the same
+prompts) and scored by `hrsa evaluate` beside the trained embedders; the workflow schedules them only when
+evaluation.baseline is on."""
 
 from __future__ import annotations
 

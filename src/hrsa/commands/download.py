@@ -20,7 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", metavar="JSON", help="the validated study config (or its slice) as JSON")
     source.add_argument("--configfile", type=Path, metavar="YAML",
-                        help="a config file, validated against the workflow's schema (defaults filled) as Snakemake does")
+                        help="a config file, validated against the workflow's schema (defaults filled), as Snakemake "
+                        "validates it")
     p.add_argument("--root", type=Path, default=Path("."), help="repository root: local paths of the config are "
                    "relative to it (default: the working directory)")
     p.add_argument("--plan", action="store_true", help="only list what would be fetched (offline), fetch nothing")
