@@ -200,7 +200,7 @@ def _probe_source_rows(spec: dict[str, Any], root: Path) -> tuple[list[dict[str,
         for i, r in enumerate(rows, start=1):
             if not isinstance(r.get("text"), str) or not r["text"].strip():
                 raise DataError(f"{spec['path']}:{i}: probe row needs a non-empty `text`")
-        return _select(rows, n, seed), f"{spec['path']} has no rows"
+        return _select(rows, n, seed, **_selection(spec)), f"{spec['path']} has no rows"
     hf = spec["hf"]
     ds = load_hub_dataset(*probe_dataset_args(hf))
     text_field, label = hf.get("text_field", "text"), hf.get("label_field") or None
@@ -213,11 +213,42 @@ def _probe_source_rows(spec: dict[str, Any], root: Path) -> tuple[list[dict[str,
         dropped = len(rows) - len(kept)
         print(f"probe {spec.get('name', '?')!r}: dropped {dropped} of {len(rows)} rows with an empty {text_field!r}")
     why = f"hub dataset {hf['dataset']} split {hf.get('split', 'test')!r} has no row with a non-empty {text_field!r}"
-    return _select(kept, n, seed), why
+    return _select(kept, n, seed, **_selection(spec)), why
 
 
-def _select(rows: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
-    idx = sorted(random.Random(seed).sample(range(len(rows)), min(n, len(rows))))
+def _selection(spec: dict[str, Any]) -> dict[str, Any]:
+    """How a probe's texts are drawn from its source: stratified by label, small classes dropped."""
+    return {"stratify": bool(spec.get("stratify")), "min_class_rows": int(spec.get("min_class_rows") or 0)}
+
+
+def _select(rows: list[dict[str, Any]], n: int, seed: int, stratify: bool = False,
+            min_class_rows: int = 0) -> list[dict[str, Any]]:
+    """n rows (ids renumbered in source order): a seeded uniform sample, or stratified by label (each class in
+    proportion to its size, largest remainders first). Classes with fewer than min_class_rows rows are dropped first,
+    as the study's probe does."""
+    if stratify or min_class_rows:
+        classes: dict[str, list[int]] = {}
+        for j, r in enumerate(rows):
+            label = _label(r.get("label"))
+            if label is None:
+                raise DataError(f"row {j + 1} has no label: stratify / min_class_rows need a labelled probe set")
+            classes.setdefault(label, []).append(j)
+        small = sorted(c for c, members in classes.items() if len(members) < min_class_rows)
+        if small:
+            print(f"dropped {len(small)} classes with fewer than {min_class_rows} rows: {small}")
+        classes = {c: m for c, m in classes.items() if c not in small}
+        pool = sorted(j for members in classes.values() for j in members)
+    else:
+        pool = list(range(len(rows)))
+    rng = random.Random(seed)
+    if not stratify or n >= len(pool):
+        idx = sorted(rng.sample(pool, min(n, len(pool))))
+    else:
+        quotas = {c: n * len(m) / len(pool) for c, m in sorted(classes.items())}
+        take = {c: int(q) for c, q in quotas.items()}
+        for c in sorted(quotas, key=lambda c: (take[c] - quotas[c], c))[: n - sum(take.values())]:
+            take[c] += 1
+        idx = sorted(j for c, m in sorted(classes.items()) for j in rng.sample(m, take[c]))
     return [{"id": i, "text": rows[j]["text"], "label": _label(rows[j].get("label"))} for i, j in enumerate(idx)]
 
 
