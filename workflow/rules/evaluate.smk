@@ -16,7 +16,7 @@ rule evaluate:
     resources:
         gpu=1,
         mem_mb=16000,
-        runtime=240,
+        runtime=lambda wc, attempt: 240 * attempt,
     params:
         batch_size=lookup(dpath="evaluation/batch_size", within=config),
         device=lookup(dpath="device", within=config),

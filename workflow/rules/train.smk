@@ -17,7 +17,7 @@ rule train_embedder:
     resources:
         gpu=1,
         mem_mb=16000,
-        runtime=720,
+        runtime=lambda wc, attempt: 720 * attempt,
     params:
         backbone=lambda wc: q(model_path(f"{wc.pair}.{wc.role}")),
         recipe=lambda wc: as_json(
