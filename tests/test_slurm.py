@@ -27,7 +27,8 @@ SITE = {"HRSA_SLURM_ACCOUNT": "ci", "HRSA_SLURM_CPU_PARTITION": "debug", "HRSA_S
 # Test-only speed knob: the plugin's first status check after 2 s instead of 20 s.
 FAST = ("--slurm-init-seconds-before-status-checks", "2")
 FAILING_TASK = "STSBenchmark"  # an mteb task whose dataset is not in the (offline) HF cache: fails at run time
-STEPS, SAVE = 120, 10
+STEPS, SAVE = 20, 10  # the reduced default's training
+LONG, LONG_SAVE = 300, 20  # a training long enough to be cancelled or orphaned mid-way (seed 1 only)
 
 
 def _apt_reachable() -> bool:
@@ -50,17 +51,18 @@ def cluster() -> None:
 
 
 def reduced_config(path: Path, backbone: Path) -> Path:
-    """The embedded default cut down: one published-style local backbone, one seed, two layers, one probe, two tasks."""
+    """The embedded default cut down to 10 SLURM jobs: one published-style local backbone (no build jobs), one seed, the
+pooled layer, one probe, one comparison, one (failing) task."""
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
     cfg.update(
-        pairs=[{"name": "tiny", "base": str(backbone), "num_layers": 2}], seeds=[0], layers=[1, "pooled"], device="cpu",
+        pairs=[{"name": "tiny", "base": str(backbone), "num_layers": 2}], seeds=[0], layers=["pooled"], device="cpu",
         comparisons=["base~base-E"], hrsa={"knn_k": [5], "bootstrap": 2, "permutations": 2, "seed": 0},
-        evaluation={**cfg["evaluation"], "tasks": ["HrsaLee50", FAILING_TASK]},
+        evaluation={**cfg["evaluation"], "tasks": [FAILING_TASK]},
     )
     cfg["recipes"] = {}
     cfg["training_data"] = {**cfg["training_data"], "n_records": 64, "mine": {"enabled": False}}
     cfg["training"] = {**cfg["training"], "batch_size": 8, "mini_batch_size": 4, "max_steps": STEPS,
-                       "save_steps": SAVE, "max_length": 32}
+                       "save_steps": SAVE}
     cfg["probes"] = [{"name": "works", "builtin": "milton-works", "n_texts": 48, "granularity": "sentence",
                       "max_length": 32}]
     path.write_text(yaml.safe_dump(cfg))
@@ -82,6 +84,8 @@ def snakemake_cmd(work: Path, *args: str, limit: int) -> list[str]:
 def run(work: Path, *args: str, limit: int = 300) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(snakemake_cmd(work, *args, limit=limit), cwd=work, env=env(), capture_output=True,
                           text=True)
+    n = len(list(work.glob("snakemake-*.out")))
+    (work / f"snakemake-{n}.out").write_text(proc.stdout + proc.stderr)  # kept for a failing test's reader
     assert proc.returncode not in (124, 137), f"snakemake hung (killed after {limit} s):\n{proc.stderr[-3000:]}"
     return proc
 
@@ -98,7 +102,7 @@ def sbatch_calls(log: str) -> dict[str, list[str]]:
 
 def train_shell(log: str, target: str) -> str:
     """The `hrsa train` command Snakemake ran for `target` (printshellcmds), to repeat it locally uninterrupted."""
-    for m in re.finditer(r"^\s*(hrsa train .*)$", log, flags=re.M):
+    for m in re.finditer(r"^\s*(?:Shell command: )?(hrsa train .*)$", log, flags=re.M):
         if f"--out {target}" in m.group(1) or f"--out '{target}'" in m.group(1):
             return m.group(1)
     raise AssertionError(f"no hrsa train command for {target} in the log")
@@ -163,7 +167,7 @@ def test_run_submits_site_flags_and_reports_the_failed_job(work, first_run):
     assert "Error in rule evaluate" in out and failed in out
     # keep-going: every job independent of the failed one finished
     assert (work / "results/embedders/tiny.base-E.s0").is_dir()
-    assert (work / "results/eval/tiny.base-E.s0/HrsaLee50.json").is_file()
+    assert (work / "results/knn/works/tiny.base-E.s0/layer=pooled.npz").is_file()
     assert (work / "results/hrsa/works/tiny.base~base-E.s0.parquet").is_file()
     calls = sbatch_calls(out)
     train = calls["train_embedder"][0]
@@ -183,64 +187,76 @@ def test_run_submits_site_flags_and_reports_the_failed_job(work, first_run):
 
 def test_rerun_of_the_failed_rule_alone(work, first_run):
     target = f"results/eval/tiny.base-E.s0/{FAILING_TASK}.json"
-    before = (work / "results/eval/tiny.base-E.s0/HrsaLee50.json").stat().st_mtime_ns
+    done = work / "results/hrsa/works/tiny.base~base-E.s0.parquet"
+    before = done.stat().st_mtime_ns
     # targets first: --configfile takes several values and would swallow a target after it
     proc = run(work, target, "--configfile", str(work / "config.yaml"), "--retries", "0", limit=240)
     calls = sbatch_calls(proc.stdout + proc.stderr)
     assert list(calls) == ["evaluate"] and len(calls["evaluate"]) == 1 and FAILING_TASK in calls["evaluate"][0]
-    assert (work / "results/eval/tiny.base-E.s0/HrsaLee50.json").stat().st_mtime_ns == before
+    assert done.stat().st_mtime_ns == before
     assert proc.returncode != 0  # still offline: the dataset is not in the HF cache (README: pre-fill it)
 
 
-def _embedder_target(seed: int) -> str:
-    return f"results/embedders/tiny.base-E.s{seed}"
+TARGET = "results/embedders/tiny.base-E.s1"
+CKPT = "results/checkpoints/tiny.base-E.s1"
 
 
-def _config_with_seed(work: Path, seed: int) -> Path:
+def long_config(work: Path) -> Path:
+    """Seed 1 with a longer schedule; its embedder is the only target of the two kill tests."""
     cfg = yaml.safe_load((work / "config.yaml").read_text())
-    cfg["seeds"] = [0, seed]
-    path = work / f"config-s{seed}.yaml"
+    cfg["seeds"] = [1]
+    cfg["training"].update(max_steps=LONG, save_steps=LONG_SAVE)
+    path = work / "config-long.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
 
 
-def test_scancel_of_training_resumes_from_checkpoint(work, first_run, tmp_path):
-    target = _embedder_target(1)
-    ckpt = work / "results/checkpoints/tiny.base-E.s1"
-    proc = subprocess.Popen(snakemake_cmd(work, target, "--configfile", str(_config_with_seed(work, 1)), limit=400),
-                            cwd=work, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    wait_for(lambda: (ckpt / f"checkpoint-{SAVE}" / "trainer_state.json").is_file() or proc.poll() is not None,
-             "the first checkpoint")
+def start(work: Path) -> subprocess.Popen[str]:
+    """Start the seed-1 training run in the background; return once its first checkpoint is complete."""
+    proc = subprocess.Popen(snakemake_cmd(work, TARGET, "--configfile", str(long_config(work)), limit=500), cwd=work,
+                            env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = work / CKPT / f"checkpoint-{LONG_SAVE}" / "trainer_state.json"
+    wait_for(lambda: first.is_file() or proc.poll() is not None, "the first checkpoint", limit=300)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def reference(work: Path, first_run, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seed-1 embedder trained locally, uninterrupted (the command Snakemake prints, other paths)."""
+    dry = run(work, TARGET, "--configfile", str(long_config(work)), "-n", "--forceall", limit=120)
+    return local_reference(work, dry.stdout + dry.stderr, TARGET, tmp_path_factory.mktemp("reference"))
+
+
+def test_scancel_of_training_resumes_from_checkpoint(work, reference):
+    proc = start(work)
     jobs = squeue_ids("rule_train_embedder")
     assert jobs, "training ended before it could be cancelled"
     subprocess.run(["scancel", *jobs], check=True)
-    out, _ = proc.communicate(timeout=420)
+    out, _ = proc.communicate(timeout=600)
+    (work / "snakemake-scancel.out").write_text(out)
     assert proc.returncode == 0, out[-4000:]
     assert f"SLURM-job '{jobs[0]}' failed" in out and "CANCELLED" in out
     assert "resuming from" in (work / "logs/train/tiny.base-E.s1.log").read_text()
-    same_embedder(work / target, local_reference(work, out, target, tmp_path))
+    same_embedder(work / TARGET, reference)
 
 
-def test_killed_snakemake_rerun_never_shares_checkpoints(work, first_run, tmp_path):
-    target = _embedder_target(2)
-    cfg = str(_config_with_seed(work, 2))
-    ckpt = work / "results/checkpoints/tiny.base-E.s2"
-    proc = subprocess.Popen(snakemake_cmd(work, target, "--configfile", cfg, limit=400), cwd=work, env=env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    wait_for(lambda: (ckpt / f"checkpoint-{SAVE}" / "trainer_state.json").is_file() or proc.poll() is not None,
-             "the first checkpoint")
+def test_killed_snakemake_rerun_never_shares_checkpoints(work, reference):
+    for path in (work / TARGET, work / CKPT):
+        shutil.rmtree(path, ignore_errors=True)  # train seed 1 afresh
+    proc = start(work)
     orphan = squeue_ids("rule_train_embedder")
     assert orphan, "training ended before snakemake could be killed"
     _kill_snakemake(proc)  # as when the login shell is lost
     assert squeue_ids("rule_train_embedder") == orphan, "the SLURM job must outlive snakemake"
-    unlock = run(work, target, "--configfile", cfg, "--unlock", limit=120)
+    cfg = str(long_config(work))
+    unlock = run(work, TARGET, "--configfile", cfg, "--unlock", limit=120)
     assert unlock.returncode == 0, unlock.stderr[-2000:]
-    again = run(work, target, "--configfile", cfg, limit=400)
+    again = run(work, TARGET, "--configfile", cfg, limit=500)
     out = again.stdout + again.stderr
     assert again.returncode == 0, out[-4000:]
-    log = (work / "logs/train/tiny.base-E.s2.log").read_text()
     # the re-run's job waited for the orphan (named by its SLURM job id) instead of writing the same checkpoints
-    assert f"slurm_job={orphan[0]}" in log and "waiting for" in log
-    state = yaml.safe_load((ckpt / f"checkpoint-{STEPS}" / "trainer_state.json").read_text())
-    assert state["global_step"] == STEPS and not list(ckpt.glob(f"checkpoint-{STEPS + SAVE}"))
-    same_embedder(work / target, local_reference(work, out, target, tmp_path))
+    log = (work / "logs/train/tiny.base-E.s1.log").read_text(errors="replace")
+    assert f"waiting for {CKPT}" in log and f"slurm_job={orphan[0]}" in log, log[-3000:]
+    steps = sorted(int(p.name.split("-")[1]) for p in (work / CKPT).glob("checkpoint-*"))
+    assert steps and steps[-1] == LONG, steps  # nobody trained past the schedule
+    same_embedder(work / TARGET, reference)
