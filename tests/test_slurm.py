@@ -28,7 +28,7 @@ SITE = {"HRSA_SLURM_ACCOUNT": "ci", "HRSA_SLURM_CPU_PARTITION": "debug", "HRSA_S
 FAST = ("--slurm-init-seconds-before-status-checks", "2")
 FAILING_TASK = "STSBenchmark"  # an mteb task whose dataset is not in the (offline) HF cache: fails at run time
 STEPS, SAVE = 20, 10  # the reduced default's training
-LONG, LONG_SAVE = 300, 20  # a training long enough to be cancelled or orphaned mid-way (seed 1 only)
+LONG, LONG_SAVE = 100, 10  # seed 1's training, cancelled or orphaned after its first checkpoint
 
 
 def _apt_reachable() -> bool:
@@ -248,15 +248,50 @@ def test_killed_snakemake_rerun_never_shares_checkpoints(work, reference):
     assert orphan, "training ended before snakemake could be killed"
     _kill_snakemake(proc)  # as when the login shell is lost
     assert squeue_ids("rule_train_embedder") == orphan, "the SLURM job must outlive snakemake"
+    # hold the orphan (SIGSTOP through SLURM) so that it still runs when the re-run's job starts, on any machine speed
+    subprocess.run(["scontrol", "suspend", orphan[0]], check=True)
     cfg = str(long_config(work))
     unlock = run(work, TARGET, "--configfile", cfg, "--unlock", limit=120)
     assert unlock.returncode == 0, unlock.stderr[-2000:]
-    again = run(work, TARGET, "--configfile", cfg, limit=500)
-    out = again.stdout + again.stderr
+    again = subprocess.Popen(snakemake_cmd(work, TARGET, "--configfile", cfg, limit=500), cwd=work, env=env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = work / "logs/train/tiny.base-E.s1.log"
+    wait_for(lambda: again.poll() is not None or f"waiting for {CKPT}" in log.read_text(errors="replace"),
+             "the re-run's training job to find the orphan's lock", limit=300)
+    subprocess.run(["scontrol", "resume", orphan[0]], check=True)
+    out, _ = again.communicate(timeout=500)
+    (work / "snakemake-killed.out").write_text(out)
     assert again.returncode == 0, out[-4000:]
     # the re-run's job waited for the orphan (named by its SLURM job id) instead of writing the same checkpoints
-    log = (work / "logs/train/tiny.base-E.s1.log").read_text(errors="replace")
-    assert f"waiting for {CKPT}" in log and f"slurm_job={orphan[0]}" in log, log[-3000:]
+    text = log.read_text(errors="replace")
+    assert f"waiting for {CKPT}" in text and f"slurm_job={orphan[0]}" in text, text[-3000:]
     steps = sorted(int(p.name.split("-")[1]) for p in (work / CKPT).glob("checkpoint-*"))
     assert steps and steps[-1] == LONG, steps  # nobody trained past the schedule
     same_embedder(work / TARGET, reference)
+
+
+@pytest.mark.parametrize("flag", ["gpus", "gres"])
+def test_profile_alone_sets_site_resources(tmp_path, flag):
+    """No SLURM needed: a dry run through the profile reads only it (no implicit workflow profile), takes the site's
+    account and partitions from the environment and maps GPU rules to `gpu=1` or `gres=gpu:1`."""
+    assert not (REPO / "profiles/default").exists(), "Snakemake would load profiles/default on top of --profile"
+    proc = subprocess.run(
+        ["timeout", "-k", "10", "180", str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory",
+         str(tmp_path), "--profile", str(REPO / "profiles/slurm"), "-n", "--configfile",
+         str(REPO / "config/config.yaml")], cwd=tmp_path, capture_output=True, text=True,
+        env={**env(), "HRSA_SLURM_GPU_FLAG": flag, "HRSA_SLURM_GPU_PARTITION": "a100", "HRSA_SLURM_ACCOUNT": "lab"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert out.count("Using profile") == 1 and "profiles/local" not in out
+    resources = {m.group(1): m.group(2) for m in re.finditer(r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", out,
+                                                             flags=re.M)}
+    train, knn = resources["train_embedder"], resources["knn_graph"]
+    assert "slurm_account=lab" in train and "slurm_partition=a100" in train and "runtime=720" in train
+    assert "slurm_partition=debug" in knn and "gpu" not in knn and "gres" not in knn
+    if flag == "gpus":
+        assert "gpu=1" in train and "gres" not in train
+    else:
+        assert "gres=gpu:1" in train and "gpu=0" in train
+    gpu_backbones = [m.group(0) for m in re.finditer(r"rule build_backbone:\n(?:    .*\n)*?    resources: .*", out)]
+    assert len(gpu_backbones) == 3
+    assert sum(("gres=gpu:1" if flag == "gres" else "gpu=1") in b for b in gpu_backbones) == 2  # pretrain needs none
