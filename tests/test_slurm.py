@@ -40,13 +40,13 @@ def _apt_reachable() -> bool:
 
 @pytest.fixture(scope="module")
 def cluster() -> None:
-    """A running single-node cluster with one fake GPU (brought up once; left up for later runs, as in CI)."""
+    """A running single-node cluster with two fake GPUs (brought up once; left up for later runs, as in CI)."""
     if os.geteuid() != 0:
         pytest.skip("needs root to start slurmctld/slurmd/munged")
     if not shutil.which("slurmctld") and not _apt_reachable():
         pytest.skip("slurm is not installed and apt-get cannot reach a Debian mirror to install it")
     proc = subprocess.run(["timeout", "-k", "10", "300", "bash", str(SCRIPT), "up"], capture_output=True, text=True,
-                          env={**os.environ, "SLURM_LOCAL_GPUS": "1"})
+                          env={**os.environ, "SLURM_LOCAL_GPUS": "2"})
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
@@ -160,6 +160,7 @@ def first_run(work: Path) -> subprocess.CompletedProcess[str]:
     return run(work, "--configfile", str(work / "config.yaml"), limit=420)
 
 
+@pytest.mark.slurm
 def test_run_submits_site_flags_and_reports_the_failed_job(work, first_run):
     out = first_run.stdout + first_run.stderr
     assert first_run.returncode != 0, "a failed job must make the run exit non-zero"
@@ -185,6 +186,7 @@ def test_run_submits_site_flags_and_reports_the_failed_job(work, first_run):
     assert list((work / ".snakemake/slurm_logs/rule_train_embedder").rglob("*.log"))
 
 
+@pytest.mark.slurm
 def test_rerun_of_the_failed_rule_alone(work, first_run):
     target = f"results/eval/tiny.base-E.s0/{FAILING_TASK}.json"
     done = work / "results/hrsa/works/tiny.base~base-E.s0.parquet"
@@ -211,10 +213,10 @@ def long_config(work: Path) -> Path:
     return path
 
 
-def start(work: Path) -> subprocess.Popen[str]:
+def start(work: Path, *extra: str) -> subprocess.Popen[str]:
     """Start the seed-1 training run in the background; return once its first checkpoint is complete."""
-    proc = subprocess.Popen(snakemake_cmd(work, TARGET, "--configfile", str(long_config(work)), limit=500), cwd=work,
-                            env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(snakemake_cmd(work, TARGET, "--configfile", str(long_config(work)), *extra, limit=500),
+                            cwd=work, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     first = work / CKPT / f"checkpoint-{LONG_SAVE}" / "trainer_state.json"
     wait_for(lambda: first.is_file() or proc.poll() is not None, "the first checkpoint", limit=300)
     return proc
@@ -227,6 +229,7 @@ def reference(work: Path, first_run, tmp_path_factory: pytest.TempPathFactory) -
     return local_reference(work, dry.stdout + dry.stderr, TARGET, tmp_path_factory.mktemp("reference"))
 
 
+@pytest.mark.slurm
 def test_scancel_of_training_resumes_from_checkpoint(work, reference):
     proc = start(work)
     jobs = squeue_ids("rule_train_embedder")
@@ -240,10 +243,13 @@ def test_scancel_of_training_resumes_from_checkpoint(work, reference):
     same_embedder(work / TARGET, reference)
 
 
+@pytest.mark.slurm
 def test_killed_snakemake_rerun_never_shares_checkpoints(work, reference):
     for path in (work / TARGET, work / CKPT):
         shutil.rmtree(path, ignore_errors=True)  # train seed 1 afresh
-    proc = start(work)
+    # two training jobs must fit the node at once (2 fake GPUs, 21 GB): a user's override for a small cluster
+    small = ("--set-resources", "train_embedder:mem_mb=4000")
+    proc = start(work, *small)
     orphan = squeue_ids("rule_train_embedder")
     assert orphan, "training ended before snakemake could be killed"
     _kill_snakemake(proc)  # as when the login shell is lost
@@ -253,7 +259,7 @@ def test_killed_snakemake_rerun_never_shares_checkpoints(work, reference):
     cfg = str(long_config(work))
     unlock = run(work, TARGET, "--configfile", cfg, "--unlock", limit=120)
     assert unlock.returncode == 0, unlock.stderr[-2000:]
-    again = subprocess.Popen(snakemake_cmd(work, TARGET, "--configfile", cfg, limit=500), cwd=work, env=env(),
+    again = subprocess.Popen(snakemake_cmd(work, TARGET, "--configfile", cfg, *small, limit=500), cwd=work, env=env(),
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log = work / "logs/train/tiny.base-E.s1.log"
     wait_for(lambda: again.poll() is not None or f"waiting for {CKPT}" in log.read_text(errors="replace"),
