@@ -24,7 +24,7 @@ for index, chunk in enumerate(evaluation_chunks()):
         resources:
             gpu=1,
             mem_mb=16000,
-            runtime=240,
+            runtime=lambda wc, attempt: 240 * attempt,
         params:
             batch_size=lookup(dpath="evaluation/batch_size", within=config),
             device=q(lookup(dpath="device", within=config)),
