@@ -258,7 +258,7 @@ class _Rows:
         ci = bca_interval(point, boot, jack, self.confidence)
         flags = ";".join(f for f in (flag, ci["flag"]) if f)
         self.add(layer, layer, metric, point, n, ci_low=ci["low"], ci_high=ci["high"], bias=ci["bias"], se=ci["se"],
-                 ci_method=f"bca-block-bootstrap(R={len(reps.boot)})", resample_unit=self.unit, n_units=self.n_units,
+                 ci_method=f"{ci['method']}(R={len(reps.boot)})", resample_unit=self.unit, n_units=self.n_units,
                  flag=flags, **null)
 
 
@@ -343,11 +343,15 @@ def compare(
 
 
 def _width(root: Path, meta: dict[str, Any], layer: str) -> int:
-    """Vector width of one layer (from the first row batch; metadata does not always carry it)."""
-    first = next(iter_layer(root, layer, 1), None)
-    if first is None:
-        raise HrsaError(f"{root}: layer {layer} holds no rows")
-    return int(first.shape[1])
+    """Vector width of one layer, from the Parquet schema of its first shard (no data read)."""
+    import pyarrow.parquet as pq
+
+    from hrsa.activations import part_path
+
+    path = part_path(root, layer)
+    if not path.is_file():
+        raise HrsaError(f"{root}: no activations for layer {layer!r} ({path} is missing)")
+    return int(pq.read_schema(path).field("vector").type.list_size)
 
 
 def _representation_rows(out: _Rows, layer: str, n: int, stats: Any, planned: list[Any], reps: Replicates | None,

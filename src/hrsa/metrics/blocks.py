@@ -91,19 +91,25 @@ class _Kind:
         s = torch.stack([p.s for p in sums])
         sx, sy = torch.stack([p.sx for p in sums]), torch.stack([p.sy for p in sums])
         u, w = torch.stack([p.u for p in sums]), torch.stack([p.w for p in sums])
-        flat = s.reshape(s.shape[0], -1)
-        a = torch.einsum("ap,bpq->abq", sx, s)
+        b, dp, dq = s.shape
+        flat = s.reshape(b, -1)
+        a = (sx @ s.permute(1, 0, 2).reshape(dp, b * dq)).reshape(b * b, dq)  # a[(a, b), q] = sx_a' S_b
         dev = s.device
         return cls(torch.tensor([float(p.n) for p in sums], dtype=F64, device=dev),
                    torch.stack([p.nx2 for p in sums]), torch.stack([p.ny2 for p in sums]),
-                   torch.stack([p.q for p in sums]), flat @ flat.T, torch.einsum("abq,cq->abc", a, sy),
+                   torch.stack([p.q for p in sums]), flat @ flat.T, (a @ sy.T).reshape(b, b, b),
                    sx @ sx.T, sy @ sy.T, sy @ u.T, sx @ w.T)
+
+    def _cubic(self, w: torch.Tensor) -> torch.Tensor:
+        """T(w, w, w) = sx(w)' S(w) sy(w) for every weighting."""
+        b = self.tri.shape[0]
+        m = (w @ self.tri.reshape(b, b * b)).reshape(w.shape[0], b, b)
+        return (torch.bmm(m, w[:, :, None])[:, :, 0] * w).sum(1)
 
     def hsic(self, w: torch.Tensor, debiased: bool) -> torch.Tensor:
         """n^2 HSIC (biased) or n(n-3) HSIC (unbiased) for every weighting, as PairSums.hsic does for one."""
         n = w @ self.n
-        t = torch.einsum("rbc,rb,rc->r", (w @ self.tri.reshape(self.tri.shape[0], -1)).reshape(
-            w.shape[0], *self.tri.shape[1:]), w, w)
+        t = self._cubic(w)
         xx, yy = _quad(w, self.sxsx), _quad(w, self.sysy)
         frob = _quad(w, self.gram) - 2 * t / n + xx * yy / n**2
         if not debiased:
@@ -119,8 +125,7 @@ class _Kind:
         """(tr W, tr W^2, sum_i W_ii^2) of the centred Gram W = X_c X_c' (self kinds): the RV permutation moments."""
         n = w @ self.n
         xx = _quad(w, self.sxsx)
-        t = torch.einsum("rbc,rb,rc->r", (w @ self.tri.reshape(self.tri.shape[0], -1)).reshape(
-            w.shape[0], *self.tri.shape[1:]), w, w)
+        t = self._cubic(w)
         frob = _quad(w, self.gram) - 2 * t / n + xx * xx / n**2
         nx2 = w @ self.nx2
         mm = xx / n**2
