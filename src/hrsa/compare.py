@@ -245,19 +245,22 @@ class _Rows:
         row.update(extra)
         self.rows.append(row)
 
-    def scored(self, layer: str, metric: str, n: int, values: np.ndarray | float, reps: Replicates | None,
+    def scored(self, layer: str, metric: Any, n: int, values: np.ndarray | float, reps: Replicates | None,
                flag: str = "", **null: Any) -> None:
-        """One diagonal row; with `reps` the values hold point, bootstrap and jackknife (Replicates.stacked)."""
+        """One diagonal row; with `reps` the values hold point, bootstrap and jackknife (Replicates.stacked).
+        Interval ends are clipped to the range the registry declares for the metric."""
         from hrsa.stats import bca_interval
 
         if reps is None:
             point = float(np.asarray(values, dtype=np.float64).ravel()[0])
-            self.add(layer, layer, metric, point, n, flag=flag, **null)
+            self.add(layer, layer, metric.name, point, n, flag=flag, **null)
             return
         point, boot, jack = reps.split(np.asarray(values))
         ci = bca_interval(point, boot, jack, self.confidence)
         flags = ";".join(f for f in (flag, ci["flag"]) if f)
-        self.add(layer, layer, metric, point, n, ci_low=ci["low"], ci_high=ci["high"], bias=ci["bias"], se=ci["se"],
+        lo, hi = metric.bounds
+        ci["low"], ci["high"] = (float(np.clip(ci[k], lo, hi)) for k in ("low", "high"))
+        self.add(layer, layer, metric.name, point, n, ci_low=ci["low"], ci_high=ci["high"], bias=ci["bias"], se=ci["se"],
                  ci_method=f"{ci['method']}(R={len(reps.boot)})", resample_unit=self.unit, n_units=self.n_units,
                  flag=flags, **null)
 
@@ -379,7 +382,7 @@ def _representation_rows(out: _Rows, layer: str, n: int, stats: Any, planned: li
             null = {"null_mean": mean, "null_q95": normal_null_q95(mean, var), "null_kind": NULL_RV}
         with_ci = reps is not None and (m.family != "procrustes" or procrustes_ci)
         v = values[m.family][m.stat]
-        out.scored(layer, m.name, n, v, reps if with_ci else None, flag=flag, **null)
+        out.scored(layer, m, n, v, reps if with_ci else None, flag=flag, **null)
 
 
 def _graph_rows(out: _Rows, layer: str, n: int, planned: list[Any], paths: tuple[Path, Path, Path, Path],
@@ -410,13 +413,13 @@ def _graph_rows(out: _Rows, layer: str, n: int, planned: list[Any], paths: tuple
         vals = weighted_means(sums, counts, weights)
         for c, m in enumerate(knn):
             null = _perm_null(m, (il, ir), n_perm, seed) if n_perm > 0 else {}
-            out.scored(layer, m.name, n, vals[:, c], reps, **null)
+            out.scored(layer, m, n, vals[:, c], reps, **null)
     twonn = [m for m in graph if m.family == "twonn"]
     if twonn:
         mu = [twonn_ratios(graph_distances(s[:, :2], "cosine")) for s in (sl, sr)]
         fam = twonn_family(mu[0], mu[1], blocks if reps is not None else np.zeros(n, np.int64), n_blocks, weights)
         for m in twonn:
-            out.scored(layer, m.name, n, fam[m.stat], reps)
+            out.scored(layer, m, n, fam[m.stat], reps)
 
 
 def _probe_rows(out: _Rows, layer: str, n: int, planned: list[Any], roots: tuple[Path, Path], labels: np.ndarray,
@@ -437,7 +440,7 @@ def _probe_rows(out: _Rows, layer: str, n: int, planned: list[Any], roots: tuple
     tb = blocks[test] if reps is not None else np.zeros(len(test), np.int64)
     fam = probe_family(truth, ps, pt, tb, n_blocks, weights)
     for m in probe:
-        out.scored(layer, m.name, n, fam[m.stat], reps)
+        out.scored(layer, m, n, fam[m.stat], reps)
 
 
 def write_rows(rows: list[dict[str, Any]], out: str | Path) -> None:

@@ -3,6 +3,7 @@ are generated from them) and what a bootstrap or permutation null may resample. 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -49,6 +50,7 @@ class Metric:
     family: str = ""  # metrics of one family come from one computation per replicate (one SVD, one probe fit)
     stat: str = ""  # the key of this metric in its family's output
     needs: frozenset[str] = frozenset()  # what `compare` must have to plan it (NEEDS)
+    bounds: tuple[float, float] = (-math.inf, math.inf)  # the values it can take (intervals are clipped to them)
 
     def __post_init__(self) -> None:
         if not self.needs <= NEEDS:
@@ -169,27 +171,28 @@ def _representation() -> list[Metric]:
     mom, same = frozenset({"moments"}), frozenset({"moments", "same-width"})
     return [
         Metric("cka-linear-biased", _cka(False), ALL, "representation", False, True,
-               "column-centred linear CKA (biased HSIC): global geometry", family="cka", stat="biased", needs=mom),
+               "column-centred linear CKA (biased HSIC): global geometry", family="cka", stat="biased", needs=mom, bounds=(0.0, 1.0)),
         Metric("cka-linear-debiased", _cka(True), ALL, "representation", False, True,
                "linear CKA with the unbiased HSIC estimator (Song et al. 2007): no small-n/large-d inflation",
                family="cka", stat="debiased", needs=mom),
         Metric("dimwise-corr", _dimwise, frozenset({"translation", "isotropic-scaling"}), "representation", False, True,
                "mean Pearson r of matching coordinates (constant ones skipped): is the coordinate basis shared",
-               family="dimwise", stat="r", needs=same),
+               family="dimwise", stat="r", needs=same, bounds=(-1.0, 1.0)),
         Metric("procrustes-rvr", _procrustes("rvr"), frozenset({"orthogonal", "permutation"}), "representation", False,
                False, "residual variance ratio ||XO - Y||^2 / ||Y||^2 after orthogonal alignment (lower: closer)",
-               family="procrustes", stat="rvr", needs=same),
+               family="procrustes", stat="rvr", needs=same,
+               bounds=(0.0, math.inf)),
         Metric("procrustes-cosine", _procrustes("cosine"), frozenset({"orthogonal", "permutation", "isotropic-scaling"}),
                "representation", False, True, "mean row cosine of XO and Y after orthogonal alignment",
-               family="procrustes", stat="cosine", needs=same),
+               family="procrustes", stat="cosine", needs=same, bounds=(-1.0, 1.0)),
         Metric("procrustes-rie", _procrustes("rie"), frozenset({"permutation", "isotropic-scaling", "translation"}),
                "representation", False, True,
                "inverse row entropy of O^2: 1 = bases equal up to signed permutation, 0 = fully rotated (basis drift)",
-               family="procrustes", stat="rie", needs=same),
+               family="procrustes", stat="rie", needs=same, bounds=(0.0, 1.0)),
         Metric("procrustes-sparsity", _procrustes("sparsity"),
                frozenset({"permutation", "isotropic-scaling", "translation"}), "representation", False, True,
                "share of |O_ab| < 1e-5 in the Procrustes rotation (basis alignment)", family="procrustes",
-               stat="sparsity", needs=same),
+               stat="sparsity", needs=same, bounds=(0.0, 1.0)),
     ]
 
 
@@ -208,7 +211,7 @@ def knn_metrics(ks: Sequence[int]) -> list[Metric]:
                          f"mean per-row Jaccard of exact cosine {k}-NN sets (chance about {k}/(2n)): local geometry",
                          frozenset({"indices_x", "indices_y"}), units=units,
                          null=_knn_null(jaccard_per_row, k, k), graph_k=k, family="knn", stat=f"jaccard@{k}",
-                         needs=graph))
+                         needs=graph, bounds=(0.0, 1.0)))
     for k in (k for k in ks if 2 * k <= ks[-1]):
         units = _knn_units(retention_per_row, k, 2 * k)
         ms.append(Metric(f"knn-retention-k{k}-cosine", _mean_of(units), knn_inv, "geometry", False, True,
@@ -216,7 +219,7 @@ def knn_metrics(ks: Sequence[int]) -> list[Metric]:
                          f"about {2 * k}/n): rank-tolerant neighbourhood preservation",
                          frozenset({"indices_x", "indices_y"}), units=units,
                          null=_knn_null(retention_per_row, k, 2 * k), graph_k=2 * k, family="knn",
-                         stat=f"retention@{k}", needs=graph))
+                         stat=f"retention@{k}", needs=graph, bounds=(0.0, 1.0)))
     return ms
 
 
@@ -234,11 +237,12 @@ def _geometry() -> list[Metric]:
         ms.append(Metric(f"twonn-id-absdiff-{metric}", _reduced(units, _twonn_absdiff), inv, "geometry", False, False,
                          f"|TwoNN intrinsic dimension of X - that of Y| ({metric}; Facco et al. 2017)",
                          units=units, reduce=_twonn_absdiff, row_paired=False, family="twonn", stat="absdiff",
-                         needs=frozenset({"graph" if metric == "cosine" else "l2-graph"})))
+                         needs=frozenset({"graph" if metric == "cosine" else "l2-graph"}), bounds=(0.0, math.inf)))
     for side, name, inv in ((0, "left", ALL), (1, "right", knn_inv)):
         ms.append(Metric(f"twonn-id-{name}", _per_model_twonn(side), inv, "geometry", False, False,
                          f"TwoNN intrinsic dimension of the {name} model (cosine neighbours; Facco et al. 2017)",
-                         row_paired=False, family="twonn", stat=name, needs=frozenset({"graph"})))
+                         row_paired=False, family="twonn", stat=name, needs=frozenset({"graph"}),
+                         bounds=(0.0, math.inf)))
     return ms
 
 
@@ -252,7 +256,8 @@ def _function() -> list[Metric]:
             ms.append(Metric(f"probe-transfer-{side}-{stat}", _reduced(units, reduce), inv, "function", True, True,
                              f"{stat} on {side} test features of a logistic probe trained on source (X) train "
                              f"features{note}", frozenset({"seed"}), units=units, reduce=reduce, family="probe",
-                             stat=f"{side}_{stat.replace('-', '_')}", needs=frozenset({"labels"})))
+                             stat=f"{side}_{stat.replace('-', '_')}", needs=frozenset({"labels"}),
+                             bounds=(0.0, 1.0)))
     return ms
 
 
