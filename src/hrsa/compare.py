@@ -309,7 +309,7 @@ def compare(
     if labels is not None and min(np.unique(labels, return_counts=True)[1]) < 10:
         labels = None  # the stratified 0.8/0.1/0.1 probe split needs at least 10 rows per class
     have = {"moments", "graph"} | ({"labels"} if labels is not None else set())
-    widths = [(_width(left, ml, layer), _width(right, mr, layer)) for layer in layers]
+    widths = [(_width(left, layer), _width(right, layer)) for layer in layers]
     if all(dx == dy for dx, dy in widths):
         have.add("same-width")
     planned, skipped = plan_metrics(ks, have)
@@ -345,7 +345,7 @@ def compare(
     return out.rows
 
 
-def _width(root: Path, meta: dict[str, Any], layer: str) -> int:
+def _width(root: Path, layer: str) -> int:
     """Vector width of one layer, from the Parquet schema of its first shard (no data read)."""
     import pyarrow.parquet as pq
 
