@@ -93,11 +93,12 @@ class _Kind:
         u, w = torch.stack([p.u for p in sums]), torch.stack([p.w for p in sums])
         b, dp, dq = s.shape
         flat = s.reshape(b, -1)
-        a = (sx @ s.permute(1, 0, 2).reshape(dp, b * dq)).reshape(b * b, dq)  # a[(a, b), q] = sx_a' S_b
+        a = torch.matmul(sx, s).reshape(b * b, dq)  # a[(b, a), q] = sx_a' S_b (batched, no copy of s)
+        tri = (a @ sy.T).reshape(b, b, b).permute(1, 0, 2).contiguous()
         dev = s.device
         return cls(torch.tensor([float(p.n) for p in sums], dtype=F64, device=dev),
                    torch.stack([p.nx2 for p in sums]), torch.stack([p.ny2 for p in sums]),
-                   torch.stack([p.q for p in sums]), flat @ flat.T, (a @ sy.T).reshape(b, b, b),
+                   torch.stack([p.q for p in sums]), flat @ flat.T, tri,
                    sx @ sx.T, sy @ sy.T, sy @ u.T, sx @ w.T)
 
     def _cubic(self, w: torch.Tensor) -> torch.Tensor:
@@ -179,34 +180,45 @@ class PairBlocks:
             self.cos_n[b] += ok[s:e].sum().to(F64)
 
     def finish(self) -> PairStats:
-        """Recombinable statistics; the d x d block sums are released except those Procrustes intervals need."""
+        """Recombinable statistics. The d x d block sums go kind by kind (peak memory: the blocks plus one stacked
+        kind), except the cross products Procrustes intervals need."""
         mom = self.blocks
         assert self.ranges is not None, "no rows were added"
-        xy = [m.cross_terms(0, 0) for m in mom]
-        xx = [m.self_terms_x(0) for m in mom]
-        yy = [m.self_terms_y(0) for m in mom]
+        assert mom[0].shift_x is not None and mom[0].shift_y is not None
         total = Moments([self.dx], [self.dy], dtype=self.dtype, device=self.device, shift_x=mom[0].shift_x,
                         shift_y=mom[0].shift_y)
         total.n = sum(m.n for m in mom)
         total.sx, total.sy = sum(m.sx for m in mom), sum(m.sy for m in mom)
         total.nx2, total.ny2 = sum(m.nx2 for m in mom), sum(m.ny2 for m in mom)
-        assert mom[0].shift_x is not None and mom[0].shift_y is not None
+        xy = [m.cross_terms(0, 0) for m in mom]
+        small = {"sx": torch.stack([p.sx for p in xy]), "sy": torch.stack([p.sy for p in xy]),
+                 "nx2": torch.stack([p.nx2 for p in xy]), "ny2": torch.stack([p.ny2 for p in xy])}
+        keep_cross = self.same_width and self.cos is not None and self.cos.shape[0] > 1
+        diag_xy = torch.stack([torch.diagonal(p.s) for p in xy]) if self.same_width else None
+        cross = None
+        if self.same_width:
+            cross = torch.stack([p.s for p in xy]) if keep_cross else sum(p.s for p in xy).unsqueeze(0)
+        kind_xy = _Kind.build(xy)
+        del xy
+        for m in mom:
+            m.s_xy = {}
+        xx = [m.self_terms_x(0) for m in mom]
+        diag_xx, kind_xx = torch.stack([torch.diagonal(p.s) for p in xx]), _Kind.build(xx)
+        del xx
+        for m in mom:
+            m.s_xx = {}
+        yy = [m.self_terms_y(0) for m in mom]
+        diag_yy, kind_yy = torch.stack([torch.diagonal(p.s) for p in yy]), _Kind.build(yy)
+        del yy
         st = PairStats(
             n=torch.tensor([float(m.n) for m in mom], dtype=F64, device=self.device),
-            kind_xy=_Kind.build(xy), kind_xx=_Kind.build(xx), kind_yy=_Kind.build(yy),
-            sx=torch.stack([p.sx for p in xy]), sy=torch.stack([p.sy for p in xy]),
-            nx2=torch.stack([p.nx2 for p in xy]), ny2=torch.stack([p.ny2 for p in xy]),
-            diag_xy=torch.stack([torch.diagonal(p.s) for p in xy]) if self.same_width else None,
-            diag_xx=torch.stack([torch.diagonal(p.s) for p in xx]),
-            diag_yy=torch.stack([torch.diagonal(p.s) for p in yy]),
-            keep=None, const_x=total.no_variance_x(0), const_y=total.no_variance_y(0),
+            kind_xy=kind_xy, kind_xx=kind_xx, kind_yy=kind_yy, **small, diag_xy=diag_xy, diag_xx=diag_xx,
+            diag_yy=diag_yy, keep=None, const_x=total.no_variance_x(0), const_y=total.no_variance_y(0),
             shift_x=mom[0].shift_x[0].to(F64), shift_y=mom[0].shift_y[0].to(F64),
-            cross=None, cos=self.cos, cos_n=self.cos_n, dtype=self.dtype)
+            cross=cross, cos=self.cos, cos_n=self.cos_n, dtype=self.dtype)
         if self.same_width:
             r = self.ranges
             st.keep = (r[1] > r[0]) & (r[3] > r[2])
-            s = torch.stack([p.s for p in xy])
-            st.cross = s if self.cos is not None and self.cos.shape[0] > 1 else s.sum(0, keepdim=True)
         self.blocks = []
         return st
 
