@@ -3,7 +3,9 @@
 Writes two models' activations (real Parquet shards: texts of varying length, a text effect shared by the tokens of a
 text, a latent shared by both models) and their kNN graphs, then times in separate subprocesses (each with its own
 peak RSS): the job with bootstrap 0 / permutations 0, the job with bootstrap B / permutations P and Procrustes
-intervals at the last layer, the same with Procrustes intervals at every layer, and the L x L CKA grid alone.
+intervals at the last layer (with a breakdown: the pass, block recombination, Procrustes, graph metrics), and the
+L x L CKA grid alone; Procrustes intervals at every layer are estimated from the last layer's cost (--measure-every
+runs that job too).
 It also checks brute-force resampling against the block bootstrap on a small case, and projects the cost to the
 paper's shape from flop counts at the measured (CPU) or assumed (GPU) rates.
 
@@ -95,8 +97,29 @@ def _graph(args: argparse.Namespace, root: Path, layer: str, x: Any, out: Path, 
 
 
 # ------------------------------------------------------------------------------------------ stages
+def _timed(owner: Any, name: str, spent: dict[str, float]) -> None:
+    """Wrap owner.name so that the seconds spent in it add up in spent[name]."""
+    fn = getattr(owner, name)
+
+    def wrapper(*a: Any, **k: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            spent[name] = spent.get(name, 0.0) + time.perf_counter() - t
+
+    setattr(owner, name, wrapper)
+
+
 def stage_job(args: argparse.Namespace, wd: Path) -> dict[str, Any]:
+    import hrsa.compare as cmp
     from hrsa.compare import compare, write_rows
+    from hrsa.metrics.blocks import PairBlocks, PairStats
+
+    spent: dict[str, float] = {}
+    for owner, name in ((PairBlocks, "finish"), (PairStats, "procrustes"), (PairStats, "cka"),
+                        (cmp, "_graph_rows"), (cmp, "_stream")):
+        _timed(owner, name, spent)
 
     settings = {"bootstrap": args.bootstrap, "permutations": args.permutations, "knn_k": args.knn_k, "seed": 0,
                 "blocks": args.blocks, "procrustes_intervals": [args.procrustes], "device": "cpu",
@@ -105,7 +128,7 @@ def stage_job(args: argparse.Namespace, wd: Path) -> dict[str, Any]:
     rows = compare(wd / "acts/a", wd / "acts/b", wd / "knn/a", wd / "knn/b", None, settings, "bench.a~b")
     seconds = time.perf_counter() - t
     write_rows(rows, wd / f"out-{args.bootstrap}-{args.procrustes}.parquet")
-    return {"seconds": seconds, "rows": len(rows), "peak_mib": _rss_mib()}
+    return {"seconds": seconds, "rows": len(rows), "peak_mib": _rss_mib(), "spent": spent}
 
 
 def stage_grid(args: argparse.Namespace, wd: Path) -> dict[str, Any]:
@@ -180,7 +203,7 @@ STAGES = {"job": stage_job, "grid": stage_grid, "rates": stage_rates, "brute": s
 
 def run_stage(args: argparse.Namespace, stage: str, wd: Path, **over: Any) -> dict[str, Any]:
     argv = [f"--{k.replace('_', '-')}={v}" for k, v in {**vars(args), **over}.items()
-            if k not in ("stage", "workdir", "knn_k", "real_graphs")]
+            if k not in ("stage", "workdir", "knn_k", "real_graphs", "measure_every")]
     argv += ["--knn-k", *map(str, args.knn_k)] + (["--real-graphs"] if args.real_graphs else [])
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HRSA_THREADS": str(args.threads)}
     proc = subprocess.run([sys.executable, __file__, *argv, "--workdir", str(wd), "--stage", stage],
@@ -221,6 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--procrustes", default="last")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--real-graphs", action="store_true")
+    p.add_argument("--measure-every", action="store_true", help="also run the job with Procrustes CI at every layer")
     p.add_argument("--workdir", default=None)
     p.add_argument("--stage", choices=sorted(STAGES), default=None)
     args = p.parse_args(argv)
@@ -237,29 +261,49 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
         wd = Path(args.workdir or tmp)
         t = time.perf_counter()
-        make_data(args, wd)
+        if not (wd / "acts/b/_meta.json").is_file():
+            make_data(args, wd)
         print(f"data: {args.tokens} tokens in {args.texts} texts, d={args.d}, L={args.layers} "
-              f"({time.perf_counter() - t:.0f} s to write)", flush=True)
-        rates = run_stage(args, "rates", wd)
-        grid = run_stage(args, "grid", wd)
-        bare = run_stage(args, "job", wd, bootstrap=0, permutations=0)
-        full = run_stage(args, "job", wd)
-        every = run_stage(args, "job", wd, procrustes="all")
-        brute = run_stage(args, "brute", wd)
+              f"({time.perf_counter() - t:.0f} s to write or reuse)", flush=True)
+        report(args, wd)
+
+
+def _say(name: str, res: dict[str, Any]) -> None:
+    print(f"  {name}: {json.dumps(res)}", flush=True)
+
+
+def report(args: argparse.Namespace, wd: Path) -> None:
+    """Run the stages one after another (each result printed when it is there), then the table."""
+    rates = run_stage(args, "rates", wd)
+    _say("rates", rates)
+    brute = run_stage(args, "brute", wd)
+    _say("brute vs block", brute)
+    grid = run_stage(args, "grid", wd)
+    _say("grid", grid)
+    bare = run_stage(args, "job", wd, bootstrap=0, permutations=0)
+    _say("bare job", bare)
+    full = run_stage(args, "job", wd)
+    _say("full job", full)
+    every = run_stage(args, "job", wd, procrustes="all") if args.measure_every else None
     b, pm = args.bootstrap, args.permutations
+    per_layer = full["spent"].get("procrustes", 0.0)  # one layer's replicates (+ point estimates at every layer)
     table = [
         ("L x L CKA grid alone", grid["seconds"], grid["peak_mib"]),
         ("job, bootstrap 0 / permutations 0", bare["seconds"], bare["peak_mib"]),
         (f"job, bootstrap {b} / permutations {pm}, Procrustes CI at last layer", full["seconds"], full["peak_mib"]),
-        (f"job, bootstrap {b} / permutations {pm}, Procrustes CI at every layer", every["seconds"], every["peak_mib"]),
     ]
+    if every is not None:
+        table.append((f"job, bootstrap {b} / permutations {pm}, Procrustes CI at every layer", every["seconds"],
+                      every["peak_mib"]))
     print(f"\n{'stage':<72} {'seconds':>8} {'peak MiB':>9}")
     for name, sec, mib in table:
         print(f"{name:<72} {sec:>8.1f} {mib:>9.0f}")
+    print("full job breakdown (s): " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(full["spent"].items())))
     ratio = full["seconds"] / bare["seconds"]
     print(f"\nratio full / bare: {ratio:.2f} (target <= 4): {'MET' if ratio <= 4 else 'NOT MET'}")
-    print(f"Procrustes intervals at every layer cost {every['seconds'] - full['seconds']:.1f} s more "
-          f"({args.layers - 1} more layers x {b + 20} SVDs of {args.d}^2)")
+    print(f"Procrustes intervals cost {per_layer:.1f} s at the last layer ({b + 20} SVDs of {args.d}^2); at every "
+          f"layer they would add about {(args.layers - 1) * per_layer:.0f} s"
+          + (f" (measured: {every['seconds'] - full['seconds']:.0f} s)" if every is not None else ""))
     print(f"measured: fp32 GEMM {rates['fp32_flops'] / 1e9:.0f} GFLOP/s, fp64 {rates['fp64_flops'] / 1e9:.0f} GFLOP/s, "
           f"one {args.d}^2 SVD {rates['svd_s']:.2f} s ({args.threads} threads)")
     print(f"brute-force vs block bootstrap ({brute['replicates']} replicates, CKA/debiased/dimwise/Procrustes): "
@@ -271,7 +315,6 @@ def main(argv: list[str] | None = None) -> None:
     pr = projection(args, rates, 150_000, 1536, 29, 1, 1.0)
     print(f"projection same job on a GPU (assumed {GPU_FP32 / 1e12:.0f} TFLOP/s fp32/fp64, {GPU_SVD_S:.2f} s per SVD): "
           f"{pr['gpu_s'] / 60:.1f} min; block sums per layer {pr['accumulator_gib']:.1f} GiB (float64, B={args.blocks})")
-
 
 if __name__ == "__main__":
     main()
