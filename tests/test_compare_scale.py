@@ -63,6 +63,20 @@ def test_block_bootstrap_equals_brute_force_resampling() -> None:
             assert pro[key][r] == pytest.approx(ref[key], abs=1e-9), key
 
 
+def test_float32_replicate_svds_agree_with_float64() -> None:
+    """Replicates of float32 activations take their SVD in float32: far below sampling noise."""
+    rng = np.random.default_rng(4)
+    text = np.repeat(np.arange(20), 6)
+    x = (rng.normal(size=(120, 32)) + 3).astype(np.float32)
+    y = (x @ rng.normal(size=(32, 32)) + rng.normal(size=(120, 32))).astype(np.float32)
+    blocks, b = assign_blocks(text, 10)
+    st = _block_stats(x, y, blocks, b)
+    w = bootstrap_weights(b, 8, seed=0)
+    lo, hi = st.procrustes(w, svd_dtype=torch.float32), st.procrustes(w)
+    for key in ("rvr", "cosine", "rie"):
+        np.testing.assert_allclose(lo[key], hi[key], rtol=1e-4, atol=1e-6)
+
+
 def test_point_estimates_need_no_block_copies() -> None:
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(60, 4)), rng.normal(size=(60, 4))

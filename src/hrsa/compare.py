@@ -369,8 +369,11 @@ def _representation_rows(out: _Rows, layer: str, n: int, stats: Any, planned: li
     if "dimwise" in fams and stats.diag_xy is not None:
         values["dimwise"] = {"r": stats.dimwise(weights)}
     if "procrustes" in fams and stats.cross is not None:
-        pw = weights if procrustes_ci else np.ones((1, stats.n_blocks))
-        values["procrustes"] = stats.procrustes(pw)
+        point = stats.procrustes(np.ones((1, stats.n_blocks)))
+        if procrustes_ci and len(weights) > 1:  # replicates: SVDs in the activations' precision
+            more = stats.procrustes(weights[1:], svd_dtype=stats.dtype)
+            point = {k: np.concatenate([point[k], more[k]]) for k in point}
+        values["procrustes"] = point
     from hrsa.stats import normal_null_q95
 
     for m in planned:

@@ -58,7 +58,7 @@ def bootstrap_weights(n_blocks: int, n_boot: int, seed: int) -> np.ndarray:
     return out
 
 
-def jackknife_weights(n_blocks: int, groups: int = 20) -> np.ndarray:
+def jackknife_weights(n_blocks: int, groups: int = 10) -> np.ndarray:
     """G x B weights of the delete-a-group jackknife (block b belongs to group b mod G); BCa's acceleration uses it."""
     g = max(2, min(int(groups), n_blocks))
     w = np.ones((g, n_blocks))
@@ -295,9 +295,11 @@ class PairStats:
         out = torch.nanmean(r, dim=1) if bool(self.keep.any()) else torch.full((tw.shape[0],), torch.nan)
         return out.cpu().numpy()
 
-    def procrustes(self, w: np.ndarray | torch.Tensor) -> dict[str, np.ndarray]:
+    def procrustes(self, w: np.ndarray | torch.Tensor, svd_dtype: torch.dtype = F64) -> dict[str, np.ndarray]:
         """rvr, cosine, rie and sparsity per weighting from one SVD each: O = UV' of the centred cross product,
-        rvr = ||XO - Y||^2 / ||Y||^2 and cosine = <O, sum x y'/(|x||y|)> / rows on the uncentred rows."""
+        rvr = ||XO - Y||^2 / ||Y||^2 and cosine = <O, sum x y'/(|x||y|)> / rows on the uncentred rows. The SVD runs in
+        `svd_dtype` (float32 halves its cost for replicates of float32 activations: its rounding, ~1e-7 of the largest
+        singular value, is far below the sampling noise a replicate measures); everything else in float64."""
         assert self.cross is not None and self.cos is not None
         tw = self._w(w)
         if self.cross.shape[0] == 1:
@@ -316,8 +318,8 @@ class PairStats:
             cross = torch.einsum("rb,bpq->rpq", pw_, self.cross)
             centred = cross - sx[:, :, None] * sy[:, None, :] / n[:, None, None]
             with _lapack_threads(centred.device):
-                u, _, vh = torch.linalg.svd(centred)
-            o = u @ vh
+                u, _, vh = torch.linalg.svd(centred.to(svd_dtype))
+            o = (u @ vh).to(F64)
             raw = cross + sx[:, :, None] * b + a[:, None] * sy[:, None, :] + n[:, None, None] * torch.outer(a, b)
             xx = w_ @ self.nx2 + 2 * (sx @ a) + n * (a @ a)
             yy = w_ @ self.ny2 + 2 * (sy @ b) + n * (b @ b)
