@@ -313,7 +313,7 @@ def compare(
         have.add("same-width")
     planned, skipped = plan_metrics(ks, have)
     for name, why in skipped:
-        print(f"{comparison}: not computed: {name} ({why})", file=sys.stderr)
+        print(f"{comparison}: not computed: {name} ({why})", flush=True)  # to the log; stderr keeps errors
     families = {m.family for m in planned}
     proc = {layers.index(x) for x in interval_layers(list(_setting(settings, "procrustes_intervals")), layers)}
     proc = proc if boot and "procrustes" in families else set()
