@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 RANK = 32
+#: delete-a-group jackknife replicates compare adds for BCa (hrsa.metrics.blocks.jackknife_weights)
+JACKKNIFE_GROUPS = 10
 #: assumed sustained rates of a GPU node (H100/H200 class) for the projection: fp32 GEMM, fp64 GEMM, one d x d SVD
 GPU_FP32, GPU_FP64, GPU_SVD_S = 40e12, 40e12, 0.05
 
@@ -217,7 +219,7 @@ def projection(args: argparse.Namespace, rates: dict[str, float], n: int, d: int
                cpu_scale: float) -> dict[str, float]:
     """Seconds of one job at (n, d, L) from flop counts: the grid and block sums (fp32 GEMMs over the rows), the
     block recombination (fp64, B^2 d^2 per kind and layer), Procrustes SVDs and replicate sums."""
-    b, r = args.blocks, args.bootstrap + 20  # replicates + jackknife groups
+    b, r = args.blocks, args.bootstrap + JACKKNIFE_GROUPS  # replicates + jackknife groups
     grid = 2.0 * n * (layers * d) ** 2 + 2.0 * n * 2 * layers * d * d
     sums = 2.0 * n * 3 * layers * d * d + 2.0 * n * procrustes_layers * d * d
     recomb = 3 * layers * 2 * (2.0 * b * b * d * d)
@@ -301,8 +303,8 @@ def report(args: argparse.Namespace, wd: Path) -> None:
     print("full job breakdown (s): " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(full["spent"].items())))
     ratio = full["seconds"] / bare["seconds"]
     print(f"\nratio full / bare: {ratio:.2f} (target <= 4): {'MET' if ratio <= 4 else 'NOT MET'}")
-    print(f"Procrustes intervals cost {per_layer:.1f} s at the last layer ({b + 20} SVDs of {args.d}^2); at every "
-          f"layer they would add about {(args.layers - 1) * per_layer:.0f} s"
+    print(f"Procrustes intervals cost {per_layer:.1f} s at the last layer ({b + JACKKNIFE_GROUPS} SVDs of "
+          f"{args.d}^2); at every layer they would add about {(args.layers - 1) * per_layer:.0f} s"
           + (f" (measured: {every['seconds'] - full['seconds']:.0f} s)" if every is not None else ""))
     print(f"measured: fp32 GEMM {rates['fp32_flops'] / 1e9:.0f} GFLOP/s, fp64 {rates['fp64_flops'] / 1e9:.0f} GFLOP/s, "
           f"one {args.d}^2 SVD {rates['svd_s']:.2f} s ({args.threads} threads)")
