@@ -260,3 +260,33 @@ def test_one_job_writes_every_layer_graph_equal_to_per_layer_jobs(built, tmp_pat
     assert rc == 2 and not (tmp_path / "bad").exists()  # a failing layer leaves no partial directory
     rc, err = cli(capsys, "knn", "--activations", str(built / "acts"), "--layer", "0", "--out-dir", str(out))
     assert rc == 2 and "either --layer with --out, or --layers with --out-dir" in err
+
+
+def test_capped_graphs_cover_a_shared_row_sample_and_compare_scores_on_it(built, tmp_path, capsys):
+    """hrsa.knn_max_rows caps the kNN graphs only: a seeded sample, the same rows for every model; compare scores the
+    kNN metrics on those rows (n = the cap) and refuses graphs over different rows."""
+    import pandas as pd
+
+    from hrsa.knn import graph_rows
+
+    def graphs(out: Path, max_rows: int, seed: int = 0) -> Path:
+        assert main(["knn", "--activations", str(built / "acts"), "--layers", ",".join(LAYERS), "--k", "10",
+                     "--max-rows", str(max_rows), "--row-seed", str(seed), "--out-dir", str(out)]) == 0
+        return out
+
+    capped, other = graphs(tmp_path / "capped", 100), graphs(tmp_path / "other", 100, seed=1)
+    rows = graph_rows(capped / "layer=1.npz")
+    assert rows is not None and len(rows) == 100 and (np.diff(rows) > 0).all() and rows[-1] < 240
+    idx, _ = read_graph(capped / "layer=1.npz", built / "acts", "1")
+    assert idx.shape == (100, 10) and idx.max() < 100
+    assert graph_rows(graphs(tmp_path / "all", 0) / "layer=1.npz") is None  # no cap: every row
+    args = ["compare", "--left", str(built / "acts"), "--right", str(built / "acts"), "--knn-left", str(capped),
+            "--settings", json.dumps({"bootstrap": 0, "permutations": 0, "knn_k": [5]}), "--comparison", "p.x~y"]
+    assert main([*args, "--knn-right", str(capped), "--out", str(tmp_path / "t.parquet")]) == 0
+    table = pd.read_parquet(tmp_path / "t.parquet")
+    knn_rows = table[table.metric == "knn-jaccard-k5-cosine"]
+    assert len(knn_rows) == 3 and (knn_rows.n == 100).all() and np.allclose(knn_rows.value, 1.0)
+    cka = table[(table.metric == "cka-linear-biased") & (table.layer_x == table.layer_y)]
+    assert (cka.n == 240).all()  # representation metrics use every row
+    rc, err = cli(capsys, *args, "--knn-right", str(other), "--out", str(tmp_path / "u.parquet"))
+    assert rc == 2 and "built over different rows" in err and not (tmp_path / "u.parquet").exists()

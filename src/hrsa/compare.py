@@ -400,6 +400,9 @@ def _graph_rows(out: _Rows, layer: str, n: int, planned: list[Any], paths: tuple
     left, right, knn_left, knn_right = paths
     il, sl = _knn(knn_left / f"layer={layer}.npz", left, layer)
     ir, sr = _knn(knn_right / f"layer={layer}.npz", right, layer)
+    rows = _shared_graph_rows(knn_left / f"layer={layer}.npz", knn_right / f"layer={layer}.npz")
+    if rows is not None:  # capped graphs (hrsa.knn_max_rows): per-row scores belong to the sampled rows' texts
+        blocks, n = blocks[rows], len(rows)
     need = max([m.graph_k for m in graph] + [2])
     for path, idx in ((knn_left, il), (knn_right, ir)):
         if idx.shape[1] < need:
@@ -422,6 +425,17 @@ def _graph_rows(out: _Rows, layer: str, n: int, planned: list[Any], paths: tuple
         fam = twonn_family(mu[0], mu[1], blocks if reps is not None else np.zeros(n, np.int64), n_blocks, weights)
         for m in twonn:
             out.scored(layer, m, n, fam[m.stat], reps)
+
+
+def _shared_graph_rows(left: Path, right: Path) -> np.ndarray | None:
+    """The activation rows both graphs were built over (None: every row); graphs over different rows are an error."""
+    from hrsa.knn import graph_rows
+
+    rl, rr = graph_rows(left), graph_rows(right)
+    if (rl is None) != (rr is None) or (rl is not None and not np.array_equal(rl, rr)):
+        raise HrsaError(f"kNN graphs {left} and {right} were built over different rows (hrsa.knn_max_rows or its "
+                        "seed differ); rebuild both with the same settings")
+    return rl
 
 
 def _probe_rows(out: _Rows, layer: str, n: int, planned: list[Any], roots: tuple[Path, Path], labels: np.ndarray,

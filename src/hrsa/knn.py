@@ -126,14 +126,31 @@ def graph_stamp(activations: str | Path, layer: str) -> dict[str, str]:
             "row_hash": str(meta["row_hash"])}
 
 
-def write_graph(path: str | Path, indices: np.ndarray, similarities: np.ndarray, stamp: dict[str, str]) -> None:
-    """Store a kNN graph (.npz, written atomically) stamped with its activations' identity and k."""
+def subsample_rows(n: int, max_rows: int, seed: int = 0) -> np.ndarray | None:
+    """Sorted seeded sample of max_rows of n rows for a capped kNN graph (the same for every model with n aligned
+    rows, so their graphs stay comparable); None when every row is kept (max_rows <= 0 or n <= max_rows)."""
+    if max_rows <= 0 or n <= max_rows:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False)).astype(np.int64)
+
+
+def write_graph(path: str | Path, indices: np.ndarray, similarities: np.ndarray, stamp: dict[str, str],
+                rows: np.ndarray | None = None) -> None:
+    """Store a kNN graph (.npz, written atomically) stamped with its activations' identity and k; `rows` (a capped
+    graph) names the activation rows it was built over, and its indices point into that list."""
     from hrsa.io import atomic_path
 
+    extra = {} if rows is None else {"rows": np.asarray(rows, dtype=np.int64)}
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, indices=indices.astype(np.int32), similarities=similarities.astype(np.float32),
-                     k=np.array(indices.shape[1]), **{key: np.array(stamp[key]) for key in STAMP_KEYS})
+                     k=np.array(indices.shape[1]), **{key: np.array(stamp[key]) for key in STAMP_KEYS}, **extra)
+
+
+def graph_rows(path: str | Path) -> np.ndarray | None:
+    """The activation rows a capped graph was built over (its indices point into them), or None for every row."""
+    with np.load(path, allow_pickle=False) as z:
+        return z["rows"] if "rows" in z.files else None
 
 
 def read_graph(path: str | Path, activations: str | Path, layer: str) -> tuple[np.ndarray, np.ndarray]:
@@ -149,6 +166,7 @@ def read_graph(path: str | Path, activations: str | Path, layer: str) -> tuple[n
         with np.load(path, allow_pickle=False) as z:
             stored = {key: str(z[key]) for key in STAMP_KEYS if key in z.files}
             indices, similarities, k = z["indices"], z["similarities"], int(z["k"])
+            rows = z["rows"] if "rows" in z.files else None
     except FileNotFoundError as exc:
         raise HrsaError(f"kNN graph {path} does not exist; run its knn job") from exc
     except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as exc:
@@ -162,6 +180,10 @@ def read_graph(path: str | Path, activations: str | Path, layer: str) -> tuple[n
             raise HrsaError(f"kNN graph {path} was built for {what[key]} {stored[key][:16]!r}, "
                             f"not {expected[key][:16]!r} of {activations} layer {layer}; {redo}")
     n = int(read_meta(activations)["n_rows"])
+    if rows is not None:  # a capped graph: rows must be distinct, sorted activation rows; indices point into them
+        if rows.ndim != 1 or (len(rows) and (rows[0] < 0 or rows[-1] >= n)) or (np.diff(rows) <= 0).any():
+            raise HrsaError(f"kNN graph {path} names rows outside 0..{n - 1} or out of order; {redo}")
+        n = len(rows)
     in_range = n == 0 or 0 <= indices.min() <= indices.max() < n
     if indices.shape != (n, k) or similarities.shape != (n, k) or not in_range:
         raise HrsaError(f"kNN graph {path} holds arrays of shape {indices.shape}/{similarities.shape} or indices out of "

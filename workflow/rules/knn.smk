@@ -20,9 +20,11 @@ rule knn_graph:
         runtime=120,
     params:
         k=2 * max(lookup(dpath="hrsa/knn_k", within=config)),  # retention@k reads 2k neighbours
+        max_rows=lookup(dpath="hrsa/knn_max_rows", within=config),
+        seed=lookup(dpath="hrsa/seed", within=config),
         layers=lambda wc: q(
             ",".join(STUDY.layers(parse_model_id(wc.model)[0], wc.probe))
         ),
     shell:
         "hrsa knn --threads {threads} --activations {input:q} --layers {params.layers} --k {params.k}"
-        " --out-dir {output:q} > {log:q} 2>&1"
+        " --max-rows {params.max_rows} --row-seed {params.seed} --out-dir {output:q} > {log:q} 2>&1"

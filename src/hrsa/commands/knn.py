@@ -9,6 +9,9 @@ import argparse
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--activations", required=True, help="activation directory of one model on one probe set")
     p.add_argument("--k", type=int, default=50, help="neighbours kept per row (the largest k any metric uses)")
+    p.add_argument("--max-rows", type=int, default=0,
+                   help="build the graph over a seeded sample of this many rows (0: all); the study caps kNN at 50,000")
+    p.add_argument("--row-seed", type=int, default=0, help="seed of that sample (the same for every model)")
     one = p.add_argument_group("one layer")
     one.add_argument("--layer", help="layer name, e.g. 3 or pooled")
     one.add_argument("--out", help="output .npz: indices and similarities, stamped with model, layer, k and "
@@ -18,17 +21,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     many.add_argument("--out-dir", help="output directory of layer=NAME.npz files (appears only complete)")
 
 
-def build(activations: str, layer: str, k: int, out: str) -> str:
-    """Search and store one layer's graph; returns a log line."""
+def build(activations: str, layer: str, k: int, out: str, max_rows: int = 0, row_seed: int = 0) -> str:
+    """Search and store one layer's graph (over a seeded row sample when max_rows caps it); returns a log line."""
     from hrsa.activations import load_layer
-    from hrsa.knn import graph_stamp, knn_graph, write_graph
+    from hrsa.knn import graph_stamp, knn_graph, subsample_rows, write_graph
 
     stamp = graph_stamp(activations, layer)  # before the search: a bad directory fails cheaply
     X = load_layer(activations, layer)
+    rows = subsample_rows(len(X), max_rows, row_seed)
+    if rows is not None:
+        X = X[rows]
     k = min(k, len(X) - 1)
     similarities, indices = knn_graph(X, k, metric="cosine")
-    write_graph(out, indices, similarities, stamp)
-    return f"kNN graph of {stamp['model_id']} layer {layer}: {len(X)} rows, k={k}"
+    write_graph(out, indices, similarities, stamp, rows)
+    capped = "" if rows is None else " (a seeded sample: hrsa.knn_max_rows)"
+    return f"kNN graph of {stamp['model_id']} layer {layer}: {len(X)} rows{capped}, k={k}"
 
 
 def run(args: argparse.Namespace) -> None:
@@ -41,9 +48,10 @@ def run(args: argparse.Namespace) -> None:
             args.out_dir):
         raise HrsaError("give either --layer with --out, or --layers with --out-dir")
     if args.layer:
-        print(build(args.activations, args.layer, args.k, args.out))
+        print(build(args.activations, args.layer, args.k, args.out, args.max_rows, args.row_seed))
         return
     with atomic_path(args.out_dir) as tmp:
         Path(tmp).mkdir()
         for layer in args.layers.split(","):
-            print(build(args.activations, layer, args.k, str(Path(tmp) / f"layer={layer}.npz")), flush=True)
+            out = str(Path(tmp) / f"layer={layer}.npz")
+            print(build(args.activations, layer, args.k, out, args.max_rows, args.row_seed), flush=True)
