@@ -646,19 +646,18 @@ def plot_intrinsic_dimension(ids: pd.DataFrame, out: Path) -> list[Path]:
 
 # ------------------------------------------------------------------------------------------------ what was run
 def run_inputs(embedders: Sequence[str], tasks: Sequence[str], probes: Sequence[str], extract_models: Sequence[str],
-               built_backbones: Sequence[str], comparisons: Sequence[str], mine: bool) -> dict[str, list[str]]:
-    """The provenance and `benchmark:` files the report reads, by grid (the rule declares exactly these):
-    provenance.json of every embedder and workflow-built backbone, and the benchmark TSV of every GPU-capable job
-    (build_backbone, mine, train, extract, compare, evaluate). Paths are relative to the working directory."""
+               built_backbones: Sequence[str], hrsa_tables: Sequence[str | Path], mine: bool) -> dict[str, list[str]]:
+    """The run records the report reads, by grid (the rule declares exactly these): `benchmarks`, the benchmark TSV
+    of every GPU-capable job (build_backbone, mine, train, extract, compare, evaluate), and `models`, the directories
+    of every workflow-built backbone and embedder (their provenance.json). Paths relative to the working directory."""
     bench = [f"benchmarks/backbones/{b}.tsv" for b in built_backbones]
     bench += ["benchmarks/data/mine.tsv"] if mine else []
     bench += [f"benchmarks/train/{m}.tsv" for m in embedders]
     bench += [f"benchmarks/extract/{p}/{m}.tsv" for p in probes for m in extract_models]
-    bench += [f"benchmarks/hrsa/{p}/{c}.tsv" for p in probes for c in comparisons]
+    bench += [f"benchmarks/hrsa/{Path(t).parent.name}/{Path(t).stem}.tsv" for t in hrsa_tables]
     bench += [f"benchmarks/eval/{m}/{t}.tsv" for m in embedders for t in tasks]
-    prov = [f"results/backbones/{b}/provenance.json" for b in built_backbones]
-    prov += [f"results/embedders/{m}/provenance.json" for m in embedders]
-    return {"benchmarks": bench, "provenance": prov}
+    models = [f"results/backbones/{b}" for b in built_backbones] + [f"results/embedders/{m}" for m in embedders]
+    return {"benchmarks": bench, "models": models}
 
 
 def read_benchmarks(paths: Sequence[Path]) -> pd.DataFrame:
@@ -677,14 +676,17 @@ def read_benchmarks(paths: Sequence[Path]) -> pd.DataFrame:
 
 
 def read_provenance(paths: Sequence[Path]) -> pd.DataFrame:
-    """Per provenance file: the artefact, the device it ran on, its hardware record (when provenance holds one) and
-    its package versions."""
+    """Per model directory's provenance.json: the model, the device it ran on, its hardware record (when provenance
+    holds one) and its package versions."""
     rows = []
     for path in map(Path, paths):
-        prov = json.loads(path.read_text())
+        file = path / "provenance.json" if path.is_dir() else path
+        if not file.is_file():
+            raise DataError(f"{file} is missing: rerun the job that builds {path}")
+        prov = json.loads(file.read_text())
         params = prov.get("params") or {}
         hw = prov.get("hardware") or {}
-        rows.append({"artefact": path.parent.name, "device": str(params.get("device", "")),
+        rows.append({"model": file.parent.name, "device": str(params.get("device", "")),
                      "hardware": ", ".join(f"{k}={v}" for k, v in sorted(hw.items())) if hw else "not recorded",
                      **{f"pkg:{k}": v for k, v in (prov.get("packages") or {}).items()}})
     return pd.DataFrame(rows)
