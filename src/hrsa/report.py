@@ -190,7 +190,7 @@ def equivalence(long_df: pd.DataFrame, settings: Mapping[str, Any]) -> pd.DataFr
     for row, family in zip(eq.itertuples(), k, strict=True):
         n, goal = seeds_needed(row.delta, row.sd_seed, margin, alpha, int(family) or 1)
         verdicts.append(_verdict(row.p_tost_holm, row.p_diff_holm, alpha))
-        needed.append(n)
+        needed.append(n if verdicts[-1] == "inconclusive" else None)  # decided rows need no more seeds
     eq["verdict"], eq["seeds_needed"] = verdicts, needed
     eq["unit"], eq["method"], eq["null"] = T1_UNIT, T1_METHOD, T1_NULL
     return eq
@@ -361,8 +361,10 @@ def _short(metric: str) -> str:
     return names.get(metric, metric)
 
 
-def pair_sentences(real: pd.DataFrame, verdicts: pd.DataFrame, primary: str) -> dict[str, str]:
-    """One sentence per pair, generated from the realignment numbers (last layer) and the Table 1 verdicts."""
+def pair_sentences(real: pd.DataFrame, verdicts: pd.DataFrame, primary: str,
+                   metrics: Sequence[str] | None = None) -> dict[str, str]:
+    """One sentence per pair, generated from the realignment numbers (last layer; `metrics` only, default all) and
+    the Table 1 verdicts."""
     out: dict[str, str] = {}
     if real.empty and verdicts.empty:
         return out
@@ -370,6 +372,8 @@ def pair_sentences(real: pd.DataFrame, verdicts: pd.DataFrame, primary: str) -> 
     for pair in pairs:
         clauses = []
         sub = real[(real.pair == pair) & (real.scope == "last layer")] if not real.empty else real
+        if metrics is not None and not sub.empty:
+            sub = sub[sub.metric.isin(metrics)]
         for (sib, probe), g in (sub.groupby(["sibling", "probe"], sort=True) if not sub.empty else []):
             moved = []
             for r in g.itertuples():
@@ -380,7 +384,7 @@ def pair_sentences(real: pd.DataFrame, verdicts: pd.DataFrame, primary: str) -> 
             text = "; ".join(f"{w} on {', '.join(ts)}" for w, ts in groups.items() if ts)
             floor = g.dropna(subset=["floor"])
             within = int(floor["within_floor"].astype(bool).sum())
-            ftext = (f", and the embedders are within the same-recipe noise floor on {within} of {len(floor)} metrics"
+            ftext = (f", and the embedders are within the same-recipe noise floor on {within} of {len(floor)}"
                      if len(floor) else ", with no noise floor to compare against")
             clauses.append(f"contrastive training moved base and {sib} (probe {probe}, last layer) {text}{ftext}")
         if not verdicts.empty:
@@ -874,7 +878,7 @@ def _assemble(config: Mapping[str, Any], settings: Mapping[str, Any], ev: pd.Dat
     primary = str(settings["primary_measure"])
     rep = Report()
     answer = rep.section("Answer")
-    answer.append(("list", list(pair_sentences(real, eq, primary).values()) or ["nothing to report"]))
+    answer.append(("list", list(pair_sentences(real, eq, primary, settings["headline_metrics"]).values()) or ["nothing to report"]))
     answer.append(("list", verdict_lines(eq, primary)))
     s = rep.section("Table 1: embedding scores per pair and benchmark (×100)")
     s.append(("text", "Mean(Task) and Mean(Type) per benchmark as mean ± std over seeds; Δ = sibling - base-E as "
