@@ -190,7 +190,7 @@ def equivalence(long_df: pd.DataFrame, settings: Mapping[str, Any]) -> pd.DataFr
     for row, family in zip(eq.itertuples(), k, strict=True):
         n, goal = seeds_needed(row.delta, row.sd_seed, margin, alpha, int(family) or 1)
         verdicts.append(_verdict(row.p_tost_holm, row.p_diff_holm, alpha))
-        needed.append(n if verdicts[-1] == "inconclusive" else None)  # decided rows need no more seeds
+        needed.append(n if verdicts[-1] == "inconclusive" and n is not None else math.nan)  # decided: none needed
     eq["verdict"], eq["seeds_needed"] = verdicts, needed
     eq["unit"], eq["method"], eq["null"] = T1_UNIT, T1_METHOD, T1_NULL
     return eq
