@@ -669,6 +669,15 @@ def run_inputs(embedders: Sequence[str], tasks: Sequence[str], probes: Sequence[
     return {"benchmarks": bench, "models": models}
 
 
+def grid_records(study: Any, tasks: Sequence[str], hrsa_tables: Sequence[str], mine: bool) -> dict[str, Any]:
+    """run_inputs of a Study's grid, with the lists the report rule passes: `built` (workflow-built backbones) and
+    `extracted` (every model a comparison reads), besides `benchmarks` and `models`."""
+    built = [f"{pair}.{role}" for pair, roles in study.pairs.items() for role, bb in roles.items() if bb.recipe]
+    extracted = sorted({c.model(side) for c in study.comparisons for side in ("left", "right")})
+    records = run_inputs(study.embedder_models(), tasks, list(study.probes), extracted, built, hrsa_tables, mine)
+    return {"built": built, "extracted": extracted, "mine": mine, **records}
+
+
 def read_benchmarks(paths: Sequence[Path]) -> pd.DataFrame:
     """Snakemake `benchmark:` TSVs: one row per job (job = path below benchmarks/), wall seconds, peak RSS (MB)."""
     rows = []

@@ -1,35 +1,13 @@
 # The study's answer: Table 1 with equivalence tests and verdicts, HRSA figures, realignment summary, what was run.
 
-from hrsa.report import run_inputs
+from hrsa.report import grid_records
 
-
-def report_records():
-    """Benchmark TSVs and model directories (provenance) of the grid, as `hrsa report --run-records` reads them."""
-    built = [
-        f"{pair}.{role}"
-        for pair, roles in STUDY.pairs.items()
-        for role, bb in roles.items()
-        if bb.recipe
-    ]
-    extracted = sorted({c.model(side) for c in STUDY.comparisons for side in ("left", "right")})
-    mine = bool(lookup(dpath="training_data/mine/enabled", within=config))
-    return {
-        "built": built,
-        "extracted": extracted,
-        "mine": mine,
-        **run_inputs(
-            STUDY.embedder_models(),
-            EVAL_TASKS,
-            list(STUDY.probes),
-            extracted,
-            built,
-            report_hrsa_tables(),
-            mine,
-        ),
-    }
-
-
-REPORT_RECORDS = report_records()
+REPORT_RECORDS = grid_records(
+    STUDY,
+    EVAL_TASKS,
+    report_hrsa_tables(),
+    bool(lookup(dpath="training_data/mine/enabled", within=config)),
+)
 
 
 rule report:
