@@ -126,11 +126,13 @@ def build_demo(root: Path, scores: dict[str, dict[str, float]] | None = None) ->
     evals = []
     for model, s in (scores or demo_scores()).items():
         evals += write_eval(root / "results/eval", model, s)
+    from hrsa.report import save_procrustes_map
+
     maps = []
     for name in (f"{PAIR}.base~reason", f"{PAIR}.base-E~reason-E.s0"):
         q, _ = np.linalg.qr(rng.normal(size=(8, 8)))
         path = root / "results/hrsa/works" / f"{name}.procrustes.npz"
-        np.savez(path, O=q, layer=np.array("4"))
+        save_procrustes_map(path, q, "4")
         maps.append(path)
     config = {"pairs": [{"name": PAIR, "base": {"recipe": "pretrain"}, "reason": {"recipe": "rlvr", "from": "base"},
                          "sft": {"recipe": "sft", "from": "base"}}], "seeds": list(SEEDS), "layers": "all",
@@ -213,7 +215,7 @@ def test_heatmaps_maps_bars_and_id_plot_the_table_values(demo_report):
     with np.load(report.parents[1] / f"results/hrsa/works/{PAIR}.base~reason.procrustes.npz") as z:
         o = z["O"]
     pm = pd.read_csv(report / f"figures/procrustes_{PAIR}.base~reason_works.tsv", sep="\t")
-    assert np.allclose(pm.value.to_numpy().reshape(o.shape), o)
+    assert np.allclose(pm.value.to_numpy().reshape(o.shape), o) and o.shape == (8, 8)
     rie = hr[(hr.comparison == f"{PAIR}.base~reason") & (hr.probe == "works") & (hr.metric == "procrustes-rie")
              & (hr.layer_x == "4")].value.iloc[0]
     assert pm.rie.iloc[0] == pytest.approx(rie)

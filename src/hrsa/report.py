@@ -552,6 +552,14 @@ def load_procrustes_map(path: Path) -> dict[str, Any]:
         return {"O": np.asarray(z["O"], dtype=np.float64), "layer": str(z["layer"])}
 
 
+def save_procrustes_map(path: Path, O: Any, layer: str) -> None:
+    """Write the map load_procrustes_map reads (for compare: the last numbered layer's O*, atomically)."""
+    from hrsa.io import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, O=np.asarray(O, dtype=np.float32), layer=np.array(str(layer)))
+
+
 def plot_procrustes_maps(maps: Sequence[Path], hr: pd.DataFrame, out: Path) -> list[Path]:
     """Heatmap of |O*| of each map given, titled with the table's procrustes-rie at that layer."""
     plt = _pyplot()
