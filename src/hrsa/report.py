@@ -460,7 +460,7 @@ def _plot_panel(ax: Any, series: list[tuple[str, pd.DataFrame]], metric: str) ->
         x = [pos[v] for v in s["layer"]]
         ax.plot(x, s["y"], color=colour, linestyle=ls, marker=marker, ms=4, label=name)
         if s["low"].notna().any():
-            ax.fill_between(x, s["low"], s["high"], color=colour, alpha=0.18, hatch="//" if ls == "--" else None,
+            ax.fill_between(x, s["low"], s["high"], color=colour, alpha=0.18,
                             linewidth=0)
         rows += [{"metric": metric, "series": name, "layer": lay, "y": y, "low": lo, "high": hi}
                  for lay, y, lo, hi in zip(s["layer"], s["y"], s["low"], s["high"], strict=True)]
