@@ -17,12 +17,14 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/download.smk"
 include: "workflow/rules/backbones.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/knn.smk"
 include: "workflow/rules/hrsa.smk"
+include: "workflow/rules/baseline.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 

@@ -286,6 +286,20 @@ def test_the_sentence_follows_the_scores_and_the_hrsa_values(tmp_path):
     assert not real.empty and realignment(pd.DataFrame(), ["cka-linear-biased"]).empty
 
 
+def test_raw_backbone_baselines_are_listed_apart_from_the_seed_statistics(tmp_path):
+    scores = demo_scores()
+    raw = {f"{PAIR}.{role}": {t: 0.1 for t in TASKS} for role in ("base", "reason", "sft")}
+    run_report(tmp_path / "a", build_demo(tmp_path / "a", scores))
+    run_report(tmp_path / "b", build_demo(tmp_path / "b", {**scores, **raw}))
+    t1 = pd.read_csv(tmp_path / "b/results/report/tables/table1.tsv", sep="\t").set_index("role")
+    assert t1.loc["base (untrained)", "mean_task"] == pytest.approx(10.0) and t1.loc["base (untrained)", "n_seeds"] == 0
+    assert t1.loc["base-E", "n_seeds"] == 2
+    eq_a, eq_b = (pd.read_csv(tmp_path / f"{x}/results/report/tables/equivalence.tsv", sep="\t") for x in "ab")
+    pd.testing.assert_frame_equal(eq_a, eq_b)  # the baselines change no test
+    emb = pd.read_csv(tmp_path / "b/results/report/tables/embedding_scores.tsv", sep="\t")
+    assert set(emb.role) == {"base-E", "reason-E", "sft-E"}
+
+
 def test_cli_reads_exactly_the_run_records(tmp_path, monkeypatch):
     from hrsa.cli import main
 

@@ -8,15 +8,21 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_rules_trust import REPO, demo_config, dry_run, hrsa_argv, shell_commands  # noqa: E402
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+from test_rules_trust import REPO, dry_run, hrsa_argv, shell_commands  # noqa: E402
 
 from hrsa.cli import build_parser  # noqa: E402
 
 
-def test_report_verb_reads_exactly_the_declared_inputs(tmp_path):
+@pytest.mark.parametrize("baseline", [False, True])
+def test_report_verb_reads_exactly_the_declared_inputs(tmp_path, baseline):
     from hrsa.report import run_inputs
 
-    proc = dry_run(REPO / "Snakefile", tmp_path, demo_config(tmp_path))
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    cfg["evaluation"]["baseline"] = baseline
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = dry_run(REPO / "Snakefile", tmp_path, tmp_path / "config.yaml")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (command,) = [c for c in shell_commands(proc.stdout) if c.startswith("hrsa report ")]
     args = build_parser(only="report").parse_args(hrsa_argv(command))
@@ -27,6 +33,8 @@ def test_report_verb_reads_exactly_the_declared_inputs(tmp_path):
     evals = {f"{args.eval_dir}/{m}/{t}.json" for m in args.models for t in args.tasks}
     read = {str(p) for p in args.hrsa} | evals | set(rec["benchmarks"]) | set(rec["models"])
     assert read == declared
-    assert len(rec["benchmarks"]) == 3 + 1 + 6 + 18 + 24 + 30  # backbones, mine, train, extract, compare, evaluate
+    # backbones, mine, train, extract, compare, evaluate (embedders; with the baseline also the 3 raw backbones)
+    assert len(rec["benchmarks"]) == 3 + 1 + 6 + 18 + 24 + 30 + (15 if baseline else 0)
+    assert ("results/eval/tiny.base/HrsaLee50.json" in declared) == baseline
     assert {"benchmarks/train/tiny.base-E.s0.tsv", "results/embedders/tiny.sft-E.s1",
             "results/backbones/tiny.reason"} <= declared

@@ -96,3 +96,23 @@ def test_pinned_row_count_samples_exactly_and_a_short_set_is_named(tmp_path):
     assert hub_training_records({**entry, "rows": len(full)}, num_negatives=1) == full
     with pytest.raises(DataError, match=rf"mirror: {len(full)} rows, fewer than the {len(full) + 1} pinned"):
         hub_training_records({**entry, "rows": len(full) + 1}, num_negatives=1)
+
+
+def test_stratified_probe_keeps_class_shares_and_drops_small_classes(tmp_path, repo, capsys):
+    rows = ([{"text": f"sports {i}", "label": "sports"} for i in range(600)]
+            + [{"text": f"world {i}", "label": "world"} for i in range(300)]
+            + [{"text": f"rare {i}", "label": "rare"} for i in range(40)])
+    (tmp_path / "probe.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = {"name": "p", "path": str(tmp_path / "probe.jsonl"), "n_texts": 90, "stratify": True,
+            "min_class_rows": 100}
+    from hrsa.data import probe_rows
+
+    picked = probe_rows(spec, repo)
+    labels = [r["label"] for r in picked]
+    assert labels.count("sports") == 60 and labels.count("world") == 30 and "rare" not in labels
+    assert "dropped 1 classes with fewer than 100 rows: ['rare']" in capsys.readouterr().out
+    assert [r["id"] for r in picked] == list(range(90)) and picked == probe_rows(spec, repo)  # seeded
+    everything = probe_rows({**spec, "n_texts": 7600}, repo)  # the whole split, small class dropped
+    assert len(everything) == 900
+    spec_uniform = {**spec, "stratify": False, "min_class_rows": 0}
+    assert {r["label"] for r in probe_rows({**spec_uniform, "n_texts": 7600}, repo)} == {"sports", "world", "rare"}

@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "knn": "knn",
     "compare": "compare",
     "evaluate": "evaluate",
+    "baseline": "baseline",
+    "download": "download",
     "report": "report",
 }
 

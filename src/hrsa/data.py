@@ -200,11 +200,9 @@ def _probe_source_rows(spec: dict[str, Any], root: Path) -> tuple[list[dict[str,
         for i, r in enumerate(rows, start=1):
             if not isinstance(r.get("text"), str) or not r["text"].strip():
                 raise DataError(f"{spec['path']}:{i}: probe row needs a non-empty `text`")
-        return _select(rows, n, seed), f"{spec['path']} has no rows"
+        return _select(rows, n, seed, **_selection(spec)), f"{spec['path']} has no rows"
     hf = spec["hf"]
-    import datasets
-
-    ds = datasets.load_dataset(hf["dataset"], hf.get("config") or None, split=hf.get("split", "test"))
+    ds = load_hub_dataset(*probe_dataset_args(hf))
     text_field, label = hf.get("text_field", "text"), hf.get("label_field") or None
     missing = [c for c in (text_field, label) if c and c not in ds.column_names]
     if missing:
@@ -215,16 +213,67 @@ def _probe_source_rows(spec: dict[str, Any], root: Path) -> tuple[list[dict[str,
         dropped = len(rows) - len(kept)
         print(f"probe {spec.get('name', '?')!r}: dropped {dropped} of {len(rows)} rows with an empty {text_field!r}")
     why = f"hub dataset {hf['dataset']} split {hf.get('split', 'test')!r} has no row with a non-empty {text_field!r}"
-    return _select(kept, n, seed), why
+    return _select(kept, n, seed, **_selection(spec)), why
 
 
-def _select(rows: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
-    idx = sorted(random.Random(seed).sample(range(len(rows)), min(n, len(rows))))
+def _selection(spec: dict[str, Any]) -> dict[str, Any]:
+    """How a probe's texts are drawn from its source: stratified by label, small classes dropped."""
+    return {"stratify": bool(spec.get("stratify")), "min_class_rows": int(spec.get("min_class_rows") or 0)}
+
+
+def _select(rows: list[dict[str, Any]], n: int, seed: int, stratify: bool = False,
+            min_class_rows: int = 0) -> list[dict[str, Any]]:
+    """n rows (ids renumbered in source order): a seeded uniform sample, or stratified by label (each class in
+    proportion to its size, largest remainders first). Classes with fewer than min_class_rows rows are dropped first,
+    as the study's probe does."""
+    if stratify or min_class_rows:
+        classes: dict[str, list[int]] = {}
+        for j, r in enumerate(rows):
+            label = _label(r.get("label"))
+            if label is None:
+                raise DataError(f"row {j + 1} has no label: stratify / min_class_rows need a labelled probe set")
+            classes.setdefault(label, []).append(j)
+        small = sorted(c for c, members in classes.items() if len(members) < min_class_rows)
+        if small:
+            print(f"dropped {len(small)} classes with fewer than {min_class_rows} rows: {small}")
+        classes = {c: m for c, m in classes.items() if c not in small}
+        pool = sorted(j for members in classes.values() for j in members)
+    else:
+        pool = list(range(len(rows)))
+    rng = random.Random(seed)
+    if not stratify or n >= len(pool):
+        idx = sorted(rng.sample(pool, min(n, len(pool))))
+    else:
+        quotas = {c: n * len(m) / len(pool) for c, m in sorted(classes.items())}
+        take = {c: int(q) for c, q in quotas.items()}
+        for c in sorted(quotas, key=lambda c: (take[c] - quotas[c], c))[: n - sum(take.values())]:
+            take[c] += 1
+        idx = sorted(j for c, m in sorted(classes.items()) for j in rng.sample(m, take[c]))
     return [{"id": i, "text": rows[j]["text"], "label": _label(rows[j].get("label"))} for i, j in enumerate(idx)]
 
 
 def _label(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def probe_dataset_args(hf: dict[str, Any]) -> tuple[str, str | None, str]:
+    """(dataset, config, split) a probe's `hf` entry loads (the download plan fetches the same)."""
+    return hf["dataset"], hf.get("config") or None, hf.get("split", "test")
+
+
+def training_dataset_args(entry: dict[str, Any]) -> tuple[str, str | None, str]:
+    """(dataset, config, split) a `training_data.hf` entry loads (the download plan fetches the same)."""
+    return entry["dataset"], entry.get("config") or None, entry.get("split", "train")
+
+
+def load_hub_dataset(name: str, config: str | None, split: str) -> Any:
+    """datasets.load_dataset; a set missing from an offline cache is one line naming it (HubMissError)."""
+    import datasets
+
+    from hrsa.download import hub_load
+
+    with hub_load("dataset", name):
+        return datasets.load_dataset(name, config, split=split)
 
 
 def hub_training_records(entry: dict[str, Any], num_negatives: int = 0) -> list[dict[str, Any]]:
@@ -233,11 +282,9 @@ def hub_training_records(entry: dict[str, Any], num_negatives: int = 0) -> list[
     Every row is checked like a local file (errors name the dataset and row); pass num_negatives=0 when negatives
     are mined afterwards.
     """
-    import datasets
-
     name = entry["dataset"]
     try:
-        ds = datasets.load_dataset(name, entry.get("config") or None, split=entry.get("split", "train"))
+        ds = load_hub_dataset(*training_dataset_args(entry))
     except (FileNotFoundError, ValueError) as exc:
         raise DataError(f"hub dataset {name}: cannot load ({exc})") from None
     if entry.get("max_rows"):

@@ -63,9 +63,12 @@ def load_model(path: str, device: str, trust_remote_code: bool = False) -> Loade
         return LoadedModel(st[0].auto_model, st[0].tokenizer, list(st)[1:], sha256_tree(local, ("*.safetensors",)))
     from transformers import AutoModel, AutoTokenizer
 
+    from hrsa.download import hub_load
+
     kwargs = {"trust_remote_code": True} if trust_remote_code else {}
-    model = AutoModel.from_pretrained(path, dtype=dtype, **kwargs).to(device)
-    tok = AutoTokenizer.from_pretrained(path, **kwargs)
+    with hub_load("model", path):
+        model = AutoModel.from_pretrained(path, dtype=dtype, **kwargs).to(device)
+        tok = AutoTokenizer.from_pretrained(path, **kwargs)
     digest = sha256_tree(local, ("*.safetensors",)) if local.is_dir() else hub_content_hash(path)
     return LoadedModel(model, tok, [], digest)
 

@@ -84,6 +84,7 @@ def embedding_table(ev: pd.DataFrame) -> pd.DataFrame:
     and the paired Δ of each sibling to base (paired t-test over seeds: unit seeds, no correction)."""
     from hrsa.stats import paired_comparison
 
+    ev = ev[ev.seed.notna()]  # embedders only: raw-backbone baselines have no seed (Table 1 lists them apart)
     if ev.empty:
         return pd.DataFrame()
     avg = ev.groupby(["pair", "role", "seed"], as_index=False)["score"].mean().assign(task="Average")
@@ -133,6 +134,15 @@ def table1(means: pd.DataFrame) -> pd.DataFrame:
                     row[f"delta_{measure}"], row[f"delta_{measure}_std"], _ = _mean_std(d)
             rows.append(row)
     return pd.DataFrame(rows, columns=cols)
+
+
+def baseline_rows(means: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 rows of the raw backbones (evaluation.baseline: no contrastive training, no seed), beside the
+    embedders: Mean(Task) and Mean(Type), no std and no Δ."""
+    rows = [{"pair": r.pair, "benchmark": r.benchmark, "role": f"{r.role} (untrained)", "n_seeds": 0,
+             "mean_task": r.mean_task, "std_task": math.nan, "mean_type": r.mean_type, "std_type": math.nan,
+             "n_tasks": r.n_tasks, "complete": r.complete, "missing": r.missing} for r in means.itertuples()]
+    return pd.DataFrame(rows)
 
 
 def _delta_matrix(long_df: pd.DataFrame, sibling: str) -> tuple[np.ndarray, list[str], list[str], list[int]]:
@@ -662,27 +672,30 @@ def plot_intrinsic_dimension(ids: pd.DataFrame, out: Path) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------------------------ what was run
-def run_inputs(embedders: Sequence[str], tasks: Sequence[str], probes: Sequence[str], extract_models: Sequence[str],
+def run_inputs(evaluated: Sequence[str], tasks: Sequence[str], probes: Sequence[str], extract_models: Sequence[str],
                built_backbones: Sequence[str], hrsa_tables: Sequence[str | Path], mine: bool) -> dict[str, list[str]]:
     """The run records the report reads, by grid (the rule declares exactly these): `benchmarks`, the benchmark TSV
     of every GPU-capable job (build_backbone, mine, train, extract, compare, evaluate), and `models`, the directories
-    of every workflow-built backbone and embedder (their provenance.json). Paths relative to the working directory."""
+    of every workflow-built backbone and embedder (their provenance.json). `evaluated`: the scored models (embedders,
+    and raw backbones when evaluation.baseline is on). Paths relative to the working directory."""
+    embedders = [m for m in evaluated if parse_model_id(m)[2] is not None]
     bench = [f"benchmarks/backbones/{b}.tsv" for b in built_backbones]
     bench += ["benchmarks/data/mine.tsv"] if mine else []
     bench += [f"benchmarks/train/{m}.tsv" for m in embedders]
     bench += [f"benchmarks/extract/{p}/{m}.tsv" for p in probes for m in extract_models]
     bench += [f"benchmarks/hrsa/{Path(t).parent.name}/{Path(t).stem}.tsv" for t in hrsa_tables]
-    bench += [f"benchmarks/eval/{m}/{t}.tsv" for m in embedders for t in tasks]
+    bench += [f"benchmarks/eval/{m}/{t}.tsv" for m in evaluated for t in tasks]
     models = [f"results/backbones/{b}" for b in built_backbones] + [f"results/embedders/{m}" for m in embedders]
     return {"benchmarks": bench, "models": models}
 
 
-def grid_records(study: Any, tasks: Sequence[str], hrsa_tables: Sequence[str], mine: bool) -> dict[str, Any]:
+def grid_records(study: Any, evaluated: Sequence[str], tasks: Sequence[str], hrsa_tables: Sequence[str],
+                 mine: bool) -> dict[str, Any]:
     """run_inputs of a Study's grid, with the lists the report rule passes: `built` (workflow-built backbones) and
     `extracted` (every model a comparison reads), besides `benchmarks` and `models`."""
     built = [f"{pair}.{role}" for pair, roles in study.pairs.items() for role, bb in roles.items() if bb.recipe]
     extracted = sorted({c.model(side) for c in study.comparisons for side in ("left", "right")})
-    records = run_inputs(study.embedder_models(), tasks, list(study.probes), extracted, built, hrsa_tables, mine)
+    records = run_inputs(evaluated, tasks, list(study.probes), extracted, built, hrsa_tables, mine)
     return {"built": built, "extracted": extracted, "mine": mine, **records}
 
 
@@ -858,7 +871,14 @@ def build_report(hrsa_files: Sequence[Path], eval_files: Sequence[Path], config:
         long_df, means = aggregate(eval_files, tb)
     except DataError as exc:  # summaries without per-split scores (written before `hrsa evaluate` recorded them)
         long_df, means, t1_note = pd.DataFrame(), pd.DataFrame(), f"Table 1 not computed: {exc}"
+    base_means = pd.DataFrame()
+    if not long_df.empty:  # raw-backbone baselines (no seed) stay out of every seed statistic
+        base_means, means = means[means.seed.isna()], means[means.seed.notna()]
+        long_df = long_df[long_df.seed.notna()]
     t1 = table1(means) if not means.empty else pd.DataFrame()
+    if not base_means.empty:
+        t1 = pd.concat([t1, baseline_rows(base_means)], ignore_index=True).sort_values(
+            ["pair", "benchmark"], kind="stable", ignore_index=True)
     eq = equivalence(long_df, settings) if not long_df.empty else pd.DataFrame()
     metrics = list(dict.fromkeys([*settings["headline_metrics"], *(_knn_metrics(tab) if not tab.empty else [])]))
     real = realignment(hr, metrics)

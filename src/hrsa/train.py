@@ -90,11 +90,14 @@ def build_model(backbone: str, recipe: Recipe, trust_remote_code: bool = False, 
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
+    from hrsa.download import hub_load
+
     trust = {"trust_remote_code": True} if trust_remote_code else {}
-    transformer = Transformer(
-        backbone, max_seq_length=recipe.max_length, model_kwargs=dict(trust), processor_kwargs=dict(trust),
-        config_kwargs=dict(trust),
-    )
+    with hub_load("model", backbone):
+        transformer = Transformer(
+            backbone, max_seq_length=recipe.max_length, model_kwargs=dict(trust), processor_kwargs=dict(trust),
+            config_kwargs=dict(trust),
+        )
     tok = transformer.tokenizer
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token

@@ -4,6 +4,7 @@
 rule build_backbone:
     input:
         parent=lambda wc: backbone_parent(wc.pair, wc.role),
+        hub=hub_cache(),
     output:
         directory("results/backbones/{pair}.{role}"),
     log:

@@ -120,11 +120,24 @@ def all_targets():
     return ["results/report/index.md", *report_hrsa_tables(), *evaluation_results()]
 
 
+def evaluated_models():
+    """Models scored on every task: the embedders, and the raw backbones when evaluation.baseline is on."""
+    baseline = lookup(dpath="evaluation/baseline", within=config, default=False)
+    return STUDY.embedder_models() + (STUDY.backbone_models() if baseline else [])
+
+
+def eval_model_dir(model):
+    """The SentenceTransformer directory `hrsa evaluate` scores: an embedder, or a backbone's untrained baseline."""
+    if parse_model_id(model)[2] is None:
+        return f"results/baselines/{model}"
+    return f"results/embedders/{model}"
+
+
 def evaluation_results():
-    """Every evaluation result of the grid: one per embedder and task."""
+    """Every evaluation result of the grid: one per evaluated model (embedders, baselines) and task."""
     return expand(
         "results/eval/{model}/{task}.json",
-        model=STUDY.embedder_models(),
+        model=evaluated_models(),
         task=EVAL_TASKS,
     )
 
@@ -205,3 +218,19 @@ def training_launcher(pair):
     """Prefix of the train command: torchrun with one process per device when a job trains on several GPUs."""
     n = training_devices(pair)
     return f"torchrun --standalone --nproc-per-node {n} --no-python " if n > 1 else ""
+
+
+# Offline compute nodes: the local `download` rule (download.smk) fetches what the config names from the hub first.
+DOWNLOAD = bool(lookup(dpath="download/enabled", within=config))
+DOWNLOADED = "results/download/fetched.json"
+
+if DOWNLOAD:
+    # every job's shell (here and on the compute nodes, which read this Snakefile too) runs offline; the download
+    # rule alone unsets both
+    shell.prefix("set -euo pipefail; export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1; ")
+
+
+def hub_cache():
+    """Input of every job that may load from the hub: the download when download.enabled, else nothing. Ancient: a
+    download rerun for a new config entry never reruns finished jobs."""
+    return ancient(DOWNLOADED) if DOWNLOAD else []

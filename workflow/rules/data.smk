@@ -2,6 +2,8 @@
 
 
 rule prepare_training_data:
+    input:
+        hub=hub_cache(),
     output:
         "results/data/train.prepared.jsonl",
     log:
@@ -21,7 +23,8 @@ rule prepare_training_data:
 
 rule mine_hard_negatives:
     input:
-        "results/data/train.prepared.jsonl",
+        data="results/data/train.prepared.jsonl",
+        hub=hub_cache(),
     output:
         "results/data/train.mined.jsonl",
     log:
@@ -50,12 +53,14 @@ rule mine_hard_negatives:
             else "--replace-existing"
         ),
     shell:
-        "hrsa mine --threads {threads} --data {input:q} --model {params.model} --num-negatives {params.num_negatives}"
+        "hrsa mine --threads {threads} --data {input.data:q} --model {params.model} --num-negatives {params.num_negatives}"
         " --relative-margin {params.margin} --range-max {params.range_max} --device {params.device}"
         " --out {output:q} {params.trust} {params.replace} > {log:q} 2>&1"
 
 
 rule prepare_probe:
+    input:
+        hub=hub_cache(),
     output:
         "results/data/probes/{probe}.jsonl",
     log:

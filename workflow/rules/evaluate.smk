@@ -1,11 +1,12 @@
-# mteb scoring: one job per (embedder, task); results cached by model name + weights revision.
+# mteb scoring: one job per (embedder or baseline, task); results cached by model name + weights revision.
 
 from hrsa.evaluation.run import eval_flags
 
 
 rule evaluate:
     input:
-        "results/embedders/{model}",
+        model=lambda wc: eval_model_dir(wc.model),
+        hub=hub_cache(),
     output:
         "results/eval/{model}/{task}.json",
     log:
@@ -38,7 +39,7 @@ rule evaluate:
             )
         ),
     shell:
-        "hrsa evaluate --threads {threads} --model {input:q} --task {params.task} {params.benchmark} --model-name {params.model_name}"
-        ' --revision "$(cat {input:q}/revision.txt)" --cache results/mteb-cache --batch-size {params.batch_size}'
+        "hrsa evaluate --threads {threads} --model {input.model:q} --task {params.task} {params.benchmark} --model-name {params.model_name}"
+        ' --revision "$(cat {input.model:q}/revision.txt)" --cache results/mteb-cache --batch-size {params.batch_size}'
         " --device {params.device} --instructions {params.instructions} --task-instructions {params.overrides} {params.scoring}"
         " --out {output:q} {params.trust} > {log:q} 2>&1"

@@ -6,6 +6,7 @@ rule extract_activations:
     input:
         model=lambda wc: model_input(wc.model),
         probe="results/data/probes/{probe}.jsonl",
+        hub=hub_cache(),
     output:
         directory("results/activations/{probe}/{model}"),
     log:

@@ -4,6 +4,7 @@ from hrsa.report import grid_records
 
 REPORT_RECORDS = grid_records(
     STUDY,
+    evaluated_models(),
     EVAL_TASKS,
     report_hrsa_tables(),
     bool(lookup(dpath="training_data/mine/enabled", within=config)),
@@ -49,7 +50,7 @@ rule report:
         runtime=30,
     params:
         config=as_json(config),
-        models=" ".join(map(q, STUDY.embedder_models())),
+        models=" ".join(map(q, evaluated_models())),
         tasks=" ".join(map(q, EVAL_TASKS)),
         task_benchmarks=as_json(EVAL_BENCHMARKS),
         probes=" ".join(map(q, STUDY.probes)),

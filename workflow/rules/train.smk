@@ -5,6 +5,7 @@ rule train_embedder:
     input:
         backbone=lambda wc: model_input(f"{wc.pair}.{wc.role}"),
         data=training_records(),
+        hub=hub_cache(),
     output:
         directory("results/embedders/{pair}.{role}-E.s{seed}"),
     log:

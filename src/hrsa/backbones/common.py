@@ -67,12 +67,16 @@ def load_backbone(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from hrsa.download import hub_load
+
     quiet_transformers()
     local = is_local_model(spec)
     source = str(Path(spec).expanduser()) if local else spec
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, trust_remote_code=trust_remote_code)
+        with hub_load("model", spec):
+            tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32,
+                                                         trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
         kind = "model directory" if local else "model (hub id, offline cache)"
         raise HrsaError(f"cannot load {kind} {spec}: {str(exc).splitlines()[0]}") from exc

@@ -106,11 +106,14 @@ def _rows(source: ProblemSource) -> list[dict[str, Any]]:
         if not path.is_file():
             raise DataError(f"problems file not found: {path}")
         return [dict(obj, _where=f"{path}:{n}") for n, obj in numbered_jsonl(path)]
-    import datasets
+    from hrsa.data import load_hub_dataset
+    from hrsa.download import HubMissError
 
     try:
-        ds = datasets.load_dataset(source.dataset, source.config, split=source.split)
-    except Exception as exc:  # datasets raises many types for offline misses and bad ids
+        ds = load_hub_dataset(source.dataset, source.config, source.split)
+    except HubMissError:
+        raise  # already one line naming the set and how to fetch it
+    except Exception as exc:  # datasets raises many types for bad ids and configs
         raise DataError(
             f"cannot load problems {source.dataset!r} (config {source.config!r}, split {source.split!r}): "
             f"{str(exc).splitlines()[0]} — fetch it into the Hugging Face cache first"

@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hrsa", nargs="*", default=[], type=Path, metavar="PARQUET",
                    help="HRSA tables to report ({probe}/{comparison}.parquet); only these are read")
     p.add_argument("--eval-dir", required=True, type=Path, help="directory of evaluation results ({model}/{task}.json)")
-    p.add_argument("--models", nargs="*", default=[], metavar="MODEL", help="embedders whose evaluations are read")
+    p.add_argument("--models", nargs="*", default=[], metavar="MODEL", help="evaluated models (embedders, and raw-backbone baselines) whose evaluations are read")
     p.add_argument("--tasks", nargs="*", default=[], metavar="TASK", help="tasks whose evaluations are read")
     p.add_argument("--task-benchmarks", default=None,
                    help="JSON {task: benchmark or null}: Table 1's grouping (default: every task on its own list)")

@@ -1,0 +1,28 @@
+# Raw backbones saved as untrained embedders (mean pooling, the study's attention and prompts) when
+# evaluation.baseline is on; the evaluate rule scores them like embedders, into results/eval/{pair}.{role}/.
+
+from hrsa.baseline import baseline_recipe
+
+
+rule baseline_embedder:
+    input:
+        backbone=lambda wc: model_input(f"{wc.pair}.{wc.role}"),
+        hub=hub_cache(),
+    output:
+        directory("results/baselines/{pair}.{role}"),
+    log:
+        "logs/baselines/{pair}.{role}.log",
+    conda:
+        "../../envs/hrsa.yaml"
+    threads: 1
+    resources:
+        mem_mb=16000,
+        runtime=60,
+    params:
+        backbone=lambda wc: q(model_path(f"{wc.pair}.{wc.role}")),
+        recipe=lambda wc: as_json(baseline_recipe(STUDY.training(wc.pair))),
+        trust=lambda wc: trust_flag(wc.pair),
+        model_id=lambda wc: q(f"{wc.pair}.{wc.role}"),
+    shell:
+        "hrsa baseline --threads {threads} --backbone {params.backbone} --recipe {params.recipe}"
+        " --model-id {params.model_id} --out {output:q} {params.trust} > {log:q} 2>&1"
