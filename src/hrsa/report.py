@@ -916,12 +916,14 @@ def _assemble(config: Mapping[str, Any], settings: Mapping[str, Any], ev: pd.Dat
     rep = Report()
     answer = rep.section("Answer")
     answer.append(("list", list(pair_sentences(real, eq, primary, settings["headline_metrics"]).values()) or ["nothing to report"]))
-    answer.append(("list", verdict_lines(eq, primary)))
+    answer.append(("list", verdict_lines(eq, primary) or ["no Table 1 verdict: no evaluation results"]))
     s = rep.section("Table 1: embedding scores per pair and benchmark (×100)")
     s.append(("text", "Mean(Task) and Mean(Type) per benchmark as mean ± std over seeds; Δ = sibling - base-E as "
                       "mean ± std over seeds of the same-seed differences. Missing tasks are listed, never imputed."))
     if t1_note:
         s.append(("text", t1_note))
+    elif t1.empty:
+        s.append(("text", "No evaluation results were given: no Table 1."))
     if not t1.empty:
         s.append(("table", table1_display(t1)))
     if not eq.empty:
