@@ -50,7 +50,8 @@ class DevTools:
         r, self._to_chrome = os.pipe()
         self._from_chrome, w = os.pipe()
         # above fd 10, so that moving them onto 3 and 4 in the child cannot overwrite one with the other
-        to_chrome_r, from_chrome_w = fcntl.fcntl(r, fcntl.F_DUPFD_CLOEXEC, 10), fcntl.fcntl(w, fcntl.F_DUPFD_CLOEXEC, 10)
+        to_chrome_r = fcntl.fcntl(r, fcntl.F_DUPFD_CLOEXEC, 10)
+        from_chrome_w = fcntl.fcntl(w, fcntl.F_DUPFD_CLOEXEC, 10)
         os.close(r)
         os.close(w)
         self._proc = subprocess.Popen(

@@ -709,7 +709,8 @@ def read_benchmarks(paths: Sequence[Path]) -> pd.DataFrame:
         rec = df.iloc[-1]
         job = str(path.with_suffix("")).split("benchmarks/", 1)[-1]
         rows.append({"job": job, "rule": job.split("/", 1)[0], "wall_s": float(rec.get("s", math.nan)),
-                     "max_rss_mb": float(rec.get("max_rss", math.nan)), "cpu_time_s": float(rec.get("cpu_time", math.nan)),
+                     "max_rss_mb": float(rec.get("max_rss", math.nan)),
+                     "cpu_time_s": float(rec.get("cpu_time", math.nan)),
                      "mean_load": float(rec.get("mean_load", math.nan))})
     return pd.DataFrame(rows, columns=["job", "rule", "wall_s", "max_rss_mb", "cpu_time_s", "mean_load"])
 
@@ -915,7 +916,8 @@ def _assemble(config: Mapping[str, Any], settings: Mapping[str, Any], ev: pd.Dat
     primary = str(settings["primary_measure"])
     rep = Report()
     answer = rep.section("Answer")
-    answer.append(("list", list(pair_sentences(real, eq, primary, settings["headline_metrics"]).values()) or ["nothing to report"]))
+    sentences = pair_sentences(real, eq, primary, settings["headline_metrics"])
+    answer.append(("list", list(sentences.values()) or ["nothing to report"]))
     answer.append(("list", verdict_lines(eq, primary) or ["no Table 1 verdict: no evaluation results"]))
     s = rep.section("Table 1: embedding scores per pair and benchmark (×100)")
     s.append(("text", "Mean(Task) and Mean(Type) per benchmark as mean ± std over seeds; Δ = sibling - base-E as "

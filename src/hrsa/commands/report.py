@@ -1,9 +1,9 @@
 """Build the report: Table 1 with equivalence tests and verdicts, HRSA figures, realignment summary, what was run.
 
 Reads exactly the files named: the HRSA tables given, `{eval-dir}/{model}/{task}.json` for every model and task given,
-and (with --run-records) the provenance and `benchmark:` files of the grid named by --backbones/--probes/--extract-models/--comparisons
-(named by grid, not listed, so the command line stays short on the paper's grid of ~2,400 evaluation files; the rule
-declares the same files through hrsa.report.run_inputs).
+and (with --run-records) the provenance and `benchmark:` files of the grid named by --models, --tasks, --backbones,
+--probes, --extract-models, --mine and the HRSA tables (named by grid, not listed, so the command line stays short on
+the paper's grid of ~5,800 input files; the rule declares the same files through hrsa.report.run_inputs).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hrsa", nargs="*", default=[], type=Path, metavar="PARQUET",
                    help="HRSA tables to report ({probe}/{comparison}.parquet); only these are read")
     p.add_argument("--eval-dir", required=True, type=Path, help="directory of evaluation results ({model}/{task}.json)")
-    p.add_argument("--models", nargs="*", default=[], metavar="MODEL", help="evaluated models (embedders, and raw-backbone baselines) whose evaluations are read")
+    p.add_argument("--models", nargs="*", default=[], metavar="MODEL",
+                   help="evaluated models (embedders, and raw-backbone baselines) whose evaluations are read")
     p.add_argument("--tasks", nargs="*", default=[], metavar="TASK", help="tasks whose evaluations are read")
     p.add_argument("--task-benchmarks", default=None,
                    help="JSON {task: benchmark or null}: Table 1's grouping (default: every task on its own list)")
