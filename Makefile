@@ -20,7 +20,7 @@ $(STAMP): $(BIN)/python pyproject.toml requirements/constraints.txt
 
 install: $(STAMP)
 
-SNAKEMAKE := HF_HUB_OFFLINE=1 $(BIN)/snakemake --profile profiles/default --cores $(CORES) --configfile config/config.yaml
+SNAKEMAKE := HF_HUB_OFFLINE=1 $(BIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/config.yaml
 
 demo: $(STAMP)
 	$(SNAKEMAKE)

@@ -244,3 +244,19 @@ def test_offline_hub_miss_names_the_task_and_how_to_fetch(tmp_path):
     assert len(line) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "STS12" in line[0] and "pre-fetch" in line[0] and "HF_HOME" in line[0]
     assert not (tmp_path / "out.json").exists()
+
+
+def test_one_job_writes_every_layer_graph_equal_to_per_layer_jobs(built, tmp_path, capsys):
+    out = tmp_path / "graphs"
+    assert main(["knn", "--activations", str(built / "acts"), "--layers", ",".join(LAYERS), "--k", "10",
+                 "--out-dir", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"layer={layer}.npz" for layer in LAYERS]
+    for layer in LAYERS:
+        one = read_graph(built / "knn" / f"layer={layer}.npz", built / "acts", layer)
+        many = read_graph(out / f"layer={layer}.npz", built / "acts", layer)
+        assert all(np.array_equal(a, b) for a, b in zip(one, many, strict=True))
+    rc, err = cli(capsys, "knn", "--activations", str(built / "acts"), "--layers", "0,9", "--k", "10",
+                  "--out-dir", str(tmp_path / "bad"))
+    assert rc == 2 and not (tmp_path / "bad").exists()  # a failing layer leaves no partial directory
+    rc, err = cli(capsys, "knn", "--activations", str(built / "acts"), "--layer", "0", "--out-dir", str(out))
+    assert rc == 2 and "either --layer with --out, or --layers with --out-dir" in err

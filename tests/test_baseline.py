@@ -118,9 +118,10 @@ def _counts(output: str) -> dict[str, int]:
 def test_dry_run_lists_baseline_jobs_only_when_switched_on(repo, tmp_path):
     out = _dry_run(repo, tmp_path, True)
     off, on = _counts(_dry_run(repo, tmp_path, False)), _counts(out)
-    assert "baseline_embedder" not in off and off["evaluate"] == 6 * 5  # 3 roles x 2 seeds, 5 local tasks
-    assert on["baseline_embedder"] == 3 and on["evaluate"] == (6 + 3) * 5
-    assert {k: v for k, v in on.items() if k not in ("baseline_embedder", "evaluate")} == {
-        k: v for k, v in off.items() if k != "evaluate"}
-    job = out[out.index("output: results/eval/tiny.reason/HrsaLee50.json") - 300:]
+    # one evaluate job per model scores its 5 local tasks (one task group): 3 roles x 2 seeds, then + 3 baselines
+    assert "baseline_embedder" not in off and off["evaluate_0"] == 6
+    assert on["baseline_embedder"] == 3 and on["evaluate_0"] == 6 + 3
+    assert {k: v for k, v in on.items() if k not in ("baseline_embedder", "evaluate_0")} == {
+        k: v for k, v in off.items() if k != "evaluate_0"}
+    job = out[out.index("output: results/eval/tiny.reason/HrsaWordSim353.json") - 300:]
     assert "input: results/baselines/tiny.reason" in job.split("output:")[0]

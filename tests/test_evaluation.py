@@ -344,3 +344,35 @@ def test_bad_task_instructions_flag_is_named(bad: str, tmp_path: Path, capsys: p
                "--task-instructions", bad])
     assert rc == 2 and "--task-instructions must be a JSON object of strings" in capsys.readouterr().err
     assert not (tmp_path / "o.json").exists()
+
+
+def test_grouped_job_fails_only_the_broken_task_and_a_rerun_scores_only_it(
+    random_encoder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One job scores a group of tasks: a task that fails is named with the model, the others are written and cached;
+    the re-run (after the fix) scores only the missing task, leaving the cached ones untouched."""
+    import shutil
+
+    from hrsa.cli import main
+
+    data = tmp_path / "data"
+    shutil.copytree(REPO / "data/eval", data / "eval")
+    lee = data / "eval/lee/similarities0-1.txt"
+    good = lee.read_text()
+    lee.write_text("not a similarity table\n")
+    cache, out = tmp_path / "cache", tmp_path / "eval"
+    args = ["evaluate", "--model", str(random_encoder), "--task", "HrsaWordSim353", "--task", "HrsaLee50",
+            "--task", "HrsaSimLex999", "--model-name", "hrsa/grouped", "--revision", "g1", "--cache", str(cache),
+            "--out-dir", str(out), "--data-dir", str(data), "--device", "cpu", "--threads", "1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "hrsa/grouped: 1 of 3 tasks failed (HrsaLee50:" in err
+    assert sorted(p.name for p in out.iterdir()) == ["HrsaSimLex999.json", "HrsaWordSim353.json"]
+    cached = {p.name: p.stat().st_mtime_ns for p in cache.rglob("Hrsa*.json") if "hrsa-settings" not in str(p)}
+    assert set(cached) == {"HrsaSimLex999.json", "HrsaWordSim353.json"}
+    lee.write_text(good)
+    assert main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["HrsaLee50.json", "HrsaSimLex999.json", "HrsaWordSim353.json"]
+    after = {p.name: p.stat().st_mtime_ns for p in cache.rglob("Hrsa*.json") if "hrsa-settings" not in str(p)}
+    assert {k: after[k] for k in cached} == cached  # the scored tasks were not scored again
+    assert "HrsaLee50.json" in after

@@ -10,6 +10,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from hrsa.errors import ConfigError  # noqa: E402
 from hrsa.grid import RECIPE_FLAGS, Study, model_id, parse_model_id  # noqa: E402
+from hrsa.evaluation.run import seq_length_for  # noqa: E402
 from snakemake.exceptions import WorkflowError  # noqa: E402
 
 try:
@@ -187,14 +188,8 @@ def recipe_args(pair, role):
 
 
 def comparison_knn(probe, comparison, side):
-    """kNN graphs of every layer of one side of a comparison."""
-    c = STUDY.comparison(comparison)
-    return expand(
-        "results/knn/{probe}/{model}/layer={layer}.npz",
-        probe=probe,
-        model=c.model(side),
-        layer=STUDY.layers(c.pair, probe),
-    )
+    """The kNN graph directory (every layer) of one side of a comparison."""
+    return f"results/knn/{probe}/{STUDY.comparison(comparison).model(side)}"
 
 
 def task_instruction_override(task):
@@ -234,3 +229,20 @@ def hub_cache():
     """Input of every job that may load from the hub: the download when download.enabled, else nothing. Ancient: a
     download rerun for a new config entry never reruns finished jobs."""
     return ancient(DOWNLOADED) if DOWNLOAD else []
+
+
+def evaluation_chunks():
+    """Evaluated tasks grouped into jobs: tasks sharing a benchmark and max_seq_length, at most
+    evaluation.tasks_per_job per job (one model load serves them; a failing task fails alone, named).
+    """
+    per_job = int(lookup(dpath="evaluation/tasks_per_job", within=config))
+    lengths = lookup(dpath="evaluation/max_seq_length", within=config, default={}) or {}
+    groups = {}
+    for task in EVAL_TASKS:
+        bench = EVAL_BENCHMARKS.get(task)
+        groups.setdefault((bench, seq_length_for(task, bench, lengths)), []).append(
+            task
+        )
+    return [
+        g[i : i + per_job] for g in groups.values() for i in range(0, len(g), per_job)
+    ]

@@ -1,21 +1,28 @@
-# Exact kNN graph per (model, probe, layer), computed once and shared by every comparison.
+# Exact kNN graphs of every layer of one (model, probe) in one job (FAISS; on the GPU when the job has one), computed
+# once and shared by every comparison.
 
 
 rule knn_graph:
     input:
         "results/activations/{probe}/{model}",
     output:
-        "results/knn/{probe}/{model}/layer={layer}.npz",
+        directory("results/knn/{probe}/{model}"),
     log:
-        "logs/knn/{probe}/{model}/layer={layer}.log",
+        "logs/knn/{probe}/{model}.log",
+    benchmark:
+        "benchmarks/knn/{probe}/{model}.tsv"
     conda:
         "../../envs/hrsa.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=60,
+        gpu=1,
+        mem_mb=16000,
+        runtime=120,
     params:
         k=max(lookup(dpath="hrsa/knn_k", within=config)),
+        layers=lambda wc: q(
+            ",".join(STUDY.layers(parse_model_id(wc.model)[0], wc.probe))
+        ),
     shell:
-        "hrsa knn --threads {threads} --activations {input:q} --layer {wildcards.layer:q} --k {params.k}"
-        " --out {output:q} > {log:q} 2>&1"
+        "hrsa knn --threads {threads} --activations {input:q} --layers {params.layers} --k {params.k}"
+        " --out-dir {output:q} > {log:q} 2>&1"

@@ -18,7 +18,7 @@ rule train_embedder:
     resources:
         gpu=lambda wc: training_devices(wc.pair),
         mem_mb=16000,
-        runtime=720,
+        runtime=lambda wc, attempt: 720 * attempt,
     params:
         backbone=lambda wc: q(model_path(f"{wc.pair}.{wc.role}")),
         recipe=lambda wc: as_json(

@@ -38,7 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="revision under which mteb caches the results: put the checkpoint identity here",
     )
     parser.add_argument("--cache", required=True, type=Path, metavar="DIR", help="mteb ResultCache folder")
-    parser.add_argument("--out", required=True, type=Path, metavar="JSON", help="summary JSON (written atomically)")
+    out = parser.add_mutually_exclusive_group(required=True)
+    out.add_argument("--out", type=Path, metavar="JSON", help="summary JSON of every task (written atomically)")
+    out.add_argument("--out-dir", type=Path, metavar="DIR",
+                     help="one summary JSON per task, DIR/{task}.json (a grouped job: a failing task fails alone)")
     parser.add_argument("--batch-size", type=int, default=32, help="encoding batch size (default 32)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument(
@@ -101,7 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     """Evaluate, then write the summary with the model identity and package versions."""
     from hrsa.errors import HrsaError
-    from hrsa.evaluation.run import evaluate
+    from hrsa.evaluation.run import EvaluationFailed
     from hrsa.io import package_versions, write_json
 
     if args.batch_size < 1:
@@ -112,7 +115,30 @@ def run(args: argparse.Namespace) -> None:
         overrides = None
     if not isinstance(overrides, dict) or not all(isinstance(v, str) for v in overrides.values()):
         raise HrsaError(f"--task-instructions must be a JSON object of strings, got {args.task_instructions!r}")
-    results = evaluate(
+    try:
+        results = _evaluate(args, overrides)
+    except EvaluationFailed as exc:
+        if args.out_dir is not None:  # the tasks that were scored keep their files
+            _write_each(args, exc.results, package_versions())
+        raise
+    if args.out_dir is not None:
+        _write_each(args, results, package_versions())
+    else:
+        write_json(args.out, summary_document(args, results, package_versions()))
+
+
+def _write_each(args: argparse.Namespace, results: dict[str, Any], packages: dict[str, str]) -> None:
+    """DIR/{task}.json per scored task, each a summary document of that task alone."""
+    from hrsa.io import write_json
+
+    for task, entry in results.items():
+        write_json(args.out_dir / f"{task}.json", summary_document(args, {task: entry}, packages))
+
+
+def _evaluate(args: argparse.Namespace, overrides: dict[str, str]) -> dict[str, Any]:
+    from hrsa.evaluation.run import evaluate
+
+    return evaluate(
         args.model,
         args.tasks,
         args.model_name,
@@ -129,7 +155,6 @@ def run(args: argparse.Namespace) -> None:
         max_seq_length=args.max_seq_length,
         max_tokens_per_batch=args.max_tokens_per_batch,
     )
-    write_json(args.out, summary_document(args, results, package_versions()))
 
 
 def summary_document(args: argparse.Namespace, results: dict[str, Any], packages: dict[str, str]) -> dict[str, Any]:

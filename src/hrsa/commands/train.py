@@ -19,11 +19,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from hrsa.locks import exclusive_dir_lock
     from hrsa.train import Recipe, train_embedder
 
     recipe = Recipe.from_config(json.loads(args.recipe))
-    prov = train_embedder(
-        args.backbone, args.data, args.out, args.seed, recipe, args.checkpoints, args.model_id, args.device,
-        args.trust_remote_code,
-    )
+    with exclusive_dir_lock(args.checkpoints):  # one writer per checkpoint directory (an orphaned job may still run)
+        prov = train_embedder(
+            args.backbone, args.data, args.out, args.seed, recipe, args.checkpoints, args.model_id, args.device,
+            args.trust_remote_code,
+        )
     print(f"saved {args.out} (revision {prov['revision']}, {prov['params']['steps']} steps)")

@@ -449,20 +449,34 @@ def _prepare_cache(cache: Any, settings: Mapping[str, Mapping[str, Any]], model_
         write_json(record, dict(wanted))
 
 
-def _cached(cache: Any, tasks: Sequence[Any], model_name: str, revision: str,
-            settings: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
-    """Cached TaskResults when every task is complete for (name, revision) and was scored under `settings`, so the
-    model need not be loaded."""
+def _cached_each(cache: Any, tasks: Sequence[Any], model_name: str, revision: str,
+                 settings: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """{task: cached TaskResult} for the tasks complete for (name, revision) and scored under `settings`."""
     found = {}
     for task in tasks:
         name = task.metadata.name
         if _read_settings(settings_path(cache, name, model_name, revision)) != settings[name]:
-            return None
+            continue
         res = cache.load_task_result(name, model_name, revision)
-        if res is None or res.get_missing_evaluations(task):
-            return None
-        found[name] = res
+        if res is not None and not res.get_missing_evaluations(task):
+            found[name] = res
     return found
+
+
+def _cached(cache: Any, tasks: Sequence[Any], model_name: str, revision: str,
+            settings: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
+    """Cached TaskResults when every task is complete for (name, revision) and was scored under `settings`, so the
+    model need not be loaded."""
+    found = _cached_each(cache, tasks, model_name, revision, settings)
+    return found if len(found) == len(tasks) else None
+
+
+class EvaluationFailed(HrsaError):
+    """Some tasks of a grouped evaluation failed; the others were scored (and cached) and are in `results`."""
+
+    def __init__(self, message: str, results: dict[str, dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.results = results
 
 
 def _log_fallbacks(sources: Mapping[str, tuple[str, str]], tables: Sequence[Any]) -> None:
@@ -518,30 +532,27 @@ def evaluate(
         t.metadata.name: scoring_settings(t.metadata.name, prompts, instructions, max_seq_length) for t in tasks
     }
     cache = mteb.ResultCache(str(cache_dir))
-    results = _cached(cache, tasks, model_name, revision, settings)
-    if results is None:
+    results = _cached_each(cache, tasks, model_name, revision, settings)
+    failed: dict[str, str] = {}
+    if len(results) < len(tasks):
         encoder = load_encoder(model_dir, model_name, revision, device, prompts, max_seq_length, trust_remote_code)
         _prepare_cache(cache, settings, model_name, revision)
         batch = token_batch_size(batch_size, max_tokens_per_batch, int(encoder.model.max_seq_length))
-        try:
-            mteb.evaluate(
-                encoder,
-                tasks,
-                cache=cache,
-                overwrite_strategy="only-missing",
-                encode_kwargs={"batch_size": batch, "show_progress_bar": False},
-                show_progress_bar=False,
-            )
-        except (ConnectionError, FileNotFoundError) as exc:
-            offline = hub_miss(exc, tasks)
-            if offline is None:
-                raise
-            raise offline from exc
+        todo = [t for t in tasks if t.metadata.name not in results]
+        for task in todo:  # one task at a time on one loaded model: a failing task fails alone, named
+            try:
+                _score(mteb, encoder, task, cache, batch)
+            except Exception as exc:
+                if len(tasks) == 1:
+                    raise
+                failed[task.metadata.name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         # read back what mteb stored (rounded), so a fresh run and a cached rerun report identical numbers
-        results = _cached(cache, tasks, model_name, revision, settings)
-        if results is None:
-            raise HrsaError(f"mteb did not store complete results for {model_name}@{revision} in {cache_dir}")
-    return {
+        results = _cached_each(cache, tasks, model_name, revision, settings)
+        missing = [t.metadata.name for t in todo if t.metadata.name not in results and t.metadata.name not in failed]
+        if missing:
+            raise HrsaError(f"mteb did not store complete results of {missing} for {model_name}@{revision} in "
+                            f"{cache_dir}")
+    summary = {
         t.metadata.name: {
             **summarize(results[t.metadata.name], t),
             "cache_revision": revision,
@@ -550,4 +561,28 @@ def evaluate(
             "settings": settings[t.metadata.name],
         }
         for t in tasks
+        if t.metadata.name in results
     }
+    if failed:
+        detail = "; ".join(f"{name}: {why}" for name, why in failed.items())
+        raise EvaluationFailed(f"{model_name}: {len(failed)} of {len(tasks)} tasks failed ({detail}); the other "
+                               "tasks are scored and cached, a re-run scores only the failed ones", summary)
+    return summary
+
+
+def _score(mteb: Any, encoder: Any, task: Any, cache: Any, batch: int) -> None:
+    """mteb.evaluate of one task into the cache (only-missing: a killed job's finished subsets are kept)."""
+    try:
+        mteb.evaluate(
+            encoder,
+            [task],
+            cache=cache,
+            overwrite_strategy="only-missing",
+            encode_kwargs={"batch_size": batch, "show_progress_bar": False},
+            show_progress_bar=False,
+        )
+    except (ConnectionError, FileNotFoundError) as exc:
+        offline = hub_miss(exc, [task])
+        if offline is None:
+            raise
+        raise offline from exc
