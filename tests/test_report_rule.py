@@ -29,12 +29,16 @@ def test_report_verb_reads_exactly_the_declared_inputs(tmp_path, baseline):
     block = proc.stdout.split("rule report:", 1)[1]
     declared = set(re.search(r"input: (.*)", block).group(1).split(", "))
     assert args.run_records and args.mine and args.task_benchmarks
-    rec = run_inputs(args.models, args.tasks, args.probes, args.extract_models, args.backbones, args.hrsa, args.mine)
+    rec = run_inputs(args.models, args.eval_groups, args.probes, args.extract_models, args.backbones, args.hrsa,
+                     args.mine)
     evals = {f"{args.eval_dir}/{m}/{t}.json" for m in args.models for t in args.tasks}
     read = {str(p) for p in args.hrsa} | evals | set(rec["benchmarks"]) | set(rec["models"])
     assert read == declared
-    # backbones, mine, train, extract, compare, evaluate (embedders; with the baseline also the 3 raw backbones)
-    assert len(rec["benchmarks"]) == 3 + 1 + 6 + 18 + 24 + 30 + (15 if baseline else 0)
+    # backbones, mine, train, extract, knn, compare, evaluate groups (embedders; with the baseline also the 3 raw
+    # backbones)
+    groups = args.eval_groups
+    assert groups >= 1
+    assert len(rec["benchmarks"]) == 3 + 1 + 6 + 18 + 18 + 24 + (6 + (3 if baseline else 0)) * groups
     assert ("results/eval/tiny.base/HrsaLee50.json" in declared) == baseline
     assert {"benchmarks/train/tiny.base-E.s0.tsv", "results/embedders/tiny.sft-E.s1",
             "results/backbones/tiny.reason"} <= declared

@@ -5,7 +5,7 @@ from hrsa.report import grid_records
 REPORT_RECORDS = grid_records(
     STUDY,
     evaluated_models(),
-    EVAL_TASKS,
+    len(evaluation_chunks()),
     report_hrsa_tables(),
     bool(lookup(dpath="training_data/mine/enabled", within=config)),
 )
@@ -57,11 +57,12 @@ rule report:
         backbones=" ".join(map(q, REPORT_RECORDS["built"])),
         extracted=" ".join(map(q, REPORT_RECORDS["extracted"])),
         mine="--mine" if REPORT_RECORDS["mine"] else "",
+        groups=len(evaluation_chunks()),
     shell:
         # the evaluations, benchmarks and provenance files are named by the grid (exactly input.evals,
         # input.benchmarks and input.models, through hrsa.report.run_inputs): their ~5,000 paths on the paper grid
         # would pass the 128 KiB limit of one shell command line
         "hrsa report --threads {threads} --hrsa {input.hrsa:q} --eval-dir results/eval --models {params.models}"
         " --tasks {params.tasks} --task-benchmarks {params.task_benchmarks} --config {params.config}"
-        " --run-records --probes {params.probes} --backbones {params.backbones} --extract-models {params.extracted}"
+        " --run-records --eval-groups {params.groups} --probes {params.probes} --backbones {params.backbones} --extract-models {params.extracted}"
         " {params.mine} --out results/report > {log:q} 2>&1"

@@ -1,7 +1,7 @@
 """Build the report: Table 1 with equivalence tests and verdicts, HRSA figures, realignment summary, what was run.
 
 Reads exactly the files named: the HRSA tables given, `{eval-dir}/{model}/{task}.json` for every model and task given,
-and (with --run-records) the provenance and `benchmark:` files of the grid named by --models, --tasks, --backbones,
+and (with --run-records) the provenance and `benchmark:` files of the grid named by --models, --eval-groups, --backbones,
 --probes, --extract-models, --mine and the HRSA tables (named by grid, not listed, so the command line stays short on
 the paper's grid of ~5,800 input files; the rule declares the same files through hrsa.report.run_inputs).
 """
@@ -31,6 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="models whose extraction benchmarks are read")
     p.add_argument("--probes", nargs="*", default=[], metavar="PROBE", help="probe sets of the grid")
     p.add_argument("--mine", action="store_true", help="the grid mines hard negatives (read its benchmark)")
+    p.add_argument("--eval-groups", type=int, default=0, metavar="N",
+                   help="task groups each model is scored in (benchmarks/eval/{model}/group{i}.tsv, i < N)")
     p.add_argument("--procrustes-maps", nargs="*", default=[], type=Path, metavar="NPZ",
                    help="Procrustes maps ({probe}/{comparison}.procrustes.npz with O and layer) to draw")
     p.add_argument("--out", required=True, help="report directory")
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> None:
     bench: list[Path] = []
     prov: list[Path] = []
     if args.run_records:
-        rec = run_inputs(args.models, args.tasks, args.probes, args.extract_models, args.backbones, args.hrsa,
+        rec = run_inputs(args.models, args.eval_groups, args.probes, args.extract_models, args.backbones, args.hrsa,
                          args.mine)
         bench = _existing([Path(p) for p in rec["benchmarks"]], "benchmark file", "rerun the job that writes it")
         prov = _existing([Path(p) / "provenance.json" for p in rec["models"]], "provenance file",
