@@ -83,7 +83,7 @@ def one_line(err: str) -> str:
 def compare_args(wd: Path, right_acts: Path | None = None, right_knn: Path | None = None) -> list[str]:
     return ["compare", "--left", str(wd / "acts"), "--right", str(right_acts or wd / "acts"),
             "--knn-left", str(wd / "knn"), "--knn-right", str(right_knn or wd / "knn"),
-            "--settings", json.dumps({"bootstrap": 0, "permutations": 0}), "--comparison", "p.x~y",
+            "--settings", json.dumps({"bootstrap": 0, "permutations": 0, "knn_k": [5, 10]}), "--comparison", "p.x~y",
             "--out", str(wd / "out.parquet")]
 
 

@@ -51,6 +51,8 @@ def setup(tmp_path):
 
 
 def run_compare(wd: Path, left: str, right: str, settings: dict) -> pd.DataFrame:
+    """`hrsa compare` with the fixture's graphs (20 neighbours: knn_k up to 10 fits Jaccard and retention)."""
+    settings = {"knn_k": [5, 10], **settings}
     out = wd / f"{left}~{right}.parquet"
     assert main(["compare", "--left", str(wd / "acts" / left), "--right", str(wd / "acts" / right),
                  "--knn-left", str(wd / "knn" / left), "--knn-right", str(wd / "knn" / right),

@@ -163,6 +163,91 @@ def paired_comparison(base: Sequence[float], reason: Sequence[float]) -> dict[st
     return out
 
 
+# ------------------------------------------------------------------------------------------ block bootstrap intervals
+#: flags a row gets when its interval cannot be taken at face value
+FLAG_BIAS = "bias>half-width"
+FLAG_EXCLUDES = "interval-excludes-estimate"
+FLAG_FEW = "few-finite-replicates"
+#: BCa reads quantiles far in the tails (levels near 0.001 when the bias is large): below this many replicates the
+#: bias-corrected normal interval is used instead
+BCA_MIN_REPLICATES = 100
+
+
+def _norm_ppf(p: float) -> float:
+    from statistics import NormalDist  # not scipy.stats: its import alone costs a compare job 1.5 s
+
+    return NormalDist().inv_cdf(p)
+
+
+def _norm_cdf(z: float) -> float:
+    from statistics import NormalDist
+
+    return NormalDist().cdf(z)
+
+
+def bca_interval(estimate: float, replicates: Any, jackknife: Any, confidence: float = 0.95) -> dict[str, Any]:
+    """Bias-corrected and accelerated (BCa; Efron 1987) interval from bootstrap replicates and delete-a-group
+    jackknife values, with the bootstrap bias (mean of replicates - estimate) and standard error beside it; where the
+    estimate sits in the outer alpha/2 tail of its replicates (BCa undefined), or with fewer than BCA_MIN_REPLICATES
+    replicates, the bias-corrected normal interval.
+    `flag` names what makes the row doubtful: a bias larger than the interval's half-width, an interval that excludes
+    its own estimate, or replicates that were mostly undefined."""
+    reps = np.asarray(replicates, dtype=np.float64)
+    fin = reps[np.isfinite(reps)]
+    nan = float("nan")
+    out: dict[str, Any] = {"low": nan, "high": nan, "bias": nan, "se": nan, "flag": "", "method": "none"}
+    if not np.isfinite(estimate) or fin.size < 2:
+        out["flag"] = FLAG_FEW if reps.size else ""
+        return out
+    r = fin.size
+    alpha = (1.0 - confidence) / 2
+    share = (np.sum(fin < estimate) + 0.5 * np.sum(fin == estimate)) / r
+    bias, se = float(fin.mean() - estimate), float(fin.std(ddof=1))
+    if (r < BCA_MIN_REPLICATES or min(share, 1 - share) < alpha) and not np.all(fin == estimate):
+        # too few replicates for BCa's tail quantiles, or the estimate lies in the tail of its own bootstrap
+        # distribution (BCa's z0 not estimable): the bias-corrected normal interval (estimate - bias) +- z se
+        z = _norm_ppf(1 - alpha)
+        low, high = estimate - bias - z * se, estimate - bias + z * se
+        return _finish(out, estimate, low, high, bias, se, reps.size, r, "bias-corrected-normal")
+    z0 = _norm_ppf(min(max(share, 0.5 / r), 1 - 0.5 / r))
+    jack = np.asarray(jackknife, dtype=np.float64)
+    jack = jack[np.isfinite(jack)]
+    accel = 0.0
+    if jack.size >= 2:
+        dev = jack.mean() - jack
+        den = 6.0 * float(np.sum(dev**2)) ** 1.5
+        accel = float(np.sum(dev**3)) / den if den > 0 else 0.0
+    levels = []
+    for z in (_norm_ppf(alpha), _norm_ppf(1 - alpha)):
+        shifted = z0 + (z0 + z) / (1 - accel * (z0 + z))
+        levels.append(_norm_cdf(shifted) if np.isfinite(shifted) else (0.0 if shifted < 0 else 1.0))
+    low, high = np.quantile(fin, levels)
+    return _finish(out, estimate, float(low), float(high), bias, se, reps.size, r, "bca")
+
+
+def _finish(out: dict[str, Any], estimate: float, low: float, high: float, bias: float, se: float, total: int,
+            finite: int, method: str) -> dict[str, Any]:
+    """Interval record with the flags that say when it cannot be taken at face value."""
+    flags = []
+    if abs(bias) > (high - low) / 2:
+        flags.append(FLAG_BIAS)
+    if not low <= estimate <= high:
+        flags.append(FLAG_EXCLUDES)
+    if finite < 0.9 * total:
+        flags.append(FLAG_FEW)
+    out.update(low=low, high=high, bias=bias, se=se, flag=";".join(flags), method=method)
+    return out
+
+
+def normal_null_q95(mean: float, var: float, higher_is_more_similar: bool = True) -> float:
+    """The 95% point (in the "more similar" direction) of a null given by its exact mean and variance, under a normal
+    approximation."""
+    if not (np.isfinite(mean) and np.isfinite(var)) or var < 0:
+        return float("nan")
+    z = _norm_ppf(0.95)
+    return float(mean + z * np.sqrt(var)) if higher_is_more_similar else float(mean - z * np.sqrt(var))
+
+
 # ------------------------------------------------------------------------------------------ Table 1 inference
 def crossed_delta(d: Any, weights: Sequence[float] | None = None, confidence: float = 0.90) -> dict[str, Any]:
     """Benchmark-level Δ from an S x T matrix of per-seed, per-task differences (sibling - base, paired by seed).

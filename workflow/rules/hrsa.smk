@@ -16,12 +16,18 @@ rule compare:
         "benchmarks/hrsa/{probe}/{comparison}.tsv"
     conda:
         "../../envs/hrsa.yaml"
-    threads: 1
+    threads: lookup(dpath="hrsa/threads", within=config)
     resources:
-        mem_mb=8000,
+        gpu=1 if lookup(dpath="hrsa/gpu", within=config) else 0,
+        mem_mb=int(2048 * lookup(dpath="hrsa/max_accumulator_gb", within=config)) + 2000,
         runtime=120,
     params:
-        settings=as_json(lookup(dpath="hrsa", within=config)),
+        settings=as_json(
+            {
+                **lookup(dpath="hrsa", within=config),
+                "device": lookup(dpath="device", within=config),
+            }
+        ),
         knn_left=lambda wc: q(
             f"results/knn/{wc.probe}/{STUDY.comparison(wc.comparison).model('left')}"
         ),

@@ -19,7 +19,7 @@ rule knn_graph:
         mem_mb=16000,
         runtime=120,
     params:
-        k=max(lookup(dpath="hrsa/knn_k", within=config)),
+        k=2 * max(lookup(dpath="hrsa/knn_k", within=config)),  # retention@k reads 2k neighbours
         layers=lambda wc: q(
             ",".join(STUDY.layers(parse_model_id(wc.model)[0], wc.probe))
         ),

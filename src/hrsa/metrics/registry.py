@@ -3,6 +3,7 @@ are generated from them) and what a bootstrap or permutation null may resample. 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -21,6 +22,9 @@ from hrsa.metrics.procrustes import procrustes
 #: transformations of Y a metric may be invariant to; permutation = of feature columns, scaling by c > 0
 INVARIANCES = frozenset({"orthogonal", "isotropic-scaling", "translation", "permutation"})
 Level = Literal["representation", "geometry", "function"]
+#: moments: the per-block sums of one streaming pass; same-width: X and Y of equal width; graph: the stored cosine kNN
+#: graphs; l2-graph: Euclidean neighbours (not stored: such metrics run only on rows in memory); labels: probe labels
+NEEDS = frozenset({"moments", "same-width", "graph", "l2-graph", "labels"})
 ALL = INVARIANCES
 
 
@@ -43,8 +47,14 @@ class Metric:
     null: Callable[..., np.ndarray] | None = field(default=None, compare=False)
     row_paired: bool = True  # False: the value ignores which row of X goes with which row of Y (no permutation null)
     graph_k: int = 0  # neighbours a precomputed kNN graph (indices_x / indices_y) must hold for this metric
+    family: str = ""  # metrics of one family come from one computation per replicate (one SVD, one probe fit)
+    stat: str = ""  # the key of this metric in its family's output
+    needs: frozenset[str] = frozenset()  # what `compare` must have to plan it (NEEDS)
+    bounds: tuple[float, float] = (-math.inf, math.inf)  # the values it can take (intervals are clipped to them)
 
     def __post_init__(self) -> None:
+        if not self.needs <= NEEDS:
+            raise ValueError(f"{self.name}: unknown needs {sorted(self.needs - NEEDS)}")
         if not self.invariances <= INVARIANCES:
             raise ValueError(f"{self.name}: unknown invariances {sorted(self.invariances - INVARIANCES)}")
         if self.level not in ("representation", "geometry", "function"):
@@ -157,42 +167,87 @@ def _reduced(units: Callable[..., np.ndarray], reduce: Callable[[np.ndarray], fl
 
 
 # ------------------------------------------------------------------------------------------ the registry
-def _build() -> dict[str, Metric]:
-    ms: list[Metric] = [
+def _representation() -> list[Metric]:
+    mom, same = frozenset({"moments"}), frozenset({"moments", "same-width"})
+    return [
         Metric("cka-linear-biased", _cka(False), ALL, "representation", False, True,
-               "column-centred linear CKA (biased HSIC): global geometry"),
+               "column-centred linear CKA (biased HSIC): global geometry", family="cka", stat="biased", needs=mom, bounds=(0.0, 1.0)),
         Metric("cka-linear-debiased", _cka(True), ALL, "representation", False, True,
-               "linear CKA with the unbiased HSIC estimator (Song et al. 2007): no small-n/large-d inflation"),
+               "linear CKA with the unbiased HSIC estimator (Song et al. 2007): no small-n/large-d inflation",
+               family="cka", stat="debiased", needs=mom),
         Metric("dimwise-corr", _dimwise, frozenset({"translation", "isotropic-scaling"}), "representation", False, True,
-               "mean Pearson r of matching coordinates (constant ones skipped): is the coordinate basis shared"),
+               "mean Pearson r of matching coordinates (constant ones skipped): is the coordinate basis shared",
+               family="dimwise", stat="r", needs=same, bounds=(-1.0, 1.0)),
         Metric("procrustes-rvr", _procrustes("rvr"), frozenset({"orthogonal", "permutation"}), "representation", False,
-               False, "residual variance ratio ||XO - Y||^2 / ||Y||^2 after orthogonal alignment (lower: closer)"),
+               False, "residual variance ratio ||XO - Y||^2 / ||Y||^2 after orthogonal alignment (lower: closer)",
+               family="procrustes", stat="rvr", needs=same,
+               bounds=(0.0, math.inf)),
         Metric("procrustes-cosine", _procrustes("cosine"), frozenset({"orthogonal", "permutation", "isotropic-scaling"}),
-               "representation", False, True, "mean row cosine of XO and Y after orthogonal alignment"),
+               "representation", False, True, "mean row cosine of XO and Y after orthogonal alignment",
+               family="procrustes", stat="cosine", needs=same, bounds=(-1.0, 1.0)),
         Metric("procrustes-rie", _procrustes("rie"), frozenset({"permutation", "isotropic-scaling", "translation"}),
                "representation", False, True,
-               "inverse row entropy of O^2: 1 = bases equal up to signed permutation, 0 = fully rotated (basis drift)"),
+               "inverse row entropy of O^2: 1 = bases equal up to signed permutation, 0 = fully rotated (basis drift)",
+               family="procrustes", stat="rie", needs=same, bounds=(0.0, 1.0)),
         Metric("procrustes-sparsity", _procrustes("sparsity"),
                frozenset({"permutation", "isotropic-scaling", "translation"}), "representation", False, True,
-               "share of |O_ab| < 1e-5 in the Procrustes rotation (basis alignment)"),
+               "share of |O_ab| < 1e-5 in the Procrustes rotation (basis alignment)", family="procrustes",
+               stat="sparsity", needs=same, bounds=(0.0, 1.0)),
     ]
+
+
+def knn_metrics(ks: Sequence[int]) -> list[Metric]:
+    """The kNN metrics for the configured neighbourhood sizes: Jaccard at every k, and retention of k within 2k
+    wherever 2k fits in the graph the workflow builds (max(ks) neighbours per row)."""
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] < 1:
+        raise HrsaError(f"kNN sizes must be positive integers, got {ks}")
     knn_inv = frozenset({"orthogonal", "isotropic-scaling", "permutation"})
-    for k in KNN_KS:
+    graph = frozenset({"graph"})
+    ms = []
+    for k in ks:
         units = _knn_units(jaccard_per_row, k, k)
         ms.append(Metric(f"knn-jaccard-k{k}-cosine", _mean_of(units), knn_inv, "geometry", False, True,
                          f"mean per-row Jaccard of exact cosine {k}-NN sets (chance about {k}/(2n)): local geometry",
                          frozenset({"indices_x", "indices_y"}), units=units,
-                         null=_knn_null(jaccard_per_row, k, k), graph_k=k))
-    units = _knn_units(retention_per_row, 10, 20)
-    ms.append(Metric("knn-retention-k10-cosine", _mean_of(units), knn_inv, "geometry", False, True,
-                     "share of one model's 10 cosine neighbours within the other's 20 (symmetric; chance about 20/n):"
-                     " rank-tolerant neighbourhood preservation", frozenset({"indices_x", "indices_y"}), units=units,
-                     null=_knn_null(retention_per_row, 10, 20), graph_k=20))
+                         null=_knn_null(jaccard_per_row, k, k), graph_k=k, family="knn", stat=f"jaccard@{k}",
+                         needs=graph, bounds=(0.0, 1.0)))
+    for k in (k for k in ks if 2 * k <= ks[-1]):
+        units = _knn_units(retention_per_row, k, 2 * k)
+        ms.append(Metric(f"knn-retention-k{k}-cosine", _mean_of(units), knn_inv, "geometry", False, True,
+                         f"share of one model's {k} cosine neighbours within the other's {2 * k} (symmetric; chance "
+                         f"about {2 * k}/n): rank-tolerant neighbourhood preservation",
+                         frozenset({"indices_x", "indices_y"}), units=units,
+                         null=_knn_null(retention_per_row, k, 2 * k), graph_k=2 * k, family="knn",
+                         stat=f"retention@{k}", needs=graph, bounds=(0.0, 1.0)))
+    return ms
+
+
+def _per_model_twonn(side: int) -> Callable[..., float]:
+    def fn(X: Any, Y: Any, **hp: Any) -> float:
+        return twonn_from_ratios(twonn_ratios_of(X if side == 0 else Y, "cosine"))
+    return fn
+
+
+def _geometry() -> list[Metric]:
+    knn_inv = frozenset({"orthogonal", "isotropic-scaling", "permutation"})
+    ms = []
     for metric, inv in (("l2", ALL), ("cosine", knn_inv)):
         units = _twonn_units(metric)  # type: ignore[arg-type]
         ms.append(Metric(f"twonn-id-absdiff-{metric}", _reduced(units, _twonn_absdiff), inv, "geometry", False, False,
                          f"|TwoNN intrinsic dimension of X - that of Y| ({metric}; Facco et al. 2017)",
-                         units=units, reduce=_twonn_absdiff, row_paired=False))
+                         units=units, reduce=_twonn_absdiff, row_paired=False, family="twonn", stat="absdiff",
+                         needs=frozenset({"graph" if metric == "cosine" else "l2-graph"}), bounds=(0.0, math.inf)))
+    for side, name, inv in ((0, "left", ALL), (1, "right", knn_inv)):
+        ms.append(Metric(f"twonn-id-{name}", _per_model_twonn(side), inv, "geometry", False, False,
+                         f"TwoNN intrinsic dimension of the {name} model (cosine neighbours; Facco et al. 2017)",
+                         row_paired=False, family="twonn", stat=name, needs=frozenset({"graph"}),
+                         bounds=(0.0, math.inf)))
+    return ms
+
+
+def _function() -> list[Metric]:
+    ms = []
     for side in ("target", "source"):
         units = _probe_units(side)  # type: ignore[arg-type]
         inv = ALL if side == "source" else frozenset()
@@ -200,11 +255,18 @@ def _build() -> dict[str, Metric]:
         for stat, reduce in (("accuracy", _accuracy), ("macro-f1", _macro_f1)):
             ms.append(Metric(f"probe-transfer-{side}-{stat}", _reduced(units, reduce), inv, "function", True, True,
                              f"{stat} on {side} test features of a logistic probe trained on source (X) train "
-                             f"features{note}", frozenset({"seed"}), units=units, reduce=reduce))
-    return {m.name: m for m in ms}
+                             f"features{note}", frozenset({"seed"}), units=units, reduce=reduce, family="probe",
+                             stat=f"{side}_{stat.replace('-', '_')}", needs=frozenset({"labels"}),
+                             bounds=(0.0, 1.0)))
+    return ms
 
 
-REGISTRY: dict[str, Metric] = _build()
+def registry_for(ks: Sequence[int] = KNN_KS) -> dict[str, Metric]:
+    """Every metric `compare` may run with kNN sizes `ks` (hrsa.knn_k), by canonical name."""
+    return {m.name: m for m in [*_representation(), *knn_metrics(ks), *_geometry(), *_function()]}
+
+
+REGISTRY: dict[str, Metric] = registry_for(KNN_KS)
 
 
 def get_metric(name: str | Metric) -> Metric:
