@@ -25,7 +25,7 @@ SNAKEMAKE := HF_HUB_OFFLINE=1 $(BIN)/snakemake --profile profiles/local --cores 
 demo: $(STAMP)
 	$(SNAKEMAKE)
 	$(MAKE) --no-print-directory results/report.html
-	@echo "Report: $(CURDIR)/results/report/index.md (tables and figures) and $(CURDIR)/results/report.html"
+	@echo "Report: $(CURDIR)/results/report.html (Summary -> index.html), files in $(CURDIR)/results/report/"
 
 # Snakemake's HTML report, rebuilt only when the workflow's report changed.
 results/report.html: results/report/index.md

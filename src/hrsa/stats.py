@@ -246,3 +246,102 @@ def normal_null_q95(mean: float, var: float, higher_is_more_similar: bool = True
         return float("nan")
     z = _norm_ppf(0.95)
     return float(mean + z * np.sqrt(var)) if higher_is_more_similar else float(mean - z * np.sqrt(var))
+
+
+# ------------------------------------------------------------------------------------------ Table 1 inference
+def crossed_delta(d: Any, weights: Sequence[float] | None = None, confidence: float = 0.90) -> dict[str, Any]:
+    """Benchmark-level Δ from an S x T matrix of per-seed, per-task differences (sibling - base, paired by seed).
+
+    Model: d[s, t] = Δ_t + a_s + e[s, t], tasks fixed (the benchmark is its task list), seeds random (a_s, the seed
+    effect shared by all tasks, and e, the seed x task residual). Estimand: Σ_t w_t Δ_t (w = 1/T for Mean(Task),
+    1/(types x tasks of the type) for Mean(Type)). Var(estimate) = (σ_a² + σ_e² Σw²) / S, estimated by the two-way
+    ANOVA mean squares without clamping: SE² = MS_seed / (S T) + MS_res (Σw² - 1/T) / S (both coefficients >= 0),
+    df by Satterthwaite. With equal weights this is the one-sample t on the S seed-level means (df = S - 1).
+    Keys: estimate, se, df, low, high (t interval at `confidence`), sd_seed (= se √S: the spread of one seed's Δ),
+    n_seeds, n_tasks, note."""
+    from scipy import stats
+
+    m = np.asarray(d, dtype=np.float64)
+    if m.ndim != 2 or not m.size or not np.isfinite(m).all():
+        raise HrsaError(f"crossed_delta needs a finite seeds x tasks matrix, got shape {m.shape}")
+    s, t = m.shape
+    w = np.full(t, 1.0 / t) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (t,) or not np.isclose(w.sum(), 1.0) or (w < 0).any():
+        raise HrsaError(f"crossed_delta needs {t} non-negative task weights summing to 1, got {w}")
+    estimate = float(m.mean(axis=0) @ w)
+    nan = float("nan")
+    out: dict[str, Any] = {"estimate": estimate, "se": nan, "df": nan, "low": nan, "high": nan, "sd_seed": nan,
+                           "n_seeds": s, "n_tasks": t, "note": ""}
+    if s < 2:
+        out["note"] = f"one seed: the seed-to-seed spread is unknown (need at least 2 seeds, got {s})"
+        return out
+    grand, rows, cols = m.mean(), m.mean(axis=1), m.mean(axis=0)
+    ms_seed = t * float(np.sum((rows - grand) ** 2)) / (s - 1)
+    df_res = (s - 1) * (t - 1)
+    ms_res = float(np.sum((m - rows[:, None] - cols[None, :] + grand) ** 2)) / df_res if df_res else 0.0
+    k_seed, k_res = 1.0 / (s * t), max(float(w @ w) - 1.0 / t, 0.0) / s
+    var = k_seed * ms_seed + k_res * ms_res
+    parts = (k_seed * ms_seed) ** 2 / (s - 1) + ((k_res * ms_res) ** 2 / df_res if df_res else 0.0)
+    df = var**2 / parts if parts > 0 else float(s - 1)
+    se = float(np.sqrt(var))
+    q = stats.t.ppf(0.5 + confidence / 2, df) if se > 0 else 0.0
+    out.update(se=se, df=float(df), low=estimate - q * se, high=estimate + q * se, sd_seed=se * float(np.sqrt(s)))
+    return out
+
+
+def tost(estimate: float, se: float, df: float, margin: float, alpha: float = 0.05) -> dict[str, Any]:
+    """Two one-sided t tests (Schuirmann 1987) of H0: |Δ| >= margin against H1: |Δ| < margin, and the two-sided t test
+    of Δ = 0. Keys: p_lower (H0 Δ <= -margin), p_upper (H0 Δ >= margin), p_tost (their max), p_diff (two-sided, Δ = 0),
+    low, high (the 1 - 2 alpha interval: equivalence at alpha iff it lies inside ±margin)."""
+    from scipy import stats
+
+    if margin <= 0 or not 0 < alpha < 0.5:
+        raise HrsaError(f"TOST needs margin > 0 and 0 < alpha < 0.5, got {margin}, {alpha}")
+    nan = float("nan")
+    if not (np.isfinite(se) and np.isfinite(df) and df > 0):
+        return {"p_lower": nan, "p_upper": nan, "p_tost": nan, "p_diff": nan, "low": nan, "high": nan}
+    if se == 0:
+        inside = abs(estimate) < margin
+        return {"p_lower": 0.0 if estimate > -margin else 1.0, "p_upper": 0.0 if estimate < margin else 1.0,
+                "p_tost": 0.0 if inside else 1.0, "p_diff": 1.0 if estimate == 0 else 0.0,
+                "low": estimate, "high": estimate}
+    p_lower = float(stats.t.sf((estimate + margin) / se, df))
+    p_upper = float(stats.t.cdf((estimate - margin) / se, df))
+    q = float(stats.t.ppf(1 - alpha, df))
+    return {"p_lower": p_lower, "p_upper": p_upper, "p_tost": max(p_lower, p_upper),
+            "p_diff": float(2 * stats.t.sf(abs(estimate) / se, df)), "low": estimate - q * se,
+            "high": estimate + q * se}
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979) over the finite entries; NaN entries stay NaN and do not count."""
+    p = np.asarray(pvalues, dtype=np.float64).ravel()
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    k = ok.size
+    if not k:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    adjusted = np.minimum(1.0, np.maximum.accumulate((k - np.arange(k)) * p[order]))
+    out[order] = adjusted
+    return out
+
+
+def seeds_needed(estimate: float, sd_seed: float, margin: float, alpha: float, n_tests: int = 1,
+                 max_seeds: int = 1000) -> tuple[int | None, str]:
+    """(seeds, goal): the fewest seeds whose t interval (df = seeds - 1, the observed per-seed spread `sd_seed`, the
+    estimate unchanged) would conclude at the Bonferroni level alpha / n_tests (Holm's strictest step). Goal
+    'equivalent' while |estimate| < margin (TOST), else 'different' (two-sided); (None, goal) beyond max_seeds."""
+    from scipy import stats
+
+    level = alpha / max(n_tests, 1)
+    goal = "equivalent" if abs(estimate) < margin else "different"
+    if not np.isfinite(sd_seed):
+        return None, goal
+    for n in range(2, max_seeds + 1):
+        half = sd_seed / float(np.sqrt(n))
+        if goal == "equivalent" and abs(estimate) + stats.t.ppf(1 - level, n - 1) * half < margin:
+            return n, goal
+        if goal == "different" and abs(estimate) - stats.t.ppf(1 - level / 2, n - 1) * half > 0:
+            return n, goal
+    return None, goal

@@ -1,15 +1,38 @@
-# Tables (mean +- std over seeds, deltas, paired tests) and figures from every HRSA and evaluation output.
+# The study's answer: Table 1 with equivalence tests and verdicts, HRSA figures, realignment summary, what was run.
+
+from hrsa.report import grid_records
+
+REPORT_RECORDS = grid_records(
+    STUDY,
+    evaluated_models(),
+    len(evaluation_chunks()),
+    report_hrsa_tables(),
+    bool(lookup(dpath="training_data/mine/enabled", within=config)),
+)
 
 
 rule report:
     input:
         hrsa=report_hrsa_tables(),
         evals=evaluation_results(),
+        benchmarks=REPORT_RECORDS["benchmarks"],
+        models=REPORT_RECORDS["models"],
     output:
         index=report(
             "results/report/index.md",
             caption="../report/index.rst",
             category="Summary",
+        ),
+        html=report(
+            "results/report/index.html",
+            caption="../report/html.rst",
+            category="Summary",
+        ),
+        tables=report(
+            directory("results/report/tables"),
+            patterns=["{name}.tsv"],
+            caption="../report/tables.rst",
+            category="Tables",
         ),
         figures=report(
             directory("results/report/figures"),
@@ -27,10 +50,19 @@ rule report:
         runtime=30,
     params:
         config=as_json(config),
-        models=" ".join(map(q, STUDY.embedder_models())),
+        models=" ".join(map(q, evaluated_models())),
         tasks=" ".join(map(q, EVAL_TASKS)),
+        task_benchmarks=as_json(EVAL_BENCHMARKS),
+        probes=" ".join(map(q, STUDY.probes)),
+        backbones=" ".join(map(q, REPORT_RECORDS["built"])),
+        extracted=" ".join(map(q, REPORT_RECORDS["extracted"])),
+        mine="--mine" if REPORT_RECORDS["mine"] else "",
+        groups=len(evaluation_chunks()),
     shell:
-        # the evaluations are named by model x task (exactly input.evals): their ~2,400 paths on the paper grid would
-        # pass the 128 KiB limit of one shell command line
+        # the evaluations, benchmarks and provenance files are named by the grid (exactly input.evals,
+        # input.benchmarks and input.models, through hrsa.report.run_inputs): their ~5,000 paths on the paper grid
+        # would pass the 128 KiB limit of one shell command line
         "hrsa report --threads {threads} --hrsa {input.hrsa:q} --eval-dir results/eval --models {params.models}"
-        " --tasks {params.tasks} --config {params.config} --out results/report > {log:q} 2>&1"
+        " --tasks {params.tasks} --task-benchmarks {params.task_benchmarks} --config {params.config}"
+        " --run-records --eval-groups {params.groups} --probes {params.probes} --backbones {params.backbones} --extract-models {params.extracted}"
+        " {params.mine} --out results/report > {log:q} 2>&1"

@@ -1,7 +1,9 @@
-"""Build the report: embedding-score tables with deltas and paired tests, HRSA tables and figures.
+"""Build the report: Table 1 with equivalence tests and verdicts, HRSA figures, realignment summary, what was run.
 
-Reads exactly the files named: the HRSA tables given, and `{eval-dir}/{model}/{task}.json` for every model and task
-given (named by model and task, not listed, so the command line stays short on the paper's grid of ~2,400 files).
+Reads exactly the files named: the HRSA tables given, `{eval-dir}/{model}/{task}.json` for every model and task given,
+and (with --run-records) the provenance and `benchmark:` files of the grid named by --models, --eval-groups, --backbones,
+--probes, --extract-models, --mine and the HRSA tables (named by grid, not listed, so the command line stays short on
+the paper's grid of ~5,800 input files; the rule declares the same files through hrsa.report.run_inputs).
 """
 
 from __future__ import annotations
@@ -15,9 +17,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hrsa", nargs="*", default=[], type=Path, metavar="PARQUET",
                    help="HRSA tables to report ({probe}/{comparison}.parquet); only these are read")
     p.add_argument("--eval-dir", required=True, type=Path, help="directory of evaluation results ({model}/{task}.json)")
-    p.add_argument("--models", nargs="*", default=[], metavar="MODEL", help="embedders whose evaluations are read")
+    p.add_argument("--models", nargs="*", default=[], metavar="MODEL",
+                   help="evaluated models (embedders, and raw-backbone baselines) whose evaluations are read")
     p.add_argument("--tasks", nargs="*", default=[], metavar="TASK", help="tasks whose evaluations are read")
-    p.add_argument("--config", default="{}", help="the study config as JSON (for the header)")
+    p.add_argument("--task-benchmarks", default=None,
+                   help="JSON {task: benchmark or null}: Table 1's grouping (default: every task on its own list)")
+    p.add_argument("--config", default="{}", help="the study config as JSON (header, report settings)")
+    p.add_argument("--run-records", action="store_true",
+                   help="read the grid's provenance.json and benchmarks/*.tsv files (paths relative to the cwd)")
+    p.add_argument("--backbones", nargs="*", default=[], metavar="MODEL",
+                   help="workflow-built backbones (their provenance and build_backbone benchmark)")
+    p.add_argument("--extract-models", nargs="*", default=[], metavar="MODEL",
+                   help="models whose extraction benchmarks are read")
+    p.add_argument("--probes", nargs="*", default=[], metavar="PROBE", help="probe sets of the grid")
+    p.add_argument("--mine", action="store_true", help="the grid mines hard negatives (read its benchmark)")
+    p.add_argument("--eval-groups", type=int, default=0, metavar="N",
+                   help="task groups each model is scored in (benchmarks/eval/{model}/group{i}.tsv, i < N)")
+    p.add_argument("--procrustes-maps", nargs="*", default=[], type=Path, metavar="NPZ",
+                   help="Procrustes maps ({probe}/{comparison}.procrustes.npz with O and layer) to draw")
     p.add_argument("--out", required=True, help="report directory")
 
 
@@ -32,13 +49,30 @@ def evaluation_files(eval_dir: Path, models: list[str], tasks: list[str]) -> lis
     return files
 
 
-def run(args: argparse.Namespace) -> None:
+def _existing(paths: list[Path], what: str, fix: str) -> list[Path]:
     from hrsa.errors import DataError
-    from hrsa.report import build_report
 
-    missing = [p for p in args.hrsa if not p.is_file()]
-    if missing:
-        raise DataError(f"HRSA table {missing[0]} is missing: run its compare job first")
+    for path in paths:
+        if not path.is_file():
+            raise DataError(f"{what} {path} is missing: {fix}")
+    return paths
+
+
+def run(args: argparse.Namespace) -> None:
+    from hrsa.report import build_report, run_inputs
+
+    _existing(list(args.hrsa), "HRSA table", "run its compare job first")
+    _existing(list(args.procrustes_maps), "Procrustes map", "run its compare job first")
     evals = evaluation_files(args.eval_dir, args.models, args.tasks)
-    index = build_report(args.hrsa, evals, json.loads(args.config), Path(args.out))
+    bench: list[Path] = []
+    prov: list[Path] = []
+    if args.run_records:
+        rec = run_inputs(args.models, args.eval_groups, args.probes, args.extract_models, args.backbones, args.hrsa,
+                         args.mine)
+        bench = _existing([Path(p) for p in rec["benchmarks"]], "benchmark file", "rerun the job that writes it")
+        prov = _existing([Path(p) / "provenance.json" for p in rec["models"]], "provenance file",
+                         "rerun the job that builds that model")
+    tb = json.loads(args.task_benchmarks) if args.task_benchmarks else None
+    index = build_report(args.hrsa, evals, json.loads(args.config), Path(args.out), task_benchmarks=tb,
+                         benchmark_files=bench, provenance_files=prov, procrustes_maps=args.procrustes_maps)
     print(f"report: {index.resolve()}")

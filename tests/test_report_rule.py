@@ -1,0 +1,44 @@
+"""The report rule reads only its declared inputs: the files `hrsa report` derives from its flags (evaluations,
+benchmark TSVs, model directories with provenance) are exactly the rule's declared inputs in a real dry run."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+from test_rules_trust import REPO, dry_run, hrsa_argv, shell_commands  # noqa: E402
+
+from hrsa.cli import build_parser  # noqa: E402
+
+
+@pytest.mark.parametrize("baseline", [False, True])
+def test_report_verb_reads_exactly_the_declared_inputs(tmp_path, baseline):
+    from hrsa.report import run_inputs
+
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    cfg["evaluation"]["baseline"] = baseline
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = dry_run(REPO / "Snakefile", tmp_path, tmp_path / "config.yaml")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (command,) = [c for c in shell_commands(proc.stdout) if c.startswith("hrsa report ")]
+    args = build_parser(only="report").parse_args(hrsa_argv(command))
+    block = proc.stdout.split("rule report:", 1)[1]
+    declared = set(re.search(r"input: (.*)", block).group(1).split(", "))
+    assert args.run_records and args.mine and args.task_benchmarks
+    rec = run_inputs(args.models, args.eval_groups, args.probes, args.extract_models, args.backbones, args.hrsa,
+                     args.mine)
+    evals = {f"{args.eval_dir}/{m}/{t}.json" for m in args.models for t in args.tasks}
+    read = {str(p) for p in args.hrsa} | evals | set(rec["benchmarks"]) | set(rec["models"])
+    assert read == declared
+    # backbones, mine, train, extract, knn, compare, evaluate groups (embedders; with the baseline also the 3 raw
+    # backbones)
+    groups = args.eval_groups
+    assert groups >= 1
+    assert len(rec["benchmarks"]) == 3 + 1 + 6 + 18 + 18 + 24 + (6 + (3 if baseline else 0)) * groups
+    assert ("results/eval/tiny.base/HrsaLee50.json" in declared) == baseline
+    assert {"benchmarks/train/tiny.base-E.s0.tsv", "results/embedders/tiny.sft-E.s1",
+            "results/backbones/tiny.reason"} <= declared
