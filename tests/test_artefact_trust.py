@@ -290,3 +290,18 @@ def test_capped_graphs_cover_a_shared_row_sample_and_compare_scores_on_it(built,
     assert (cka.n == 240).all()  # representation metrics use every row
     rc, err = cli(capsys, *args, "--knn-right", str(other), "--out", str(tmp_path / "u.parquet"))
     assert rc == 2 and "built over different rows" in err and not (tmp_path / "u.parquet").exists()
+
+
+def test_compare_saves_the_last_layers_procrustes_map(built, tmp_path):
+    """The report's Procrustes figure reads O* of the last numbered layer, saved by compare beside its table."""
+    from hrsa.report import load_procrustes_map
+
+    out = tmp_path / "m.procrustes.npz"
+    assert main(["compare", "--left", str(built / "acts"), "--right", str(built / "acts"), "--knn-left",
+                 str(built / "knn"), "--knn-right", str(built / "knn"), "--settings",
+                 json.dumps({"bootstrap": 0, "permutations": 0, "knn_k": [5]}), "--comparison", "p.x~y",
+                 "--out", str(tmp_path / "t.parquet"), "--procrustes-map", str(out)]) == 0
+    pm = load_procrustes_map(out)
+    assert pm["layer"] == "2" and pm["O"].shape == (32, 32)
+    assert np.allclose(pm["O"] @ pm["O"].T, np.eye(32), atol=1e-5)  # orthogonal
+    assert np.allclose(pm["O"], np.eye(32), atol=1e-4)  # a model against itself: the identity map

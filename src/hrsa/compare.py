@@ -236,6 +236,7 @@ class _Rows:
     def __init__(self, comparison: str, unit: str, n_units: int, confidence: float) -> None:
         self.rows: list[dict[str, Any]] = []
         self.comparison, self.unit, self.n_units, self.confidence = comparison, unit, n_units, confidence
+        self.maps: dict[str, np.ndarray] = {}  # layer -> Procrustes map O* of the point estimate
 
     def add(self, lx: str, ly: str, metric: str, value: float, n: int, **extra: Any) -> None:
         row: dict[str, Any] = dict.fromkeys(COLUMNS, float("nan"))
@@ -281,8 +282,10 @@ def compare(
     probe_path: Path | None,
     settings: dict[str, Any],
     comparison: str,
+    procrustes_map: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """All HRSA rows of one comparison (long format, COLUMNS)."""
+    """All HRSA rows of one comparison (long format, COLUMNS); `procrustes_map` also saves the last numbered layer's
+    Procrustes map O* there (for the report's figure)."""
     from hrsa.runtime import torch_device
 
     ml, mr = read_meta(left), read_meta(right)
@@ -341,7 +344,19 @@ def compare(
                     n_perm, seed)
         if labels is not None and "probe" in families:
             _probe_rows(out, layer, n, planned, (left, right), labels, blocks, reps if boot else None)
+    if procrustes_map is not None:
+        save_map(procrustes_map, out.maps, layers)
     return out.rows
+
+
+def save_map(path: Path, maps: dict[str, np.ndarray], layers: list[str]) -> None:
+    """The Procrustes map O* of the last numbered layer for the report (an empty map when no layer had one, e.g.
+    models of different widths)."""
+    from hrsa.report import save_procrustes_map
+
+    numbered = [layer for layer in layers if layer.isdigit() and layer in maps]
+    last = numbered[-1] if numbered else ""
+    save_procrustes_map(path, maps[last] if last else np.zeros((0, 0)), last)
 
 
 def _width(root: Path, layer: str) -> int:
@@ -368,7 +383,8 @@ def _representation_rows(out: _Rows, layer: str, n: int, stats: Any, planned: li
     if "dimwise" in fams and stats.diag_xy is not None:
         values["dimwise"] = {"r": stats.dimwise(weights)}
     if "procrustes" in fams and stats.cross is not None:
-        point = stats.procrustes(np.ones((1, stats.n_blocks)))
+        point = stats.procrustes(np.ones((1, stats.n_blocks)), keep_map=True)
+        out.maps[layer] = stats.map
         if procrustes_ci and len(weights) > 1:  # replicates: SVDs in the activations' precision
             more = stats.procrustes(weights[1:], svd_dtype=stats.dtype)
             point = {k: np.concatenate([point[k], more[k]]) for k in point}

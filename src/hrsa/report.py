@@ -577,6 +577,8 @@ def plot_procrustes_maps(maps: Sequence[Path], hr: pd.DataFrame, out: Path) -> l
     for path in map(Path, maps):
         comparison, probe = path.name.removesuffix(".procrustes.npz"), path.parent.name
         pm = load_procrustes_map(path)
+        if pm["O"].size == 0:  # no layer had a map (e.g. models of different widths)
+            continue
         rie = hr[(hr.comparison == comparison) & (hr.probe == probe) & (hr.metric == "procrustes-rie")
                  & (hr.layer_x == pm["layer"]) & (hr.layer_y == pm["layer"])]["value"]
         title = f"Procrustes map O* {comparison}, layer {pm['layer']}"

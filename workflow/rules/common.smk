@@ -107,6 +107,15 @@ def recipe_trust_flag(pair, role):
     return trust_flag(pair) if STUDY.backbone(pair, role).parent else ""
 
 
+def report_procrustes_maps():
+    """The Procrustes map (last numbered layer) saved beside every HRSA table."""
+    return [
+        f"results/hrsa/{probe}/{c.name}.procrustes.npz"
+        for c in STUDY.comparisons
+        for probe in STUDY.probes
+    ]
+
+
 def report_hrsa_tables():
     """Every HRSA table of the grid: one per comparison and probe set."""
     return [

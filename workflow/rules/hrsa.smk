@@ -9,7 +9,8 @@ rule compare:
         knn_right=lambda wc: comparison_knn(wc.probe, wc.comparison, "right"),
         probe="results/data/probes/{probe}.jsonl",
     output:
-        "results/hrsa/{probe}/{comparison}.parquet",
+        table="results/hrsa/{probe}/{comparison}.parquet",
+        procrustes="results/hrsa/{probe}/{comparison}.procrustes.npz",
     log:
         "logs/hrsa/{probe}/{comparison}.log",
     benchmark:
@@ -38,4 +39,4 @@ rule compare:
         "hrsa compare --threads {threads} --left {input.left:q} --right {input.right:q}"
         " --knn-left {params.knn_left} --knn-right {params.knn_right} --settings {params.settings}"
         " --probe {input.probe:q}"
-        " --comparison {wildcards.comparison:q} --out {output:q} > {log:q} 2>&1"
+        " --comparison {wildcards.comparison:q} --out {output.table:q} --procrustes-map {output.procrustes:q} > {log:q} 2>&1"

@@ -14,6 +14,7 @@ REPORT_RECORDS = grid_records(
 rule report:
     input:
         hrsa=report_hrsa_tables(),
+        procrustes=report_procrustes_maps(),
         evals=evaluation_results(),
         benchmarks=REPORT_RECORDS["benchmarks"],
         models=REPORT_RECORDS["models"],
@@ -65,4 +66,4 @@ rule report:
         "hrsa report --threads {threads} --hrsa {input.hrsa:q} --eval-dir results/eval --models {params.models}"
         " --tasks {params.tasks} --task-benchmarks {params.task_benchmarks} --config {params.config}"
         " --run-records --eval-groups {params.groups} --probes {params.probes} --backbones {params.backbones} --extract-models {params.extracted}"
-        " {params.mine} --out results/report > {log:q} 2>&1"
+        " {params.mine} --procrustes-maps {input.procrustes:q} --out results/report > {log:q} 2>&1"

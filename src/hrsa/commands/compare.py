@@ -16,6 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--settings", default="{}", help="the `hrsa:` config slice as JSON")
     p.add_argument("--comparison", required=True, help="comparison name, e.g. tiny.base~reason")
     p.add_argument("--out", required=True, help="output Parquet table")
+    p.add_argument("--procrustes-map", default=None,
+                   help="also save the last numbered layer's Procrustes map O* here (.npz: O, layer)")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -24,6 +26,7 @@ def run(args: argparse.Namespace) -> None:
     rows = compare(
         Path(args.left), Path(args.right), Path(args.knn_left), Path(args.knn_right),
         Path(args.probe) if args.probe else None, json.loads(args.settings), args.comparison,
+        Path(args.procrustes_map) if args.procrustes_map else None,
     )
     write_rows(rows, args.out)
     print(f"{len(rows)} HRSA rows for {args.comparison} -> {args.out}")

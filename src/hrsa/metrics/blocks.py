@@ -295,11 +295,13 @@ class PairStats:
         out = torch.nanmean(r, dim=1) if bool(self.keep.any()) else torch.full((tw.shape[0],), torch.nan)
         return out.cpu().numpy()
 
-    def procrustes(self, w: np.ndarray | torch.Tensor, svd_dtype: torch.dtype = F64) -> dict[str, np.ndarray]:
+    def procrustes(self, w: np.ndarray | torch.Tensor, svd_dtype: torch.dtype = F64,
+                   keep_map: bool = False) -> dict[str, np.ndarray]:
         """rvr, cosine, rie and sparsity per weighting from one SVD each: O = UV' of the centred cross product,
         rvr = ||XO - Y||^2 / ||Y||^2 and cosine = <O, sum x y'/(|x||y|)> / rows on the uncentred rows. The SVD runs in
         `svd_dtype` (float32 halves its cost for replicates of float32 activations: its rounding, ~1e-7 of the largest
-        singular value, is far below the sampling noise a replicate measures); everything else in float64."""
+        singular value, is far below the sampling noise a replicate measures); everything else in float64.
+        keep_map: keep the first weighting's map O (d x d) as `self.map` (the point estimate's O*, for the report)."""
         assert self.cross is not None and self.cos is not None
         tw = self._w(w)
         if self.cross.shape[0] == 1:
@@ -320,6 +322,8 @@ class PairStats:
             with _lapack_threads(centred.device):
                 u, _, vh = torch.linalg.svd(centred.to(svd_dtype))
             o = (u @ vh).to(F64)
+            if keep_map and s == 0:
+                self.map = o[0].cpu().numpy()
             raw = cross + sx[:, :, None] * b + a[:, None] * sy[:, None, :] + n[:, None, None] * torch.outer(a, b)
             xx = w_ @ self.nx2 + 2 * (sx @ a) + n * (a @ a)
             yy = w_ @ self.ny2 + 2 * (sy @ b) + n * (b @ b)
