@@ -127,3 +127,10 @@ def test_non_finite_weights_are_refused_at_save(tiny_backbone):
         next(model.parameters()).view(-1)[3] = float("inf")
     with pytest.raises(HrsaError, match=r"non-finite weights .* after step 6 .*training\.learning_rate"):
         check_finite_weights(model, step=6, recipe=Recipe.from_config(RECIPE))
+
+
+def test_provenance_records_the_hardware():
+    from hrsa.io import provenance
+
+    hw = provenance({"x": 1})["hardware"]
+    assert hw["cpus"] >= 1 and hw["host"] and "slurm_job" in hw

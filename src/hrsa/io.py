@@ -93,9 +93,24 @@ def package_versions(names: tuple[str, ...] = PROVENANCE_PACKAGES) -> dict[str, 
 
 
 def provenance(params: dict[str, Any], inputs: dict[str, str | os.PathLike[str]] | None = None) -> dict[str, Any]:
-    """What produced an output: parameters, input content hashes, package versions."""
+    """What produced an output: parameters, input content hashes, package versions, hardware."""
     return {
         "params": params,
         "inputs": {k: {"path": str(v), "sha256": sha256_tree(v)} for k, v in (inputs or {}).items()},
         "packages": package_versions(),
+        "hardware": hardware(),
     }
+
+
+def hardware() -> dict[str, Any]:
+    """The machine a job ran on: host, CPU, cores, the GPUs torch sees (when torch is already loaded), SLURM job."""
+    import platform
+    import sys
+
+    info: dict[str, Any] = {"host": platform.node(), "machine": platform.machine(),
+                            "processor": platform.processor() or None, "cpus": os.cpu_count(),
+                            "slurm_job": os.environ.get("SLURM_JOB_ID")}
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return info
