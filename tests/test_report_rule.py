@@ -32,7 +32,9 @@ def test_report_verb_reads_exactly_the_declared_inputs(tmp_path, baseline):
     rec = run_inputs(args.models, args.eval_groups, args.probes, args.extract_models, args.backbones, args.hrsa,
                      args.mine)
     evals = {f"{args.eval_dir}/{m}/{t}.json" for m in args.models for t in args.tasks}
-    read = {str(p) for p in args.hrsa} | evals | set(rec["benchmarks"]) | set(rec["models"])
+    maps = {str(p) for p in args.procrustes_maps}
+    assert len(maps) == len(args.hrsa) and all(m.endswith(".procrustes.npz") for m in maps)
+    read = {str(p) for p in args.hrsa} | maps | evals | set(rec["benchmarks"]) | set(rec["models"])
     assert read == declared
     # backbones, mine, train, extract, knn, compare, evaluate groups (embedders; with the baseline also the 3 raw
     # backbones)
