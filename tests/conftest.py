@@ -38,3 +38,16 @@ def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Path:
+    """240 Milton lines as a probe set (make-data probe), shared by the extraction and artefact tests."""
+    import json
+
+    from hrsa.cli import main
+
+    out = tmp_path_factory.mktemp("probe") / "lines.jsonl"
+    spec = {"builtin": "milton-lines", "n_texts": 240}
+    assert main(["make-data", "probe", "--spec", json.dumps(spec), "--root", str(repo), "--out", str(out)]) == 0
+    return out

@@ -25,13 +25,6 @@ SPEC = {"granularity": "sentence", "max_length": 24}
 LAYERS = ["0", "1", "2"]
 
 
-@pytest.fixture(scope="module")
-def probe(tmp_path_factory, repo) -> Path:
-    out = tmp_path_factory.mktemp("probe") / "lines.jsonl"
-    spec = {"builtin": "milton-lines", "n_texts": 240}
-    assert main(["make-data", "probe", "--spec", json.dumps(spec), "--root", str(repo), "--out", str(out)]) == 0
-    return out
-
 
 def extract(model: Path, probe: Path, out: Path, model_id: str = "t.base") -> Path:
     assert main(["extract", "--model", str(model), "--model-id", model_id, "--probe", str(probe), "--probe-spec",

@@ -22,13 +22,6 @@ SPEC = {"granularity": "token", "max_length": 24}
 LAYERS = ["0", "1", "2"]
 
 
-@pytest.fixture(scope="module")
-def probe(tmp_path_factory, repo) -> Path:
-    out = tmp_path_factory.mktemp("probe") / "lines.jsonl"
-    spec = {"builtin": "milton-lines", "n_texts": 240}
-    assert main(["make-data", "probe", "--spec", json.dumps(spec), "--root", str(repo), "--out", str(out)]) == 0
-    return out
-
 
 def extract_args(model: Path, probe: Path, out: Path, *extra: str) -> list[str]:
     return ["extract", "--model", str(model), "--model-id", "t.base", "--probe", str(probe), "--probe-spec",
