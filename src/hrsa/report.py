@@ -950,7 +950,7 @@ def _assemble(config: Mapping[str, Any], settings: Mapping[str, Any], ev: pd.Dat
         s.append(("text", "No Procrustes map: compare saves none ({probe}/{comparison}.procrustes.npz)."))
     for paths in figures.values():
         s += [("figure", p) for p in paths]
-    s = rep.section("Per-task scores (mteb main score, mean ± std over seeds; paired t-test over seeds, uncorrected)")
+    s = rep.section("Per-task scores (mteb main score, mean ± std over seeds; descriptive, no test per task)")
     if not emb.empty:
         show = emb.assign(score=[_fmt(m, sd, 4) for m, sd in zip(emb["mean"], emb["std"], strict=True)])
         wide = show.pivot_table(index=["pair", "role"], columns="task", values="score", aggfunc="first", sort=False)
