@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ def _apt_reachable() -> bool:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> None:
+def cluster() -> Iterator[None]:
     """A running single-node cluster with two fake GPUs (brought up once; left up for later runs, as in CI)."""
     if os.geteuid() != 0:
         pytest.skip("needs root to start slurmctld/slurmd/munged")
@@ -49,6 +50,20 @@ def cluster() -> None:
     proc = subprocess.run(["timeout", "-k", "10", "300", "bash", str(SCRIPT), "up"], capture_output=True, text=True,
                           env={**os.environ, "SLURM_LOCAL_GPUS": "2"})
     assert proc.returncode == 0, proc.stderr[-3000:]
+    _cancel_leftovers()
+    yield
+    _cancel_leftovers()  # a failed test must not leave jobs (a suspended orphan) holding the node
+
+
+def _cancel_leftovers() -> None:
+    """Cancel the workflow's jobs (named hrsa_*) still queued, running or suspended on the test cluster."""
+    out = subprocess.run(["squeue", "-h", "-o", "%i %j %t"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        job, name, state = line.split()
+        if name.startswith("hrsa_"):
+            if state == "S":
+                subprocess.run(["scontrol", "resume", job], capture_output=True)
+            subprocess.run(["scancel", job], capture_output=True)
 
 
 def reduced_config(path: Path, backbone: Path) -> Path:
@@ -257,6 +272,14 @@ def test_killed_snakemake_rerun_never_shares_checkpoints(work, reference):
     assert squeue_ids("rule_train_embedder") == orphan, "the SLURM job must outlive snakemake"
     # hold the orphan (SIGSTOP through SLURM) so that it still runs when the re-run's job starts, on any machine speed
     subprocess.run(["scontrol", "suspend", orphan[0]], check=True)
+    try:
+        _rerun_after_the_kill(work, orphan[0], small, reference)
+    finally:  # whatever fails, the orphan must not stay suspended on the node
+        subprocess.run(["scontrol", "resume", orphan[0]], capture_output=True)
+
+
+def _rerun_after_the_kill(work: Path, orphan: str, small: tuple[str, str], reference: Path) -> None:
+    """Unlock, re-run while the orphan is suspended, let the orphan go on: the re-run's job must wait for its lock."""
     cfg = str(long_config(work))
     unlock = run(work, TARGET, "--configfile", cfg, "--unlock", limit=120)
     assert unlock.returncode == 0, unlock.stderr[-2000:]
@@ -267,13 +290,13 @@ def test_killed_snakemake_rerun_never_shares_checkpoints(work, reference):
     wait_for(lambda: again.poll() is not None
              or (log.is_file() and f"waiting for {CKPT}" in log.read_text(errors="replace")),
              "the re-run's training job to find the orphan's lock", limit=300)
-    subprocess.run(["scontrol", "resume", orphan[0]], check=True)
+    subprocess.run(["scontrol", "resume", orphan], check=True)
     out, _ = again.communicate(timeout=500)
     (work / "snakemake-killed.out").write_text(out)
     assert again.returncode == 0, out[-4000:]
     # the re-run's job waited for the orphan (named by its SLURM job id) instead of writing the same checkpoints
     text = log.read_text(errors="replace")
-    assert f"waiting for {CKPT}" in text and f"slurm_job={orphan[0]}" in text, text[-3000:]
+    assert f"waiting for {CKPT}" in text and f"slurm_job={orphan}" in text, text[-3000:]
     steps = json.loads((work / TARGET / "provenance.json").read_text())["params"]["steps"]
     assert steps == LONG, steps  # nobody trained past the schedule
     assert not list((work / CKPT).glob("checkpoint-*"))  # the finished run left nothing to resume from
