@@ -13,7 +13,6 @@ Monte-Carlo row-permutation null (cheap: the graph is relabelled).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
