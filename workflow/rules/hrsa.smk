@@ -29,14 +29,8 @@ rule compare:
                 "device": lookup(dpath="device", within=config),
             }
         ),
-        knn_left=lambda wc: q(
-            f"results/knn/{wc.probe}/{STUDY.comparison(wc.comparison).model('left')}"
-        ),
-        knn_right=lambda wc: q(
-            f"results/knn/{wc.probe}/{STUDY.comparison(wc.comparison).model('right')}"
-        ),
     shell:
         "hrsa compare --threads {threads} --left {input.left:q} --right {input.right:q}"
-        " --knn-left {params.knn_left} --knn-right {params.knn_right} --settings {params.settings}"
+        " --knn-left {input.knn_left:q} --knn-right {input.knn_right:q} --settings {params.settings}"
         " --probe {input.probe:q}"
         " --comparison {wildcards.comparison:q} --out {output.table:q} --procrustes-map {output.procrustes:q} > {log:q} 2>&1"
