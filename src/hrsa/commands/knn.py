@@ -44,8 +44,8 @@ def run(args: argparse.Namespace) -> None:
     from hrsa.errors import HrsaError
     from hrsa.io import atomic_path
 
-    if bool(args.layer) == bool(args.layers) or bool(args.layer) != bool(args.out) or bool(args.layers) != bool(
-            args.out_dir):
+    one, many = (args.layer, args.out), (args.layers, args.out_dir)
+    if not (all(one) and not any(many)) and not (all(many) and not any(one)):
         raise HrsaError("give either --layer with --out, or --layers with --out-dir")
     if args.layer:
         print(build(args.activations, args.layer, args.k, args.out, args.max_rows, args.row_seed))
