@@ -26,12 +26,17 @@ def _alternatives(values):
 
 
 def _eval_tasks():
-    """{task: benchmark or None}: every name checked now; a benchmark may restrict a task to some subsets."""
-    from hrsa.evaluation.names import config_task_refs
+    """{task: benchmark or None}: every name checked now; a benchmark may restrict a task to some subsets. mteb's
+    answer is cached in .snakemake/hrsa/ (keyed by the entries and mteb's version; data/eval/task-refs/ ships it for
+    the repository's configs): DAG builds then skip its import.
+    """
+    from hrsa.evaluation.names import cached_config_task_refs
 
     try:
-        return config_task_refs(
-            lookup(dpath="evaluation/tasks", within=config, default=[])
+        return cached_config_task_refs(
+            lookup(dpath="evaluation/tasks", within=config, default=[]),
+            ".snakemake/hrsa",
+            REPO / "data/eval/task-refs",
         )
     except ConfigError as exc:
         raise WorkflowError(f"invalid config: {exc}") from None

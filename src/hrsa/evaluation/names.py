@@ -1,12 +1,16 @@
 """The `evaluation.tasks` config entries as concrete (task, benchmark) references, every name checked at DAG time.
 
 Local task names are known without importing mteb (slow to import), so a config of local tasks builds its DAG fast;
-mteb is imported only when an entry is not a local task.
+mteb is imported only when an entry is not a local task, and its answer can be kept in a cache file keyed by the
+entries and the installed mteb version (the registry is part of the package), so later DAG builds skip the import.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from hrsa.errors import ConfigError, HrsaError
@@ -19,6 +23,36 @@ LOCAL_TASK_NAMES = (
     "HrsaMiltonRetrieval",
     "HrsaArithmeticReasoningRetrieval",
 )
+
+
+def task_refs_cache_name(entries: Sequence[Any]) -> str:
+    """File name of the cached answer for these entries under the installed mteb version."""
+    from importlib.metadata import version
+
+    key = hashlib.sha256(json.dumps([list(entries), version("mteb")], sort_keys=True, default=str).encode())
+    return f"task-refs-{key.hexdigest()[:24]}.json"
+
+
+def cached_config_task_refs(entries: Sequence[Any], cache_dir: str | Path,
+                            shipped_dir: str | Path | None = None) -> dict[str, str | None]:
+    """config_task_refs, kept in cache_dir under a key of the entries and the installed mteb version (only answers
+    that passed every check are kept; an unreadable file is recomputed). shipped_dir holds answers the repository
+    ships for its own configs under the pinned mteb (a test keeps them equal to mteb's)."""
+    name = task_refs_cache_name(entries)
+    for folder in filter(None, (shipped_dir, cache_dir)):
+        try:
+            return {task: bench for task, bench in json.loads((Path(folder) / name).read_text())}
+        except (OSError, ValueError, TypeError):
+            pass
+    refs = config_task_refs(entries)
+    try:
+        from hrsa.io import write_json
+
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        write_json(Path(cache_dir) / name, list(refs.items()))
+    except OSError:  # a read-only working directory only loses the speed-up
+        pass
+    return refs
 
 
 def config_task_refs(entries: Sequence[Any]) -> dict[str, str | None]:
