@@ -25,7 +25,9 @@ BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "tests/slurm/slurm-local.sh"
 # What a user sets once for a site (profiles/slurm/config.yaml reads these); the local cluster has one partition.
-SITE = {"HRSA_SLURM_ACCOUNT": "ci", "HRSA_SLURM_CPU_PARTITION": "debug", "HRSA_SLURM_GPU_PARTITION": "debug"}
+SITE = {"HRSA_SLURM_ACCOUNT": "ci", "HRSA_SLURM_CPU_PARTITION": "debug", "HRSA_SLURM_GPU_PARTITION": "debug",
+        "HRSA_SLURM_NODE_CPUS": "2", "HRSA_SLURM_NODE_MEM_MB": "20000"}
+PARAMS_B = 0.1  # the reduced default's pair declares its size: jobs ask for memory scaled by it
 # Test-only speed knob: the plugin's first status check after 2 s instead of 20 s.
 FAST = ("--slurm-init-seconds-before-status-checks", "2")
 FAILING_TASK = "STSBenchmark"  # an mteb task whose dataset is not in the (offline) HF cache: fails at run time
@@ -71,7 +73,8 @@ def reduced_config(path: Path, backbone: Path) -> Path:
 pooled layer, one probe, one comparison, one (failing) task."""
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
     cfg.update(
-        pairs=[{"name": "tiny", "base": str(backbone), "num_layers": 2}], seeds=[0], layers=["pooled"], device="cpu",
+        pairs=[{"name": "tiny", "base": str(backbone), "num_layers": 2, "params_b": PARAMS_B}], seeds=[0],
+        layers=["pooled"], device="cpu",
         comparisons=["base~base-E"], hrsa={"knn_k": [5], "bootstrap": 2, "permutations": 2, "seed": 0},
         evaluation={**cfg["evaluation"], "tasks": [FAILING_TASK]},
     )
@@ -107,12 +110,15 @@ def run(work: Path, *args: str, limit: int = 300) -> subprocess.CompletedProcess
 
 
 def sbatch_calls(log: str) -> dict[str, list[str]]:
-    """The plugin's logged sbatch calls (--verbose), keyed by the rule named in --comment."""
+    """The plugin's logged sbatch calls (--verbose), keyed by the rule named in --comment, or by `group_<id>` for a
+    group submission (its SLURM log folder, e.g. group_features_tiny.base_extract_activations_knn_graph)."""
     calls: dict[str, list[str]] = {}
     for m in re.finditer(r"sbatch call: (sbatch .*)", log):
+        group = re.search(r"slurm_logs/group_(\S+?)_(?:extract|knn|compare)", m.group(1))
         rule = re.search(r"--comment '?rule_(\w+?)(?:_wildcards_|'| )", m.group(1))
-        assert rule, m.group(1)
-        calls.setdefault(rule.group(1), []).append(m.group(1))
+        assert group or rule, m.group(1)
+        key = f"group_{group.group(1)}" if group else rule.group(1)
+        calls.setdefault(key, []).append(m.group(1))
     return calls
 
 
@@ -187,17 +193,27 @@ def test_run_submits_site_flags_and_reports_the_failed_job(work, first_run):
     assert (work / "results/knn/works/tiny.base-E.s0/layer=pooled.npz").is_file()  # every layer in one job
     assert (work / "results/hrsa/works/tiny.base~base-E.s0.parquet").is_file()
     calls = sbatch_calls(out)
+    # one submission per training job, per model's features and per bundle of comparisons; preparation is local
+    assert sorted(calls) == ["evaluate_0", "group_features_tiny.base", "group_features_tiny.base-E.s0", "group_hrsa",
+                             "train_embedder"], sorted(calls)
     train = calls["train_embedder"][0]
-    for flag in ("--gpus=1", "--mem 16000", "-t 720", "--cpus-per-task=1", "-A ci", "-p debug"):
+    # memory scaled by the pair's size: resources.train.mem_mb + mem_mb_per_b x params_b = 16000 + 16000 x 0.1
+    for flag in ("--gpus=1", "--mem 17600", "-t 720", "--cpus-per-task=1", "-A ci", "-p debug"):
         assert flag in train, train
     assert "--job-name hrsa_" in train
-    knn = calls["knn_graph"][0]
-    assert "--gpus=1" in knn and "--mem 16000" in knn and "-p debug" in knn  # FAISS on the GPU
-    extract = calls["extract_activations"][0]
-    assert "--gpus=1" in extract and "--cpus-per-task=" in extract
-    # the failed evaluation was retried once with twice the runtime
+    # a model's extraction and kNN graphs (FAISS on the GPU) in one GPU job: the larger memory (extract: 16000 +
+    # 8000 x 0.1), the two runtimes in series (120 + 120 minutes)
+    for model in ("tiny.base", "tiny.base-E.s0"):
+        (features,) = calls[f"group_features_{model}"]
+        for flag in ("--gpus=1", "--mem 16800", "-t 240", "--cpus-per-task=1", "-p debug"):
+            assert flag in features, features
+        assert f"extract_activations:probe=works,model={model}" in features
+        assert f"knn_graph:probe=works,model={model}" in features
+    (compare,) = calls["group_hrsa"]
+    assert "--gpus" not in compare and "--gres" not in compare  # hrsa.gpu is off: a CPU job
+    # the failed evaluation was retried once with twice the runtime (resources.evaluate.runtime: 15 min per task)
     retried = calls["evaluate_0"]  # the task group holding the failing task (its only task here)
-    assert len(retried) == 2 and "-t 240" in retried[0] and "-t 480" in retried[1]
+    assert len(retried) == 2 and "-t 15 " in retried[0] and "-t 30 " in retried[1], retried
     # SLURM logs of successful jobs are kept
     assert list((work / ".snakemake/slurm_logs/rule_train_embedder").rglob("*.log"))
 
@@ -316,8 +332,9 @@ def test_profile_alone_sets_site_resources(tmp_path, flag):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
     assert out.count("Using profile") == 1 and "profiles/local" not in out
-    resources = {m.group(1): m.group(2) for m in re.finditer(r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", out,
-                                                             flags=re.M)}
+    # grouped jobs (features_{model}, hrsa) are listed one level deeper
+    resources = {m.group(2): m.group(3) for m in re.finditer(
+        r"^( *)rule (\w+):\n(?:\1    .*\n)*?\1    resources: (.*)$", out, flags=re.M)}
     train, knn = resources["train_embedder"], resources["knn_graph"]
     assert "slurm_account=lab" in train and "slurm_partition=a100" in train and "runtime=720" in train
     assert "slurm_partition=a100" in knn  # FAISS on the GPU: all layers of a (model, probe) in one job

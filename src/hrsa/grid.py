@@ -369,6 +369,32 @@ class Study:
             return None
         return Path(cached) if isinstance(cached, str) else None
 
+    def params_b(self, pair: str) -> float:
+        """Parameters of a pair's models in billions, for sizing jobs: `params_b` if given, else estimated from the
+        root backbone's depth L, width d, MLP width f and vocabulary V (L (4d^2 + 3df) + Vd), else 1."""
+        entry = next(e for e in self.config["pairs"] if e["name"] == pair)
+        if entry.get("params_b"):
+            return float(entry["params_b"])
+        root = self._root_backbone(self.pairs[pair]["base"])
+        if root.recipe == "pretrain":
+            dims = self.recipe_options(root)
+            sizes = dims.get("num_layers"), dims.get("hidden_size"), dims.get("intermediate_size"), dims.get(
+                "vocab_size")
+        else:
+            config = self._published_file(root, "config.json")
+            try:
+                dims = json.loads(config.read_text(encoding="utf-8")) if config is not None else {}
+            except (OSError, ValueError):
+                dims = {}  # _shape names an unreadable config.json
+            dims = dims.get("text_config", dims)
+            sizes = (dims.get("num_hidden_layers"), dims.get("hidden_size"), dims.get("intermediate_size"),
+                     dims.get("vocab_size"))
+        depth, width, mlp, vocab = sizes
+        if not depth or not width:
+            return 1.0
+        mlp, vocab = mlp or 4 * width, vocab or 0
+        return (int(depth) * (4 * int(width) ** 2 + 3 * int(width) * int(mlp)) + int(vocab) * int(width)) / 1e9
+
     def _root_backbone(self, bb: Backbone) -> Backbone:
         seen = set()
         while bb.parent is not None:

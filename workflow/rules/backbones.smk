@@ -13,11 +13,11 @@ rule build_backbone:
         "benchmarks/backbones/{pair}.{role}.tsv"
     conda:
         "../../envs/hrsa.yaml"
-    threads: 1
+    threads: stage_threads("backbone")
     resources:
         gpu=lambda wc: 0 if STUDY.backbone(wc.pair, wc.role).recipe == "pretrain" else 1,
-        mem_mb=8000,
-        runtime=240,
+        mem_mb=lambda wc: stage_mem_mb("backbone", wc.pair),
+        runtime=lambda wc: stage_runtime("backbone", wc.pair),
     params:
         verb=lambda wc: q(STUDY.backbone(wc.pair, wc.role).recipe),
         args=lambda wc: recipe_args(wc.pair, wc.role),

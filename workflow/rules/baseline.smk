@@ -14,10 +14,10 @@ rule baseline_embedder:
         "logs/baselines/{pair}.{role}.log",
     conda:
         "../../envs/hrsa.yaml"
-    threads: 1
+    threads: stage_threads("baseline")
     resources:
-        mem_mb=16000,
-        runtime=60,
+        mem_mb=lambda wc: stage_mem_mb("baseline", wc.pair),
+        runtime=lambda wc: stage_runtime("baseline", wc.pair),
     params:
         backbone=lambda wc: q(model_path(f"{wc.pair}.{wc.role}")),
         recipe=lambda wc: as_json(baseline_recipe(STUDY.training(wc.pair))),

@@ -260,3 +260,29 @@ def evaluation_chunks():
     return [
         g[i : i + per_job] for g in groups.values() for i in range(0, len(g), per_job)
     ]
+
+
+def stage_threads(stage):
+    """Threads of a stage's jobs (resources.<stage>.threads)."""
+    return lookup(dpath=f"resources/{stage}/threads", within=config)
+
+
+def _scaled(stage, key, pair):
+    spec = lookup(dpath=f"resources/{stage}", within=config)
+    size = STUDY.params_b(pair) if pair is not None else 0.0
+    return spec[key] + spec[f"{key}_per_b"] * size
+
+
+def stage_mem_mb(stage, pair=None, extra=0):
+    """Memory (MB) of a job: resources.<stage>.mem_mb + mem_mb_per_b x the pair's size (billions), plus `extra`."""
+    return int(round(_scaled(stage, "mem_mb", pair) + extra))
+
+
+def stage_runtime(stage, pair=None, attempt=1, tasks=1):
+    """Minutes of a job: (runtime + runtime_per_b x size) x tasks (evaluation groups) x attempt (retries)."""
+    return int(round(_scaled(stage, "runtime", pair) * tasks * attempt))
+
+
+def model_pair(model):
+    """The pair a model id belongs to."""
+    return parse_model_id(model)[0]

@@ -1,4 +1,10 @@
 # Training data for the contrastive recipe (optionally re-mined hard negatives) and the probe sets fed to every model.
+# Preparation is light (reading and sampling records): it runs in the submitting process, never as a cluster job.
+
+
+localrules:
+    prepare_training_data,
+    prepare_probe,
 
 
 rule prepare_training_data:
@@ -33,11 +39,11 @@ rule mine_hard_negatives:
         "benchmarks/data/mine.tsv"
     conda:
         "../../envs/hrsa.yaml"
-    threads: 1
+    threads: stage_threads("mine")
     resources:
         gpu=1,
-        mem_mb=16000,
-        runtime=240,
+        mem_mb=stage_mem_mb("mine"),
+        runtime=stage_runtime("mine"),
     params:
         model=q(lookup(dpath="training_data/mine/model", within=config)),
         num_negatives=lookup(dpath="training_data/num_negatives", within=config),

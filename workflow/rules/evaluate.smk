@@ -20,11 +20,13 @@ for index, chunk in enumerate(evaluation_chunks()):
             f"benchmarks/eval/{{model}}/group{index}.tsv"
         conda:
             "../../envs/hrsa.yaml"
-        threads: 1
+        threads: stage_threads("evaluate")
         resources:
             gpu=1,
-            mem_mb=16000,
-            runtime=lambda wc, attempt: 240 * attempt,
+            mem_mb=lambda wc: stage_mem_mb("evaluate", model_pair(wc.model)),
+            runtime=lambda wc, attempt, n=len(chunk): stage_runtime(
+                "evaluate", model_pair(wc.model), attempt, tasks=n
+            ),
         params:
             batch_size=lookup(dpath="evaluation/batch_size", within=config),
             device=q(lookup(dpath="device", within=config)),

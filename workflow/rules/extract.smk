@@ -1,5 +1,7 @@
 # One forward pass per batch writes every layer of a model on a probe set as Parquet shards;
-# finished shards wait in results/checkpoints/extract/ so a killed job resumes where it stopped.
+# finished shards wait in results/checkpoints/extract/ so a killed job resumes where it stopped. On a cluster, group
+# features_{model} makes one submission of a model's extractions and kNN graphs over every probe (group-components in
+# profiles/slurm); run locally, groups are ignored.
 
 
 rule extract_activations:
@@ -13,13 +15,15 @@ rule extract_activations:
         "logs/extract/{probe}/{model}.log",
     benchmark:
         "benchmarks/extract/{probe}/{model}.tsv"
+    group:
+        "features_{model}"
     conda:
         "../../envs/hrsa.yaml"
     threads: lookup(dpath="activations/threads", within=config)
     resources:
         gpu=1,
-        mem_mb=16000,
-        runtime=120,
+        mem_mb=lambda wc: stage_mem_mb("extract", model_pair(wc.model)),
+        runtime=lambda wc: stage_runtime("extract", model_pair(wc.model)),
     params:
         model=lambda wc: q(model_path(wc.model)),
         layers=lambda wc: q(

@@ -1,4 +1,5 @@
-# HRSA of one comparison on one probe set: every metric at every layer, plus the L x L CKA matrix.
+# HRSA of one comparison on one probe set: every metric at every layer, plus the L x L CKA matrix. On a cluster, group
+# hrsa bundles comparisons into a few submissions (group-components in profiles/slurm).
 
 
 rule compare:
@@ -15,13 +16,18 @@ rule compare:
         "logs/hrsa/{probe}/{comparison}.log",
     benchmark:
         "benchmarks/hrsa/{probe}/{comparison}.tsv"
+    group:
+        "hrsa"
     conda:
         "../../envs/hrsa.yaml"
     threads: lookup(dpath="hrsa/threads", within=config)
     resources:
         gpu=1 if lookup(dpath="hrsa/gpu", within=config) else 0,
-        mem_mb=int(2048 * lookup(dpath="hrsa/max_accumulator_gb", within=config)) + 2000,
-        runtime=120,
+        mem_mb=stage_mem_mb(
+            "compare",
+            extra=2048 * lookup(dpath="hrsa/max_accumulator_gb", within=config),
+        ),
+        runtime=stage_runtime("compare"),
     params:
         settings=as_json(
             {

@@ -1,5 +1,5 @@
 # Exact kNN graphs of every layer of one (model, probe) in one job (FAISS; on the GPU when the job has one), computed
-# once and shared by every comparison.
+# once and shared by every comparison. Submitted with the model's extractions (group features_{model}, extract.smk).
 
 
 rule knn_graph:
@@ -11,13 +11,15 @@ rule knn_graph:
         "logs/knn/{probe}/{model}.log",
     benchmark:
         "benchmarks/knn/{probe}/{model}.tsv"
+    group:
+        "features_{model}"
     conda:
         "../../envs/hrsa.yaml"
-    threads: 1
+    threads: stage_threads("knn")
     resources:
         gpu=1,
-        mem_mb=16000,
-        runtime=120,
+        mem_mb=stage_mem_mb("knn"),
+        runtime=stage_runtime("knn"),
     params:
         k=2 * max(lookup(dpath="hrsa/knn_k", within=config)),  # retention@k reads 2k neighbours
         max_rows=lookup(dpath="hrsa/knn_max_rows", within=config),

@@ -2,6 +2,11 @@
 
 from hrsa.report import grid_records
 
+
+localrules:
+    report,
+
+
 REPORT_RECORDS = grid_records(
     STUDY,
     evaluated_models(),

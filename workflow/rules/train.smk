@@ -14,11 +14,11 @@ rule train_embedder:
         "benchmarks/train/{pair}.{role}-E.s{seed}.tsv"
     conda:
         "../../envs/hrsa.yaml"
-    threads: 1
+    threads: stage_threads("train")
     resources:
         gpu=lambda wc: training_devices(wc.pair),
-        mem_mb=16000,
-        runtime=lambda wc, attempt: 720 * attempt,
+        mem_mb=lambda wc: stage_mem_mb("train", wc.pair),
+        runtime=lambda wc, attempt: stage_runtime("train", wc.pair, attempt),
     params:
         backbone=lambda wc: q(model_path(f"{wc.pair}.{wc.role}")),
         recipe=lambda wc: as_json(

@@ -1,0 +1,105 @@
+"""Jobs sized for a scheduler: requests from the config's `resources:` scaled by the pair's size, and the paper grid's
+SLURM submissions (groups and local rules applied as the cluster executor applies them) within the targets."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hrsa.grid import Study
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _validated(config: dict) -> dict:
+    from snakemake.utils import validate
+
+    validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))
+    return config
+
+
+def test_params_b_is_given_or_estimated_from_the_architecture(tmp_path: Path) -> None:
+    cfg = _validated(yaml.safe_load((REPO / "config/config.yaml").read_text()))
+    opts = cfg["recipes"]["pretrain"]  # the tiny pretrain recipe: L (4 d^2 + 3 d f) + V d
+    L, d, f, V = opts["num_layers"], opts["hidden_size"], opts["intermediate_size"], opts["vocab_size"]
+    assert Study(cfg, root=REPO).params_b("tiny") == pytest.approx((L * (4 * d * d + 3 * d * f) + V * d) / 1e9)
+    # a published backbone: its config.json (Qwen2.5-1.5B's shape: 1.65e9 by this count; the model has 1.54e9)
+    local = tmp_path / "qwen-like"
+    local.mkdir()
+    (local / "config.json").write_text(json.dumps(
+        {"num_hidden_layers": 28, "hidden_size": 1536, "intermediate_size": 8960, "vocab_size": 151936}))
+    pub = _validated({"pairs": [{"name": "p", "base": str(local)}], "comparisons": ["base~base-E"]})
+    assert Study(pub, root=tmp_path).params_b("p") == pytest.approx(1.6536, abs=1e-4)
+    # given explicitly, the value wins; unknown (a hub id not in the cache), 1
+    pub["pairs"][0]["params_b"] = 0.5
+    assert Study(pub, root=tmp_path).params_b("p") == 0.5
+    hub = _validated({"pairs": [{"name": "h", "base": "no-such-org/no-such-model", "num_layers": 2}],
+                      "comparisons": ["base~base-E"]})
+    assert Study(hub, root=tmp_path).params_b("h") == 1.0
+
+
+def _dry_run_resources(tmp_path: Path, config: dict) -> dict[str, list[str]]:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = subprocess.run(
+        ["timeout", "-k", "10", "240", str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory",
+         str(tmp_path), "-n", "--profile", str(REPO / "profiles/local"), "--configfile", str(path)],
+        cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out: dict[str, list[str]] = {}  # per rule, each job's block (threads and resources lines)
+    for m in re.finditer(r"^( *)rule (\w+):\n((?:\1    .*\n)*)", proc.stdout + proc.stderr, flags=re.M):
+        out.setdefault(m.group(2), []).append(m.group(3))  # grouped jobs are listed one level deeper
+    return out
+
+
+def test_requests_scale_with_the_pair_size_and_the_task_count(tmp_path: Path) -> None:
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    cfg["pairs"][0]["params_b"] = 2.0
+    cfg["resources"] = {"train": {"mem_mb": 1000, "mem_mb_per_b": 500, "runtime": 10, "runtime_per_b": 5},
+                        "evaluate": {"runtime": 3, "runtime_per_b": 1},
+                        "extract": {"mem_mb": 100, "mem_mb_per_b": 50}}
+    cfg["evaluation"]["tasks_per_job"] = 2
+    res = _dry_run_resources(tmp_path, cfg)
+    assert all("mem_mb=2000," in r and "runtime=20," in r for r in res["train_embedder"])  # 1000 + 500 x 2, 10 + 5 x 2
+    assert all("mem_mb=200," in r for r in res["extract_activations"])
+    # an evaluation job asks (3 + 1 x 2) minutes per task: 2 tasks per job, the last group holds what is left
+    n_tasks = len(cfg["evaluation"]["tasks"])
+    groups = [res[f"evaluate_{i}"] for i in range((n_tasks + 1) // 2)]
+    assert all("runtime=10," in r for g in groups[: n_tasks // 2] for r in g)
+    if n_tasks % 2:
+        assert all("runtime=5," in r for r in groups[-1])
+    assert not any("threads:" in r for r in res["train_embedder"])  # 1 thread (the default) is not printed
+    cfg["resources"] = {"train": {"threads": 2}}  # threads come from the config too
+    res = _dry_run_resources(tmp_path, cfg)
+    assert all("    threads: 2\n" in r for r in res["train_embedder"]), res["train_embedder"][0]
+
+
+def _bench_dag():
+    spec = importlib.util.spec_from_file_location("bench_dag", REPO / "bench/bench_dag.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_paper_grid_submissions_meet_the_targets(tmp_path: Path) -> None:
+    bench = _bench_dag()
+    kinds = bench.count_submissions(bench.snakemake_argv(str(REPO / "profiles/slurm"),
+                                                         str(REPO / "config/paper.yaml"), tmp_path))
+    remote = {k: v for k, v in kinds.items() if not v["local"]}
+    gpu = sum(v["submissions"] for v in remote.values() if v["gpu"])
+    other = sum(v["submissions"] for v in remote.values() if not v["gpu"])
+    assert gpu <= bench.MAX_GPU_SUBMISSIONS and other <= bench.MAX_OTHER_SUBMISSIONS, kinds
+    # a model's extractions and kNN graphs are one submission: 6 backbones + 18 embedders
+    assert kinds["group features_{model}"]["submissions"] == 24 and kinds["group features_{model}"]["jobs"] == 96
+    assert kinds["group features_{model}"]["gpu"] == 1  # its jobs take turns on one GPU
+    for rule in ("prepare_training_data", "prepare_probe", "download", "report"):
+        assert kinds[rule]["local"], rule
