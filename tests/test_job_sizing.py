@@ -47,13 +47,13 @@ def test_params_b_is_given_or_estimated_from_the_architecture(tmp_path: Path) ->
     assert Study(hub, root=tmp_path).params_b("h") == 1.0
 
 
-def _dry_run_resources(tmp_path: Path, config: dict) -> dict[str, list[str]]:
+def _dry_run_resources(tmp_path: Path, config: dict, **environ: str) -> dict[str, list[str]]:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     proc = subprocess.run(
         ["timeout", "-k", "10", "240", str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory",
          str(tmp_path), "-n", "--profile", str(REPO / "profiles/local"), "--configfile", str(path)],
-        cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", **environ})
     assert proc.returncode == 0, proc.stderr[-3000:]
     out: dict[str, list[str]] = {}  # per rule, each job's block (threads and resources lines)
     for m in re.finditer(r"^( *)rule (\w+):\n((?:\1    .*\n)*)", proc.stdout + proc.stderr, flags=re.M):
@@ -81,6 +81,26 @@ def test_requests_scale_with_the_pair_size_and_the_task_count(tmp_path: Path) ->
     cfg["resources"] = {"train": {"threads": 2}}  # threads come from the config too
     res = _dry_run_resources(tmp_path, cfg)
     assert all("    threads: 2\n" in r for r in res["train_embedder"]), res["train_embedder"][0]
+
+
+@pytest.mark.parametrize("flag", ["gpus", "gres"])
+def test_gpu_count_reaches_either_flavour(tmp_path: Path, flag: str) -> None:
+    """Multi-GPU training and a GPU compare ask for their GPUs as --gpus=N or --gres=gpu:N (never both)."""
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    cfg["training"]["devices"] = 2
+    cfg["hrsa"]["gpu"] = True
+    res = _dry_run_resources(tmp_path, cfg, HRSA_SLURM_GPU_FLAG=flag)
+    want = {"train_embedder": 2, "compare": 1, "knn_graph": 1, "extract_activations": 1}
+    for rule, n in want.items():
+        for block in res[rule]:
+            line = next(x for x in block.splitlines() if "resources:" in x)
+            assert f"gpu_slots={n}" in line, line
+            if flag == "gres":
+                assert f"gres=gpu:{n}" in line and "gpu=0" in line, line
+            else:
+                assert f"gpu={n}" in line and "gres" not in line, line
+    pretrain = next(b for b in res["build_backbone"] if "role=base" in b)
+    assert "gres=gpu" not in pretrain and "gpu=0" in pretrain  # the pretrain recipe needs no GPU
 
 
 def _bench_dag():

@@ -15,7 +15,11 @@ rule build_backbone:
         "../../envs/hrsa.yaml"
     threads: stage_threads("backbone")
     resources:
-        gpu=lambda wc: 0 if STUDY.backbone(wc.pair, wc.role).recipe == "pretrain" else 1,
+        **gpu_request(
+            lambda wc: (
+                0 if STUDY.backbone(wc.pair, wc.role).recipe == "pretrain" else 1
+            )
+        ),
         mem_mb=lambda wc: stage_mem_mb("backbone", wc.pair),
         runtime=lambda wc: stage_runtime("backbone", wc.pair),
     params:

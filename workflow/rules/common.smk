@@ -286,3 +286,21 @@ def stage_runtime(stage, pair=None, attempt=1, tasks=1):
 def model_pair(model):
     """The pair a model id belongs to."""
     return parse_model_id(model)[0]
+
+
+# How a rule's GPUs reach SLURM (HRSA_SLURM_GPU_FLAG, read by profiles/slurm too): `gpu=N` (sbatch --gpus=N) or, for
+# sites that only take generic resources, `gres=gpu:N` with gpu=0. `gpu_slots=N` is set either way: the profile
+# limits it per group submission, so a group's GPU jobs take turns on one GPU in both flavours.
+GPU_AS_GRES = os.environ.get("HRSA_SLURM_GPU_FLAG", "gpus") == "gres"
+
+
+def gpu_request(count):
+    """Resources of a rule that uses `count` GPUs (an int, or a function of the wildcards)."""
+    n = count if callable(count) else (lambda wc: count)
+    if GPU_AS_GRES:
+        return {
+            "gpu": 0,
+            "gres": lambda wc: f"gpu:{n(wc)}" if n(wc) else "",
+            "gpu_slots": lambda wc: n(wc),
+        }
+    return {"gpu": lambda wc: n(wc), "gpu_slots": lambda wc: n(wc)}

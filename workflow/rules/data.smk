@@ -41,7 +41,7 @@ rule mine_hard_negatives:
         "../../envs/hrsa.yaml"
     threads: stage_threads("mine")
     resources:
-        gpu=1,
+        **gpu_request(1),
         mem_mb=stage_mem_mb("mine"),
         runtime=stage_runtime("mine"),
     params:

@@ -22,7 +22,7 @@ for index, chunk in enumerate(evaluation_chunks()):
             "../../envs/hrsa.yaml"
         threads: stage_threads("evaluate")
         resources:
-            gpu=1,
+            **gpu_request(1),
             mem_mb=lambda wc: stage_mem_mb("evaluate", model_pair(wc.model)),
             runtime=lambda wc, attempt, n=len(chunk): stage_runtime(
                 "evaluate", model_pair(wc.model), attempt, tasks=n

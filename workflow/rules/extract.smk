@@ -21,7 +21,7 @@ rule extract_activations:
         "../../envs/hrsa.yaml"
     threads: lookup(dpath="activations/threads", within=config)
     resources:
-        gpu=1,
+        **gpu_request(1),
         mem_mb=lambda wc: stage_mem_mb("extract", model_pair(wc.model)),
         runtime=lambda wc: stage_runtime("extract", model_pair(wc.model)),
     params:

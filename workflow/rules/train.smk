@@ -16,7 +16,7 @@ rule train_embedder:
         "../../envs/hrsa.yaml"
     threads: stage_threads("train")
     resources:
-        gpu=lambda wc: training_devices(wc.pair),
+        **gpu_request(lambda wc: training_devices(wc.pair)),
         mem_mb=lambda wc: stage_mem_mb("train", wc.pair),
         runtime=lambda wc, attempt: stage_runtime("train", wc.pair, attempt),
     params:
