@@ -47,12 +47,12 @@ def test_params_b_is_given_or_estimated_from_the_architecture(tmp_path: Path) ->
     assert Study(hub, root=tmp_path).params_b("h") == 1.0
 
 
-def _dry_run_resources(tmp_path: Path, config: dict, **environ: str) -> dict[str, list[str]]:
+def _dry_run_resources(tmp_path: Path, config: dict, profile: str = "local", **environ: str) -> dict[str, list[str]]:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     proc = subprocess.run(
         ["timeout", "-k", "10", "240", str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory",
-         str(tmp_path), "-n", "--profile", str(REPO / "profiles/local"), "--configfile", str(path)],
+         str(tmp_path), "-n", "--profile", str(REPO / "profiles" / profile), "--configfile", str(path)],
         cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", **environ})
     assert proc.returncode == 0, proc.stderr[-3000:]
     out: dict[str, list[str]] = {}  # per rule, each job's block (threads and resources lines)
@@ -81,6 +81,18 @@ def test_requests_scale_with_the_pair_size_and_the_task_count(tmp_path: Path) ->
     cfg["resources"] = {"train": {"threads": 2}}  # threads come from the config too
     res = _dry_run_resources(tmp_path, cfg)
     assert all("    threads: 2\n" in r for r in res["train_embedder"]), res["train_embedder"][0]
+
+
+def test_the_slurm_profile_caps_requests_at_the_node_and_partition_limits(tmp_path: Path) -> None:
+    """No job asks SLURM for more CPUs, memory or time than the site's nodes and partitions have (such a job would sit
+    PENDING for ever): the profile's HRSA_SLURM_NODE_CPUS / _NODE_MEM_MB / _MAX_RUNTIME cap every request."""
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    cfg["resources"] = {"train": {"threads": 8, "mem_mb": 50000, "runtime": 900}}
+    res = _dry_run_resources(tmp_path, cfg, "slurm", HRSA_SLURM_NODE_CPUS="4", HRSA_SLURM_NODE_MEM_MB="30000",
+                             HRSA_SLURM_MAX_RUNTIME="600")
+    for block in res["train_embedder"]:
+        assert "    threads: 4\n" in block and "mem_mb=30000," in block and "runtime=600," in block, block
+    assert all("mem_mb=16000," in b and "runtime=120," in b for b in res["knn_graph"])  # below the caps: unchanged
 
 
 @pytest.mark.parametrize("flag", ["gpus", "gres"])
