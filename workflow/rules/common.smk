@@ -268,6 +268,7 @@ def stage_threads(stage):
 
 
 def _scaled(stage, key, pair):
+    """resources.<stage>.<key> + <key>_per_b x the pair's size in billions (no pair: the fixed part)."""
     spec = lookup(dpath=f"resources/{stage}", within=config)
     size = STUDY.params_b(pair) if pair is not None else 0.0
     return spec[key] + spec[f"{key}_per_b"] * size
@@ -288,7 +289,7 @@ def model_pair(model):
     return parse_model_id(model)[0]
 
 
-# How a rule's GPUs reach SLURM (HRSA_SLURM_GPU_FLAG, read by profiles/slurm too): `gpu=N` (sbatch --gpus=N) or, for
+# How a rule's GPUs reach SLURM (HRSA_SLURM_GPU_FLAG, documented in profiles/slurm): `gpu=N` (sbatch --gpus=N) or, for
 # sites that only take generic resources, `gres=gpu:N` with gpu=0. `gpu_slots=N` is set either way: the profile
 # limits it per group submission, so a group's GPU jobs take turns on one GPU in both flavours.
 GPU_AS_GRES = os.environ.get("HRSA_SLURM_GPU_FLAG", "gpus") == "gres"
