@@ -15,10 +15,10 @@ $(BIN)/python:
 
 # Pinned install: the constraints file locks every package (a CPU torch wheel here, never CUDA). pip byte-compiles on
 # one core; compileall does the same on every core (about a minute less here). Like pip, it skips a file that does not
-# compile (the leading `-`: such files exist in some wheels' templates and are never imported).
+# compile (`|| true`: a few wheels ship template files that are not Python and are never imported).
 $(STAMP): $(BIN)/python pyproject.toml requirements/constraints.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-compile -c requirements/constraints.txt -e '.[dev]'
-	-$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
 	touch $(STAMP)
 
 install: $(STAMP)
