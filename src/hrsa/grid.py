@@ -81,12 +81,15 @@ class Shape:
 
     `tokenizer` is `recipe:<model id>` for a tokenizer the workflow trains (shared by every sibling built from that
     model) or `vocab:<sha256>` of a published tokenizer's vocabulary. `origin` says where the numbers come from.
+    `mlp` (intermediate_size) and `vocab` (vocab_size) only size jobs (`Study.params_b`).
     """
 
     depth: int | None = None
     width: int | None = None
     tokenizer: str | None = None
     origin: str = ""
+    mlp: int | None = None
+    vocab: int | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,7 @@ class Study:
         # what could not be checked offline (one line per pair), and comparisons that do not apply to some pair
         self.unchecked: list[str] = []
         self.skipped_comparisons: list[str] = []
+        self.shapes: dict[str, dict[str, Shape]] = {}  # per pair and role, filled by _num_layers
         self.num_layers: dict[str, int] = {p: self._num_layers(i, p) for i, p in enumerate(self.pairs)}
         self.trust_remote_code: dict[str, bool] = {
             e["name"]: bool(e.get("trust_remote_code", False)) for e in config.get("pairs", [])
@@ -250,9 +254,13 @@ class Study:
         assert bb.recipe is not None
         return {**self.config.get("recipes", {}).get(bb.recipe, {}), **bb.options}
 
+    def _entry(self, pair: str) -> dict[str, Any]:
+        """The pair's own entry of `pairs:`."""
+        return next(e for e in self.config["pairs"] if e["name"] == pair)
+
     def training(self, pair: str) -> dict[str, Any]:
         """The contrastive recipe of a pair: `training:` overridden by the pair's own `training:` (lora key by key)."""
-        entry = next(e for e in self.config["pairs"] if e["name"] == pair)
+        entry = self._entry(pair)
         base, override = dict(self.config.get("training", {})), dict(entry.get("training") or {})
         lora = {**(base.get("lora") or {}), **(override.pop("lora", None) or {})}
         merged = {**base, **override}
@@ -284,7 +292,7 @@ class Study:
         before any job runs; what cannot be read offline is noted in `unchecked` (`hrsa compare` checks it).
         """
         key, roles = f"pairs[{index}]", self.pairs[pair]
-        shapes = {role: self._shape(bb) for role, bb in roles.items()}
+        shapes = self.shapes[pair] = {role: self._shape(bb) for role, bb in roles.items()}
         for attr, what in (("depth", "depth (num_hidden_layers)"), ("width", "width (hidden_size)"),
                            ("tokenizer", "tokenizer vocabulary")):
             known = {r: getattr(s, attr) for r, s in shapes.items() if getattr(s, attr) is not None}
@@ -336,12 +344,12 @@ class Study:
         root = self._root_backbone(bb)
         if root.recipe == "pretrain":
             opts = self.recipe_options(root)
-            depth, width = opts.get("num_layers"), opts.get("hidden_size")
-            return Shape(None if depth is None else int(depth), None if width is None else int(width),
-                         f"recipe:{root.model_id}", f"pretrain recipe of {root.model_id}")
+            return Shape(_int_or_none(opts.get("num_layers")), _int_or_none(opts.get("hidden_size")),
+                         f"recipe:{root.model_id}", f"pretrain recipe of {root.model_id}",
+                         _int_or_none(opts.get("intermediate_size")), _int_or_none(opts.get("vocab_size")))
         config = self._published_file(root, "config.json")
         tokenizer = self._published_file(root, "tokenizer.json")
-        depth = width = None
+        data: dict[str, Any] = {}
         origin = f"{root.source}: no config.json offline"
         if config is not None:
             try:
@@ -349,9 +357,10 @@ class Study:
             except (OSError, ValueError) as exc:
                 raise ConfigError(f"pairs: {bb.model_id} ({root.source}): cannot read {config} ({exc})") from None
             data = data.get("text_config", data)
-            depth, width = data.get("num_hidden_layers"), data.get("hidden_size")
             origin = str(config)
-        return Shape(depth, width, _vocab_digest(tokenizer) if tokenizer else None, origin)
+        return Shape(data.get("num_hidden_layers"), data.get("hidden_size"),
+                     _vocab_digest(tokenizer) if tokenizer else None, origin, data.get("intermediate_size"),
+                     data.get("vocab_size"))
 
     def _published_file(self, bb: Backbone, filename: str) -> Path | None:
         """A file of a published backbone: from its local directory, or from the hub cache (never the network)."""
@@ -371,29 +380,15 @@ class Study:
 
     def params_b(self, pair: str) -> float:
         """Parameters of a pair's models in billions, for sizing jobs: `params_b` if given, else estimated from the
-        root backbone's depth L, width d, MLP width f and vocabulary V (L (4d^2 + 3df) + Vd), else 1."""
-        entry = next(e for e in self.config["pairs"] if e["name"] == pair)
-        if entry.get("params_b"):
-            return float(entry["params_b"])
-        root = self._root_backbone(self.pairs[pair]["base"])
-        if root.recipe == "pretrain":
-            dims = self.recipe_options(root)
-            sizes = dims.get("num_layers"), dims.get("hidden_size"), dims.get("intermediate_size"), dims.get(
-                "vocab_size")
-        else:
-            config = self._published_file(root, "config.json")
-            try:
-                dims = json.loads(config.read_text(encoding="utf-8")) if config is not None else {}
-            except (OSError, ValueError):
-                dims = {}  # _shape names an unreadable config.json
-            dims = dims.get("text_config", dims)
-            sizes = (dims.get("num_hidden_layers"), dims.get("hidden_size"), dims.get("intermediate_size"),
-                     dims.get("vocab_size"))
-        depth, width, mlp, vocab = sizes
-        if not depth or not width:
+        base's depth L, width d, MLP width f and vocabulary V as read at DAG time (L (4d^2 + 3df) + Vd), else 1."""
+        given = self._entry(pair).get("params_b")
+        if given:
+            return float(given)
+        shape = self.shapes[pair]["base"]
+        if not shape.depth or not shape.width:
             return 1.0
-        mlp, vocab = mlp or 4 * width, vocab or 0
-        return (int(depth) * (4 * int(width) ** 2 + 3 * int(width) * int(mlp)) + int(vocab) * int(width)) / 1e9
+        mlp, vocab = shape.mlp or 4 * shape.width, shape.vocab or 0
+        return (shape.depth * (4 * shape.width**2 + 3 * shape.width * mlp) + vocab * shape.width) / 1e9
 
     def _root_backbone(self, bb: Backbone) -> Backbone:
         seen = set()
@@ -537,6 +532,10 @@ def probe_max_rows(probe: dict[str, Any]) -> tuple[int | None, str]:
     if probe.get("max_tokens"):
         bounds.append((int(probe["max_tokens"]), f"max_tokens={probe['max_tokens']}"))
     return min(bounds) if bounds else (None, "")
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _vocab_digest(tokenizer_json: Path) -> str | None:
