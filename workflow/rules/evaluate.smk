@@ -35,7 +35,7 @@ for index, chunk in enumerate(evaluation_chunks()):
             instructions=q(lookup(dpath="evaluation/instructions", within=config)),
             model_name=lambda wc: q(f"hrsa/{wc.model}"),
             out_dir=lambda wc: q(f"results/eval/{wc.model}"),
-            trust=lambda wc: trust_flag(parse_model_id(wc.model)[0]),
+            trust=lambda wc: trust_flag(model_pair(wc.model)),
             overrides=as_json(
                 {
                     t: i

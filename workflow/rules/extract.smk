@@ -26,13 +26,11 @@ rule extract_activations:
         runtime=lambda wc: stage_runtime("extract", model_pair(wc.model)),
     params:
         model=lambda wc: q(model_path(wc.model)),
-        layers=lambda wc: q(
-            ",".join(STUDY.layers(parse_model_id(wc.model)[0], wc.probe))
-        ),
+        layers=lambda wc: q(",".join(STUDY.layers(model_pair(wc.model), wc.probe))),
         probe=lambda wc: as_json(STUDY.probes[wc.probe]),
         dtype=q(lookup(dpath="activation_dtype", within=config)),
         device=q(lookup(dpath="device", within=config)),
-        trust=lambda wc: trust_flag(parse_model_id(wc.model)[0]),
+        trust=lambda wc: trust_flag(model_pair(wc.model)),
         batch_size=lookup(dpath="activations/batch_size", within=config),
         shard_rows=lookup(dpath="activations/shard_rows", within=config),
         compression=q(lookup(dpath="activations/compression", within=config)),

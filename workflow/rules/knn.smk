@@ -24,9 +24,7 @@ rule knn_graph:
         k=2 * max(lookup(dpath="hrsa/knn_k", within=config)),  # retention@k reads 2k neighbours
         max_rows=lookup(dpath="hrsa/knn_max_rows", within=config),
         seed=lookup(dpath="hrsa/seed", within=config),
-        layers=lambda wc: q(
-            ",".join(STUDY.layers(parse_model_id(wc.model)[0], wc.probe))
-        ),
+        layers=lambda wc: q(",".join(STUDY.layers(model_pair(wc.model), wc.probe))),
     shell:
         "hrsa knn --threads {threads} --activations {input:q} --layers {params.layers} --k {params.k}"
         " --max-rows {params.max_rows} --row-seed {params.seed} --out-dir {output:q} > {log:q} 2>&1"
