@@ -287,7 +287,7 @@ def test_capped_graphs_cover_a_shared_row_sample_and_compare_scores_on_it(built,
 
 def test_compare_saves_the_last_layers_procrustes_map(built, tmp_path):
     """The report's Procrustes figure reads O* of the last numbered layer, saved by compare beside its table."""
-    from hrsa.report import load_procrustes_map
+    from hrsa.compare import load_procrustes_map
 
     out = tmp_path / "m.procrustes.npz"
     assert main(["compare", "--left", str(built / "acts"), "--right", str(built / "acts"), "--knn-left",

@@ -19,7 +19,8 @@ import yaml
 from snakemake.utils import validate
 
 from hrsa.cli import main
-from hrsa.download import download_plan, hub_load, is_hub_miss, plan_config, plan_ids
+from hrsa.download import download_plan, plan_config, plan_ids
+from hrsa.hub import hub_load, is_hub_miss
 
 BIN = Path(sys.executable).parent
 
@@ -120,7 +121,7 @@ def test_local_paths_and_the_offline_miner_are_not_fetched(repo, tiny_backbone, 
 def test_hub_load_names_the_id_only_for_hub_misses():
     from huggingface_hub.errors import OfflineModeIsEnabled
 
-    from hrsa.download import HubMissError
+    from hrsa.hub import HubMissError
 
     with pytest.raises(HubMissError, match=r"^dataset 'org/x' is not in the Hugging Face cache .*hrsa download"):
         with hub_load("dataset", "org/x"):

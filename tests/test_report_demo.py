@@ -126,7 +126,7 @@ def build_demo(root: Path, scores: dict[str, dict[str, float]] | None = None) ->
     evals = []
     for model, s in (scores or demo_scores()).items():
         evals += write_eval(root / "results/eval", model, s)
-    from hrsa.report import save_procrustes_map
+    from hrsa.compare import save_procrustes_map
 
     maps = []
     for name in (f"{PAIR}.base~reason", f"{PAIR}.base-E~reason-E.s0"):

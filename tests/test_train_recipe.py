@@ -7,7 +7,8 @@ import math
 import pytest
 
 from hrsa.data import demo_training_records
-from hrsa.train import QUERY_TEMPLATE, Recipe, build_trainer
+from hrsa.data import QUERY_TEMPLATE
+from hrsa.train import Recipe, build_trainer
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,8 @@ import numpy as np
 
 from hrsa.activations import check_aligned, iter_layer, load_layer, load_rows, read_meta
 from hrsa.data import read_jsonl
-from hrsa.errors import HrsaError
+from hrsa.errors import DataError, HrsaError
+from hrsa.io import atomic_path
 from hrsa.knn import read_graph
 
 COLUMNS = ["comparison", "layer_x", "layer_y", "metric", "value", "ci_low", "ci_high", "null_mean", "null_q95", "n",
@@ -173,7 +174,7 @@ class _Accumulate:
 def _tensors(batch: list[np.ndarray], device: Any) -> list[Any]:
     import torch
 
-    from hrsa.metrics._tensor import to_tensor
+    from hrsa.tensors import to_tensor
 
     return [to_tensor(torch.from_numpy(b), f"activation batch {k}", device) for k, b in enumerate(batch)]
 
@@ -351,7 +352,6 @@ def compare(
 def save_map(path: Path, maps: dict[str, np.ndarray], layers: list[str]) -> None:
     """The Procrustes map O* of the last numbered layer for the report (an empty map when no layer had one, e.g.
     models of different widths)."""
-    from hrsa.report import save_procrustes_map
 
     numbered = [layer for layer in layers if layer.isdigit() and layer in maps]
     last = numbered[-1] if numbered else ""
@@ -477,8 +477,20 @@ def _probe_rows(out: _Rows, layer: str, n: int, planned: list[Any], roots: tuple
 def write_rows(rows: list[dict[str, Any]], out: str | Path) -> None:
     import pandas as pd
 
-    from hrsa.io import atomic_path
-
     with atomic_path(out) as tmp:
         pd.DataFrame(rows, columns=COLUMNS).to_parquet(tmp, index=False)
 
+
+def load_procrustes_map(path: Path) -> dict[str, Any]:
+    """The Procrustes map compare must save beside its table: `{probe}/{comparison}.procrustes.npz` holding `O`
+    (d x d float, the orthogonal map of the last numbered layer, X O ≈ Y) and `layer` (its layer name)."""
+    with np.load(path) as z:
+        if "O" not in z or "layer" not in z:
+            raise DataError(f"Procrustes map {path} lacks O or layer; rerun its compare job")
+        return {"O": np.asarray(z["O"], dtype=np.float64), "layer": str(z["layer"])}
+
+
+def save_procrustes_map(path: Path, O: Any, layer: str) -> None:
+    """Write the map load_procrustes_map reads (for compare: the last numbered layer's O*, atomically)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, O=np.asarray(O, dtype=np.float32), layer=np.array(str(layer)))

@@ -15,6 +15,9 @@ from typing import Any
 from hrsa.corpus import chunk_words, corpus_files, iter_arithmetic, make_problem, split_lines, split_paragraphs
 from hrsa.errors import DataError
 
+# the study's query prompt (training and evaluation alike); documents get none
+QUERY_TEMPLATE = "Instruct: {instruction}\nQuery: "
+DEFAULT_QUERY_INSTRUCTION = "Given a query, retrieve relevant passages"
 VERSE_INSTRUCTION = "Given lines of verse, retrieve the lines that follow"
 MATH_INSTRUCTION = "Given an arithmetic problem, retrieve its worked solution"
 
@@ -270,7 +273,7 @@ def load_hub_dataset(name: str, config: str | None, split: str) -> Any:
     """datasets.load_dataset; a set missing from an offline cache is one line naming it (HubMissError)."""
     import datasets
 
-    from hrsa.download import hub_load
+    from hrsa.hub import hub_load
 
     with hub_load("dataset", name):
         return datasets.load_dataset(name, config, split=split)

@@ -3,62 +3,21 @@
 Compute nodes of a cluster often have no network: the workflow's `download` rule runs `hrsa download` on the login
 node, which fetches every hub model (backbones given as hub ids, the miner), hub dataset (training sets, probe sets,
 maths problems) and mteb task dataset the config names into the Hugging Face cache; the other jobs then run with
-HF_HUB_OFFLINE=1 and HF_DATASETS_OFFLINE=1. `hub_load` turns a miss of that cache into one line naming the id.
+HF_HUB_OFFLINE=1 and HF_DATASETS_OFFLINE=1 (hrsa.hub turns a miss of that cache into one line naming the id).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hrsa.errors import HrsaError
+from hrsa.hub import is_hub_id
 
 KINDS = ("models", "datasets", "mteb_tasks")
 # Weight formats no loader of this workflow reads: skipped by the model snapshot (they can be many GB).
 SKIPPED_FILES = ["*.onnx", "onnx/*", "openvino/*", "*.gguf", "*.msgpack", "*.h5", "*.ot", "coreml/*", "*.tflite"]
-FETCH_HINT = ("fetch it on a machine with network into the same Hugging Face cache (HF_HOME) with the workflow's "
-              "download rule (download.enabled: true) or `hrsa download --configfile CONFIG`, then re-run")
-
-
-class HubMissError(HrsaError):
-    """A hub model or dataset is neither in the local Hugging Face cache nor reachable (offline compute node)."""
-
-
-# ------------------------------------------------------------------------------------------------ the error path
-def is_hub_miss(exc: BaseException) -> bool:
-    """True for the errors transformers, sentence-transformers, huggingface_hub and datasets raise when a hub file is
-    not cached and the hub cannot be reached (offline mode or no network)."""
-    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
-
-    if isinstance(exc, (ConnectionError, LocalEntryNotFoundError, OfflineModeIsEnabled)):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, OSError) and ("couldn't connect to" in text or "offline" in text)
-
-
-@contextlib.contextmanager
-def hub_load(kind: str, repo_id: str) -> Iterator[None]:
-    """Run a load of `repo_id` (a `kind` such as "model" or "dataset"); a hub miss becomes a one-line HubMissError
-    naming the id and how to fetch it, any other error passes unchanged."""
-    try:
-        yield
-    except Exception as exc:
-        if not is_hub_miss(exc):
-            raise
-        raise HubMissError(f"{kind} {repo_id!r} is not in the Hugging Face cache and the hub cannot be reached: "
-                           f"{FETCH_HINT}") from None
-
-
-# ------------------------------------------------------------------------------------------------------ the plan
-def is_hub_id(name: str, root: str | os.PathLike[str] = ".") -> bool:
-    """A hub id such as 'Qwen/Qwen2.5-1.5B' (not a local path: nothing starting with . / ~ and nothing that exists
-    under the repository root or the working directory)."""
-    if not name or name.startswith((".", "/", "~")):
-        return False
-    return not (Path(root) / name).exists() and not Path(name).exists()
 
 
 def _add(entries: dict[tuple[Any, ...], dict[str, Any]], key: tuple[Any, ...], entry: dict[str, Any],

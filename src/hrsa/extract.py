@@ -24,6 +24,7 @@ from hrsa.activations import LayerWriter, combine_hashes, layer_dir, row_hash
 from hrsa.data import read_jsonl
 from hrsa.errors import HrsaError
 from hrsa.grid import POOLED
+from hrsa.hub import hub_content_hash, hub_load
 from hrsa.io import atomic_path, fingerprinted_dir, package_versions, sha256_file, sha256_tree
 
 
@@ -63,25 +64,12 @@ def load_model(path: str, device: str, trust_remote_code: bool = False) -> Loade
         return LoadedModel(st[0].auto_model, st[0].tokenizer, list(st)[1:], sha256_tree(local, ("*.safetensors",)))
     from transformers import AutoModel, AutoTokenizer
 
-    from hrsa.download import hub_load
-
     kwargs = {"trust_remote_code": True} if trust_remote_code else {}
     with hub_load("model", path):
         model = AutoModel.from_pretrained(path, dtype=dtype, **kwargs).to(device)
         tok = AutoTokenizer.from_pretrained(path, **kwargs)
     digest = sha256_tree(local, ("*.safetensors",)) if local.is_dir() else hub_content_hash(path)
     return LoadedModel(model, tok, [], digest)
-
-
-def hub_content_hash(repo_id: str) -> str:
-    """Hash of a hub model's weight files as loaded (from the local hub cache); `hub:<id>` if they cannot be found."""
-    try:
-        from huggingface_hub import snapshot_download
-
-        snapshot = snapshot_download(repo_id, local_files_only=True, allow_patterns=["*.safetensors", "*.bin"])
-    except Exception:  # not cached as a snapshot (e.g. loaded another way): fall back to the id
-        return f"hub:{repo_id}"
-    return sha256_tree(snapshot, ("*.safetensors", "*.bin"))
 
 
 def tokenizer_hash(tok: Any) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hrsa.errors import ConfigError
+from hrsa.hub import is_hub_id, local_path
 
 ROLES = ("base", "reason", "sft")
 RECIPES = ("pretrain", "rlvr", "sft")
@@ -219,9 +220,9 @@ class Study:
         if isinstance(spec, str):
             if not spec.strip():
                 raise ConfigError(f"{key}: empty model id")
-            if spec.startswith((".", "/")) and not (self.root / spec).exists():
+            if not is_hub_id(spec, self.root) and not local_path(spec, self.root).exists():
                 raise ConfigError(
-                    f"{key}: local path {spec!r} does not exist (looked at {self.root / spec}); "
+                    f"{key}: local path {spec!r} does not exist (looked at {local_path(spec, self.root)}); "
                     "give an existing model directory or a hub id"
                 )
             return Backbone(pair, role, source=spec)
@@ -277,12 +278,11 @@ class Study:
         if bb.recipe:
             return f"results/backbones/{bb.model_id}"
         assert bb.source is not None
+        if is_hub_id(bb.source, self.root):
+            return bb.source
         if os.path.isabs(bb.source):
             return os.path.normpath(bb.source)
-        local = self.root / bb.source
-        if bb.source.startswith(".") or local.exists():
-            return os.path.relpath(local)
-        return bb.source
+        return os.path.relpath(local_path(bb.source, self.root))
 
     # ---- layers --------------------------------------------------------------------------------------------
     def _num_layers(self, index: int, pair: str) -> int:

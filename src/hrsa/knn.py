@@ -42,7 +42,7 @@ def _gpu_resources() -> Any:
 
 def prepare_rows(X: Any, metric: KnnMetric = "cosine") -> np.ndarray:
     """float32 C-contiguous rows for FAISS (L2-normalised for cosine); HrsaError on NaN/inf or zero rows under cosine."""
-    from hrsa.metrics._tensor import to_numpy
+    from hrsa.tensors import to_numpy
 
     if metric not in ("cosine", "l2"):
         raise HrsaError(f"kNN metric must be 'cosine' or 'l2', got {metric!r}")

@@ -41,7 +41,7 @@ def mine_negatives(records: list[dict[str, Any]], miner: str, num_negatives: int
         raise HrsaError(f"training_data.mine: range_max {range_max} must be at least num_negatives {num_negatives} (> 0)")
     from sentence_transformers import SentenceTransformer
 
-    from hrsa.download import hub_load
+    from hrsa.hub import hub_load
 
     with hub_load("miner model", miner):
         model = SentenceTransformer(resolve_miner(miner), device=device, trust_remote_code=trust_remote_code)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from hrsa.errors import DataError
+from hrsa.compare import load_procrustes_map
 from hrsa.grid import parse_comparison, parse_model_id
 
 #: fallbacks for direct calls; the workflow passes the schema-validated config with every `report:` key set
@@ -551,23 +552,6 @@ def plot_cka_matrices(hr: pd.DataFrame, out: Path) -> list[Path]:
             fig.suptitle(f"before / after contrastive training: pair {pair}, probe {probe}", fontsize=9)
             paths.append(_save(fig, pd.DataFrame(rows), out, f"cka_{pair}_{probe}_{sib}"))
     return paths
-
-
-def load_procrustes_map(path: Path) -> dict[str, Any]:
-    """The Procrustes map compare must save beside its table: `{probe}/{comparison}.procrustes.npz` holding `O`
-    (d x d float, the orthogonal map of the last numbered layer, X O ≈ Y) and `layer` (its layer name)."""
-    with np.load(path) as z:
-        if "O" not in z or "layer" not in z:
-            raise DataError(f"Procrustes map {path} lacks O or layer; rerun its compare job")
-        return {"O": np.asarray(z["O"], dtype=np.float64), "layer": str(z["layer"])}
-
-
-def save_procrustes_map(path: Path, O: Any, layer: str) -> None:
-    """Write the map load_procrustes_map reads (for compare: the last numbered layer's O*, atomically)."""
-    from hrsa.io import atomic_path
-
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, O=np.asarray(O, dtype=np.float32), layer=np.array(str(layer)))
 
 
 def plot_procrustes_maps(maps: Sequence[Path], hr: pd.DataFrame, out: Path) -> list[Path]:

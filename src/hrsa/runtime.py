@@ -8,6 +8,11 @@ import sys
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
+def progress(verb: str, message: str) -> None:
+    """One progress line on stderr (Snakemake's log)."""
+    print(f"hrsa {verb}: {message}", file=sys.stderr, flush=True)
+
+
 def limit_threads(n: int) -> None:
     """Cap torch, BLAS and FAISS threads at n (Snakemake's `threads`); applies to libraries imported later too."""
     n = max(1, int(n))

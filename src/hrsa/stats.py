@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from hrsa.errors import HrsaError
-from hrsa.metrics._tensor import n_rows, take_rows
+from hrsa.tensors import n_rows, take_rows
 from hrsa.metrics.registry import Metric, get_metric
 
 

@@ -13,13 +13,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from hrsa.data import validate_training_records
+from hrsa.data import DEFAULT_QUERY_INSTRUCTION, QUERY_TEMPLATE, validate_training_records
 from hrsa.errors import ConfigError, HrsaError
 
 LORA_DEFAULTS: dict[str, Any] = {"r": 16, "alpha": 32, "dropout": 0.0,
                                  "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
-QUERY_TEMPLATE = "Instruct: {instruction}\nQuery: "
-DEFAULT_QUERY_INSTRUCTION = "Given a query, retrieve relevant passages"
 
 
 @dataclass(frozen=True)
@@ -90,7 +88,7 @@ def build_model(backbone: str, recipe: Recipe, trust_remote_code: bool = False, 
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
-    from hrsa.download import hub_load
+    from hrsa.hub import hub_load
 
     trust = {"trust_remote_code": True} if trust_remote_code else {}
     with hub_load("model", backbone):
@@ -299,7 +297,7 @@ def backbone_hash(backbone: str) -> str:
     local = Path(backbone)
     if local.is_dir():
         return sha256_tree(local)
-    from hrsa.extract import hub_content_hash
+    from hrsa.hub import hub_content_hash
 
     return hub_content_hash(backbone)
 

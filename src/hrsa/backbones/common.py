@@ -6,14 +6,15 @@ import json
 import math
 import random
 import shutil
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hrsa.errors import DataError, HrsaError
+from hrsa.hub import looks_like_path
 from hrsa.io import atomic_path, provenance, write_json
+from hrsa.runtime import progress
 
 if TYPE_CHECKING:
     import torch
@@ -30,11 +31,6 @@ MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors.index
 BatchSampler = Callable[[random.Random, int], list[str]]
 
 
-def progress(verb: str, message: str) -> None:
-    """One progress line on stderr (Snakemake's log)."""
-    print(f"hrsa {verb}: {message}", file=sys.stderr, flush=True)
-
-
 def quiet_transformers() -> None:
     """Silence transformers' per-file progress bars (loading/writing weights) so job logs hold only our lines."""
     from transformers.utils import logging as hf_logging
@@ -49,8 +45,7 @@ def is_local_model(spec: str) -> bool:
         if not (path / "config.json").is_file():
             raise HrsaError(f"model directory has no config.json: {path}")
         return True
-    looks_like_path = path.is_absolute() or spec.startswith((".", "~")) or spec.count("/") > 1 or spec.endswith("/")
-    if looks_like_path:
+    if looks_like_path(spec):
         raise HrsaError(f"model directory not found: {spec}")
     return False  # a hub id such as 'Qwen/Qwen2.5-0.5B'
 
@@ -67,7 +62,7 @@ def load_backbone(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from hrsa.download import hub_load
+    from hrsa.hub import hub_load
 
     quiet_transformers()
     local = is_local_model(spec)

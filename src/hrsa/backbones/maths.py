@@ -107,7 +107,7 @@ def _rows(source: ProblemSource) -> list[dict[str, Any]]:
             raise DataError(f"problems file not found: {path}")
         return [dict(obj, _where=f"{path}:{n}") for n, obj in numbered_jsonl(path)]
     from hrsa.data import load_hub_dataset
-    from hrsa.download import HubMissError
+    from hrsa.hub import HubMissError
 
     try:
         ds = load_hub_dataset(source.dataset, source.config, source.split)

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hrsa.backbones.common import BatchSampler, progress, save_backbone, train_causal_lm
+from hrsa.backbones.common import BatchSampler, save_backbone, train_causal_lm
+from hrsa.runtime import progress
 from hrsa.corpus import arithmetic_line, arithmetic_problems, read_corpus
 
 if TYPE_CHECKING:

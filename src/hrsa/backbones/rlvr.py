@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hrsa.backbones.common import PROGRESS_EVERY, load_backbone, model_inputs, progress, read_jsonl, save_backbone
+from hrsa.backbones.common import PROGRESS_EVERY, load_backbone, model_inputs, read_jsonl, save_backbone
+from hrsa.runtime import progress
 from hrsa.backbones.maths import Problem, ProblemSource, load_problems, problems_digest, verified_reward
 from hrsa.corpus import arithmetic_problems, correct_reward
 from hrsa.errors import HrsaError

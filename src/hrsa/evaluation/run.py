@@ -252,7 +252,7 @@ def prompts_for(instructions: Mapping[str, tuple[str, str]]) -> dict[str, str]:
     """sentence-transformers prompts under the keys mteb looks up per task: '{task}-query' and '{task}' (symmetric
     tasks such as STS encode both sides as queries) get 'Instruct: {instruction}\nQuery: ', '{task}-document' none,
     as in training and in the study. The embedder's Pooling(include_prompt=False) drops the instruction tokens."""
-    from hrsa.train import QUERY_TEMPLATE
+    from hrsa.data import QUERY_TEMPLATE
 
     prompts: dict[str, str] = {}
     for name, (instruction, _) in instructions.items():
@@ -434,7 +434,7 @@ def _read_settings(path: Path) -> Any:
 def _prepare_cache(cache: Any, settings: Mapping[str, Mapping[str, Any]], model_name: str, revision: str) -> None:
     """Before a run: drop every cached task result not recorded under this run's settings (other instructions or
     length, or no record), then record the settings, so mteb's only-missing resume continues only same-settings work."""
-    from hrsa.backbones.common import progress
+    from hrsa.runtime import progress
     from hrsa.io import write_json
 
     for task, wanted in settings.items():
@@ -481,7 +481,7 @@ class EvaluationFailed(HrsaError):
 
 def _log_fallbacks(sources: Mapping[str, tuple[str, str]], tables: Sequence[Any]) -> None:
     """Name the tasks whose instruction did not come from the configured tables (mteb metadata or none)."""
-    from hrsa.backbones.common import progress
+    from hrsa.runtime import progress
 
     fell_back = sorted(t for t, (_, src) in sources.items() if src in ("mteb", "none"))
     if tables and fell_back:

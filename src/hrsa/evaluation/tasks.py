@@ -6,7 +6,6 @@ the environment variable HRSA_DATA_DIR, or `data/` at the root of the repository
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any

@@ -11,7 +11,7 @@ import torch
 
 from hrsa.errors import HrsaError
 from hrsa.metrics._moments import Moments, cka_from_hsic
-from hrsa.metrics._tensor import Device, chunk_rows, to_pair, to_tensor
+from hrsa.tensors import Device, chunk_rows, to_pair, to_tensor
 
 #: default bound on the float64 accumulators of cka_matrix_from_batches (above it: several passes over the data)
 DEFAULT_ACCUMULATOR_BYTES = 4 << 30

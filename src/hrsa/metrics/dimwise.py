@@ -8,7 +8,7 @@ import torch
 
 from hrsa.errors import HrsaError
 from hrsa.metrics._moments import F64
-from hrsa.metrics._tensor import Device, chunk_rows, to_pair
+from hrsa.tensors import Device, chunk_rows, to_pair
 
 
 def dimwise_correlation(X: Any, Y: Any, *, device: Device = None) -> float:

@@ -8,7 +8,7 @@ import numpy as np
 
 from hrsa.errors import HrsaError
 from hrsa.knn import KnnMetric, knn_graph
-from hrsa.metrics._tensor import to_numpy
+from hrsa.tensors import to_numpy
 
 #: Facco et al. fit the line on the smallest 90% of the ratios: the tail is dominated by noise and boundary effects
 TWONN_FRACTION = 0.9

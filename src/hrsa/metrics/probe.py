@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from hrsa.errors import HrsaError
-from hrsa.metrics._tensor import to_numpy
+from hrsa.tensors import to_numpy
 
 #: shares of the stratified train / validation / test split (validation is held out; C is fixed at 1)
 SPLIT = (0.8, 0.1, 0.1)

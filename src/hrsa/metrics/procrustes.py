@@ -12,7 +12,7 @@ import torch
 
 from hrsa.errors import HrsaError
 from hrsa.metrics._moments import F64, Moments
-from hrsa.metrics._tensor import Device, chunk_rows, to_pair
+from hrsa.tensors import Device, chunk_rows, to_pair
 
 #: entries of O below this magnitude count as zero for `sparsity`
 SPARSITY_EPS = 1e-5

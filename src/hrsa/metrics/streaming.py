@@ -10,7 +10,7 @@ import torch
 
 from hrsa.errors import HrsaError
 from hrsa.metrics._moments import F64, Moments, cka_from_hsic
-from hrsa.metrics._tensor import Device, to_tensor
+from hrsa.tensors import Device, to_tensor
 from hrsa.metrics.procrustes import orthogonal_from_cross, residual_and_cosine, rotation_stats
 
 
