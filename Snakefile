@@ -13,7 +13,7 @@ REPO = Path(workflow.basedir)
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+validate(config, str(REPO / "src/hrsa/config.schema.yaml"))
 
 
 include: "workflow/rules/common.smk"

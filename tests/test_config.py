@@ -19,7 +19,7 @@ def config(repo):
 
 def validated(cfg, repo):
     cfg = copy.deepcopy(cfg)
-    validate(cfg, str(repo / "workflow/schemas/config.schema.yaml"))
+    validate(cfg, str(repo / "src/hrsa/config.schema.yaml"))
     return cfg
 
 

@@ -18,7 +18,7 @@ from hrsa.cli import main as hrsa_main
 from hrsa.errors import ConfigError
 from hrsa.grid import RECIPE_FLAGS, SAFE_NAME, Study, parse_comparison
 
-SCHEMA = "workflow/schemas/config.schema.yaml"
+SCHEMA = "src/hrsa/config.schema.yaml"
 
 
 @pytest.fixture()

@@ -47,7 +47,7 @@ PAPER_DATASETS = {
 
 def validated(path: Path, repo: Path) -> dict:
     cfg = yaml.safe_load(path.read_text())
-    validate(cfg, str(repo / "workflow/schemas/config.schema.yaml"))
+    validate(cfg, str(repo / "src/hrsa/config.schema.yaml"))
     return cfg
 
 

@@ -23,7 +23,7 @@ BIN = Path(sys.executable).parent
 def _validated(config: dict) -> dict:
     from snakemake.utils import validate
 
-    validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))
+    validate(config, str(REPO / "src/hrsa/config.schema.yaml"))
     return config
 
 

@@ -18,7 +18,7 @@ def test_shipped_answer_for_the_paper_grid_equals_mteb() -> None:
     from snakemake.utils import validate
 
     config = yaml.safe_load((REPO / "config/paper.yaml").read_text())
-    validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))  # the schema's defaults, as the DAG sees them
+    validate(config, str(REPO / "src/hrsa/config.schema.yaml"))  # the schema's defaults, as the DAG sees them
     entries = config["evaluation"]["tasks"]
     shipped = SHIPPED / task_refs_cache_name(entries)
     assert shipped.is_file(), f"regenerate {shipped.name} (mteb version or paper.yaml's tasks changed)"

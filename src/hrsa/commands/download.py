@@ -12,8 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SCHEMA = "workflow/schemas/config.schema.yaml"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of `hrsa download`."""
@@ -41,7 +39,9 @@ def load_config(args: argparse.Namespace) -> dict[str, Any]:
         if not isinstance(config, dict):
             raise ConfigError("--config must be a JSON object (the study config)")
         return config
-    return validated_config(args.configfile, args.root / SCHEMA)
+    from hrsa.schema import SCHEMA_PATH
+
+    return validated_config(args.configfile, SCHEMA_PATH)
 
 
 def validated_config(path: Path, schema: Path) -> dict[str, Any]:

@@ -1,0 +1,56 @@
+"""Every path pattern of a workflow run, in one place: outputs under results/, logs under logs/, job records
+(Snakemake `benchmark:` TSVs) under benchmarks/. Rules use the patterns as they are (their fields are wildcards);
+Python fills them with `.format(...)`. Paths are relative to the working directory (the repository root)."""
+
+from __future__ import annotations
+
+# ---- outputs ----------------------------------------------------------------------------------------------------
+BACKBONE = "results/backbones/{pair}.{role}"
+EMBEDDER = "results/embedders/{pair}.{role}-E.s{seed}"
+MODEL_EMBEDDER = "results/embedders/{model}"
+BASELINE = "results/baselines/{pair}.{role}"
+MODEL_BASELINE = "results/baselines/{model}"
+TRAIN_PREPARED = "results/data/train.prepared.jsonl"
+TRAIN_MINED = "results/data/train.mined.jsonl"
+PROBE = "results/data/probes/{probe}.jsonl"
+ACTIVATIONS = "results/activations/{probe}/{model}"
+KNN = "results/knn/{probe}/{model}"
+HRSA_TABLE = "results/hrsa/{probe}/{comparison}.parquet"
+PROCRUSTES_MAP = "results/hrsa/{probe}/{comparison}.procrustes.npz"
+EVAL_DIR = "results/eval/{model}"
+EVAL = "results/eval/{model}/{task}.json"
+MTEB_CACHE = "results/mteb-cache"
+DOWNLOADED = "results/download/fetched.json"
+REPORT_DIR = "results/report"
+REPORT_INDEX = "results/report/index.md"
+REPORT_HTML = "results/report/index.html"
+REPORT_TABLES = "results/report/tables"
+REPORT_FIGURES = "results/report/figures"
+
+# ---- resumable state (outside the rules' outputs, so Snakemake's clean-up of a failed job keeps it) ----------------
+TRAIN_CHECKPOINTS = "results/checkpoints/{model}"
+EXTRACT_WORK = "results/checkpoints/extract/{probe}/{model}"
+
+# ---- job records ------------------------------------------------------------------------------------------------
+BENCH_BACKBONE = "benchmarks/backbones/{pair}.{role}.tsv"
+BENCH_MINE = "benchmarks/data/mine.tsv"
+BENCH_TRAIN = "benchmarks/train/{model}.tsv"
+BENCH_EXTRACT = "benchmarks/extract/{probe}/{model}.tsv"
+BENCH_KNN = "benchmarks/knn/{probe}/{model}.tsv"
+BENCH_COMPARE = "benchmarks/hrsa/{probe}/{comparison}.tsv"
+BENCH_EVAL = "benchmarks/eval/{model}/{group}.tsv"
+BENCH_ROOT = "benchmarks/"
+
+# ---- logs -------------------------------------------------------------------------------------------------------
+LOG_BACKBONE = "logs/backbones/{pair}.{role}.log"
+LOG_BASELINE = "logs/baselines/{pair}.{role}.log"
+LOG_TRAIN_DATA = "logs/data/train.log"
+LOG_MINE = "logs/data/mine.log"
+LOG_PROBE = "logs/data/probe.{probe}.log"
+LOG_TRAIN = "logs/train/{pair}.{role}-E.s{seed}.log"
+LOG_EXTRACT = "logs/extract/{probe}/{model}.log"
+LOG_KNN = "logs/knn/{probe}/{model}.log"
+LOG_COMPARE = "logs/hrsa/{probe}/{comparison}.log"
+LOG_EVAL = "logs/eval/{model}/{group}.log"
+LOG_DOWNLOAD = "logs/download.log"
+LOG_REPORT = "logs/report.log"
