@@ -37,8 +37,8 @@ def build_backbone(out: Path, hidden: int, layers: int, tokenizer_texts: list[st
 
     tok = train_tokenizer(tokenizer_texts, vocab_size=4096)
     heads, kv, mlp = SHAPES.get(hidden, (max(1, hidden // 64), max(1, hidden // 128), 4 * hidden))
-    settings = PretrainSettings(vocab_size=4096, hidden_size=hidden, num_layers=layers, num_heads=heads,
-                                num_kv_heads=kv, intermediate_size=mlp, seed=0)
+    settings = PretrainSettings.from_config(dict(vocab_size=4096, hidden_size=hidden, num_layers=layers, num_heads=heads,
+                                num_kv_heads=kv, intermediate_size=mlp, seed=0))
     build_model(settings, tok).save_pretrained(out)
     tok.save_pretrained(out)
     return out

@@ -22,26 +22,13 @@ from hrsa.errors import DataError
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "data" / "corpus" / "milton"
 PRETRAIN_STEPS = 30
-TINY = [
-    "--vocab-size",
-    "512",
-    "--hidden-size",
-    "64",
-    "--num-layers",
-    "2",
-    "--num-heads",
-    "4",
-    "--num-kv-heads",
-    "2",
-    "--intermediate-size",
-    "128",
-    "--batch-size",
-    "16",
-    "--max-length",
-    "32",
-    "--threads",
-    "1",
-]
+TINY = {"vocab_size": 512, "hidden_size": 64, "num_layers": 2, "num_heads": 4, "num_kv_heads": 2,
+        "intermediate_size": 128, "batch_size": 16, "max_length": 32}
+
+
+def cfg(**keys: object) -> list[str]:
+    """The verb's --config flag for these recipe keys (the rest from the schema), and one thread."""
+    return ["--config", json.dumps(keys), "--threads", "1"]
 
 
 def _log(model_dir: Path) -> list[dict]:
@@ -63,7 +50,7 @@ def _max_abs_diff(a: dict, b: dict) -> float:
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tiny pretrained base (30 steps on the bundled Milton corpus) shared by the tests of this module."""
     out = tmp_path_factory.mktemp("backbones") / "base"
-    assert main(["pretrain", "--corpus", str(CORPUS), "--out", str(out), "--steps", str(PRETRAIN_STEPS), *TINY]) == 0
+    assert main(["pretrain", "--corpus", str(CORPUS), "--out", str(out), *cfg(**TINY, steps=PRETRAIN_STEPS)]) == 0
     return out
 
 
@@ -155,7 +142,7 @@ def test_pretrain_is_deterministic_per_seed(tmp_path: Path) -> None:
     for name, seed in (("a", "0"), ("b", "0"), ("c", "1")):
         out = tmp_path / name
         assert (
-            main(["pretrain", "--corpus", str(CORPUS), "--out", str(out), "--steps", "3", "--seed", seed, *TINY]) == 0
+            main(["pretrain", "--corpus", str(CORPUS), "--out", str(out), *cfg(**TINY, steps=3, seed=int(seed))]) == 0
         )
         outs.append(_state(out))
     assert _max_abs_diff(outs[0], outs[1]) == 0.0
@@ -177,23 +164,7 @@ def test_rlvr_changes_weights_and_logs_rewards(base: Path, tmp_path: Path) -> No
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out = tmp_path / "reason"
-    args = [
-        "rlvr",
-        "--model",
-        str(base),
-        "--out",
-        str(out),
-        "--steps",
-        "3",
-        "--batch-size",
-        "8",
-        "--num-generations",
-        "4",
-        "--lr",
-        "1e-3",
-        "--threads",
-        "1",
-    ]
+    args = ["rlvr", "--model", str(base), "--out", str(out), *cfg(steps=3, batch_size=8, num_generations=4, lr=1e-3)]
     assert main(args) == 0
     AutoModelForCausalLM.from_pretrained(out)
     tok_out, tok_base = AutoTokenizer.from_pretrained(out), AutoTokenizer.from_pretrained(base)
@@ -213,23 +184,7 @@ def test_rlvr_reads_prompts_from_jsonl(base: Path, tmp_path: Path) -> None:
     data = tmp_path / "prompts.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"Q: {i}+1=? A:", "answer": i + 1}) + "\n" for i in range(8)))
     out = tmp_path / "reason"
-    args = [
-        "rlvr",
-        "--model",
-        str(base),
-        "--out",
-        str(out),
-        "--steps",
-        "1",
-        "--batch-size",
-        "4",
-        "--num-generations",
-        "2",
-        "--data",
-        str(data),
-        "--threads",
-        "1",
-    ]
+    args = ["rlvr", "--model", str(base), "--out", str(out), *cfg(steps=1, batch_size=4, num_generations=2, data=str(data))]
     assert main(args) == 0
     assert json.loads((out / "provenance.json").read_text())["inputs"]["data"]["path"] == str(data)
 
@@ -239,7 +194,7 @@ def test_sft_changes_weights_and_lowers_loss(base: Path, tmp_path: Path) -> None
 
     out = tmp_path / "sft"
     assert (
-        main(["sft", "--model", str(base), "--out", str(out), "--steps", "5", "--batch-size", "8", "--threads", "1"])
+        main(["sft", "--model", str(base), "--out", str(out), *cfg(steps=5, batch_size=8)])
         == 0
     )
     AutoModelForCausalLM.from_pretrained(out)
@@ -265,7 +220,7 @@ def test_bad_jsonl_exits_2_naming_file_and_line(
     data = tmp_path / "bad.jsonl"
     data.write_text('{"prompt": "Q: 1+1=? A:", "answer": "2", "text": "ok"}\n{"nothing": 1}\n')
     assert (
-        main([verb, "--model", str(base), "--out", str(tmp_path / "out"), "--data", str(data), "--threads", "1"]) == 2
+        main([verb, "--model", str(base), "--out", str(tmp_path / "out"), *cfg(data=str(data))]) == 2
     )
     assert f"{data}:2" in capsys.readouterr().err
 
@@ -275,23 +230,11 @@ def test_rlvr_rejects_batch_not_multiple_of_generations(
 ) -> None:
     assert (
         main(
-            [
-                "rlvr",
-                "--model",
-                str(base),
-                "--out",
-                str(tmp_path / "o"),
-                "--batch-size",
-                "6",
-                "--num-generations",
-                "4",
-                "--threads",
-                "1",
-            ]
+            ["rlvr", "--model", str(base), "--out", str(tmp_path / "o"), *cfg(batch_size=6, num_generations=4)]
         )
         == 2
     )
-    assert "--num-generations" in capsys.readouterr().err
+    assert "recipes.rlvr.num_generations" in capsys.readouterr().err
 
 
 def test_reloaded_tokenizer_encodes_exactly_like_the_trained_one(base: Path) -> None:
@@ -308,7 +251,7 @@ def test_rlvr_is_deterministic_per_seed(base: Path, tmp_path: Path) -> None:
     states = []
     for name in ("a", "b"):
         out = tmp_path / name
-        args = ["rlvr", "--model", str(base), "--out", str(out), "--steps", "2", "--batch-size", "8", "--threads", "1"]
+        args = ["rlvr", "--model", str(base), "--out", str(out), *cfg(steps=2, batch_size=8)]
         assert main(args) == 0
         states.append(_state(out))
     assert _max_abs_diff(*states) == 0.0

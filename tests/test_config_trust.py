@@ -304,6 +304,6 @@ def test_dry_run_prints_skipped_comparisons_and_schedules_noise_floors(tmp_path,
     assert len(notes) == 2  # base~sft and base-E~sft-E, once each
     assert "results/hrsa/works/solo.reason-E~reason-E.s0-s1.parquet" in out
     assert "results/activations/works/solo.reason-E.s1" in out
-    # recipe flags come from grid.RECIPE_FLAGS: the role's override reaches the command line
-    assert re.search(r"hrsa rlvr .*--model results/backbones/solo\.base --steps 5 ", out)
-    assert re.search(r"hrsa pretrain .*--num-layers 2 ", out)
+    # the role's override reaches the recipe's --config slice
+    assert re.search(r"hrsa rlvr .*--model results/backbones/solo\.base --config .*\"steps\": 5[,}]", out)
+    assert re.search(r"hrsa pretrain .*--config .*\"num_layers\": 2[,}]", out)

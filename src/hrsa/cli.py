@@ -27,21 +27,47 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Help that shows each optional flag's default (none for required flags, switches and unset values)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.required or action.default in (None, False, argparse.SUPPRESS) or "%(default)" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """Parser with one sub-parser per verb (or only the verb being run), described by its module's docstring."""
+    """Parser with one sub-parser per verb (or only the verb being run), described by its module's docstring; every
+    flag's help shows its default."""
     parser = argparse.ArgumentParser(prog="hrsa", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"hrsa {version()}")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for verb, module_name in COMMANDS.items():
         if only is not None and verb != only:
             sub.add_parser(verb)
             continue
         module = importlib.import_module(f"hrsa.commands.{module_name}")
-        doc = (module.__doc__ or "").strip().splitlines()
-        p = sub.add_parser(verb, help=doc[0] if doc else verb, description=module.__doc__)
+        doc = (module.__doc__ or "").strip()
+        p = sub.add_parser(verb, help=doc.split("\n\n")[0].replace("\n", " ") if doc else verb, description=doc,
+                           formatter_class=DefaultsHelpFormatter)
         p.add_argument("--threads", type=int, default=1, help="CPU threads for torch/BLAS/FAISS (Snakemake's threads)")
+        p.add_argument("--gpus", type=int, default=None,
+                       help="GPUs the job was given (the rule's request): 0 runs on CPU, more picks CUDA where torch "
+                            "sees it; overrides --device")
         module.add_arguments(p)
-        p.set_defaults(_module=module)
+        p.set_defaults(_module=module, _parser=p)
     return parser
+
+
+def version() -> str:
+    """The installed package's version."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("hrsa")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,7 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = argv[0] if argv and argv[0] in COMMANDS else None
-    args = build_parser(only=verb).parse_args(argv)
+    args, unknown = build_parser(only=verb).parse_known_args(argv)
+    if unknown:  # the verb's own usage, not the top-level one
+        args._parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.gpus is not None and hasattr(args, "device"):
+        args.device = "auto" if args.gpus > 0 else "cpu"
     limit_threads(args.threads)
     try:
         args._module.run(args)

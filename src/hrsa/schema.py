@@ -4,14 +4,16 @@ it, and verbs fill the keys a config slice leaves out from it (`with_defaults`),
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hrsa.errors import ConfigError
 
+T = TypeVar("T")
 SCHEMA_PATH = Path(str(resources.files("hrsa") / "config.schema.yaml"))
 
 
@@ -81,3 +83,15 @@ def _fill(schema_node: Mapping[str, Any], block: dict[str, Any]) -> dict[str, An
         if isinstance(out[key], dict) and sub.get("type") == "object":
             out[key] = _fill(sub, out[key])
     return out
+
+
+def settings_from(cls: type[T], dpath: str, block: Mapping[str, Any] | None = None, *, elsewhere: tuple[str, ...] = (),
+                  **extra: Any) -> T:
+    """A settings dataclass from a config object filled from the schema: its fields are the object's keys, less
+    `elsewhere` (keys another argument of the verb carries); `extra` sets fields that are not config keys here."""
+    values = with_defaults(dpath, block)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(values) - names - set(elsewhere)
+    if unknown:
+        raise ConfigError(f"{dpath.replace('/', '.')}: unknown keys {sorted(unknown)}")
+    return cls(**{k: v for k, v in values.items() if k in names}, **extra)

@@ -24,7 +24,8 @@ rule build_backbone:
         runtime=lambda wc: stage_runtime("backbone", wc.pair),
     params:
         verb=lambda wc: q(STUDY.backbone(wc.pair, wc.role).recipe),
-        args=lambda wc: recipe_args(wc.pair, wc.role),
+        source=lambda wc: recipe_source(wc.pair, wc.role),
+        config=lambda wc: recipe_config(wc.pair, wc.role),
         trust=lambda wc: recipe_trust_flag(wc.pair, wc.role),
     shell:
-        "hrsa {params.verb} --threads {threads} --out {output:q} {params.args} {params.trust} > {log:q} 2>&1"
+        "hrsa {params.verb} --threads {threads} --out {output:q} {params.source} --config {params.config} {params.trust} > {log:q} 2>&1"

@@ -9,7 +9,7 @@ import sys
 sys.path.insert(0, str(REPO / "src"))
 
 from hrsa.errors import ConfigError  # noqa: E402
-from hrsa.grid import RECIPE_FLAGS, Study, model_id, parse_model_id  # noqa: E402
+from hrsa.grid import Study, model_id, parse_model_id  # noqa: E402
 from hrsa.evaluation.run import seq_length_for  # noqa: E402
 from snakemake.exceptions import WorkflowError  # noqa: E402
 
@@ -179,26 +179,22 @@ def backbone_parent(pair, role):
     return model_input(f"{pair}.{bb.parent}") if bb.parent else []
 
 
-def recipe_args(pair, role):
-    """CLI flags of a recipe from `recipes:` defaults and the role's overrides, every value quoted."""
+def recipe_source(pair, role):
+    """What a recipe starts from: `--model DIR` for siblings (rlvr, sft), `--corpus DIR` for pretrain; quoted."""
     bb = STUDY.backbone(pair, role)
-    opts = STUDY.recipe_options(bb)
-    args = []
     if bb.parent:
-        args += ["--model", q(model_path(f"{pair}.{bb.parent}"))]
-    for key in RECIPE_FLAGS[bb.recipe]:
-        value = opts.get(key)
-        if value in (None, ""):
-            continue
-        if key == "problems":
-            if not (value.get("dataset") or value.get("path")):
-                continue  # no maths problems: the recipe's generated arithmetic
-            args += ["--problems", as_json(value)]
-            continue
-        if key in ("corpus", "data"):
-            value = repo_path(value)
-        args += [f"--{key.replace('_', '-')}", q(value)]
-    return " ".join(args)
+        return f"--model {q(model_path(f'{pair}.{bb.parent}'))}"
+    return f"--corpus {q(repo_path(STUDY.recipe_options(bb)['corpus']))}"
+
+
+def recipe_config(pair, role):
+    """The recipe's config slice (`recipes.<recipe>` and the role's overrides) as one quoted JSON argument; a local
+    data file is given relative to the working directory."""
+    opts = dict(STUDY.recipe_options(STUDY.backbone(pair, role)))
+    opts.pop("corpus", None)  # pretrain's corpus is --corpus
+    if opts.get("data"):
+        opts["data"] = repo_path(opts["data"])
+    return as_json(opts)
 
 
 def comparison_knn(probe, comparison, side):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,14 @@ from hrsa.errors import DataError, HrsaError
 PROMPT = "Question:\n{question}\nPlease reason step by step, and put your final answer within \\boxed{{}}.\nAnswer:\n"
 ANSWER_FORMATS = ("gsm8k", "boxed")
 _CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations, e.g. <<48/2=24>>
+
+
+def problems_json(problems: Mapping[str, Any] | None) -> str | None:
+    """The `problems:` block of a recipe as the JSON its settings carry, or None where it names no source (dataset
+    or path): the tiny default's generated arithmetic."""
+    if not problems or not (problems.get("dataset") or problems.get("path")):
+        return None
+    return json.dumps(dict(problems), sort_keys=True)
 
 
 @dataclass(frozen=True)

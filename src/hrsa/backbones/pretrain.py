@@ -7,38 +7,46 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from hrsa.backbones.common import BatchSampler, save_backbone, train_causal_lm
-from hrsa.runtime import progress
 from hrsa.corpus import arithmetic_line, arithmetic_problems, read_corpus
+from hrsa.runtime import progress
+from hrsa.schema import settings_from
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase, Qwen2ForCausalLM
 
 VERB = "pretrain"
+MAX_POSITIONS = 512  # position embeddings of the tiny model (longer than any text it sees)
 
 
 @dataclass(frozen=True)
 class PretrainSettings:
-    """Sizes and optimisation of the base backbone; defaults are the FACTS.md recipe (1.1 M parameters)."""
+    """Sizes and optimisation of the base backbone: `recipes.pretrain` of the config (no defaults here: the schema's,
+    through `from_config`, are the measured tiny recipe of 1.1 M parameters)."""
 
-    vocab_size: int = 4096
-    hidden_size: int = 128
-    num_layers: int = 4
-    num_heads: int = 4
-    num_kv_heads: int = 2
-    intermediate_size: int = 256
-    max_position_embeddings: int = 512
-    steps: int = 600
-    batch_size: int = 32
-    max_length: int = 64
-    lr: float = 3e-3
-    arithmetic_share: float = 0.3
-    seed: int = 0
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    intermediate_size: int
+    steps: int
+    batch_size: int
+    max_length: int
+    lr: float
+    arithmetic_share: float
+    seed: int
+
+    @classmethod
+    def from_config(cls, block: Mapping[str, Any] | None = None) -> PretrainSettings:
+        """`recipes.pretrain` (the corpus is the verb's own argument), missing keys from the schema."""
+        return settings_from(cls, "recipes/pretrain", block, elsewhere=("corpus",))
 
     def validate(self) -> None:
-        """Reject settings that would fail deep inside torch; messages name the flag."""
+        """Reject settings that would fail deep inside torch; messages name the config key."""
         from hrsa.errors import HrsaError
 
         positive = (
@@ -54,13 +62,13 @@ class PretrainSettings:
         )
         for name in positive:
             if getattr(self, name) < 1:
-                raise HrsaError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+                raise HrsaError(f"recipes.pretrain.{name} must be >= 1, got {getattr(self, name)}")
         if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
             raise HrsaError("--hidden-size must be divisible by --num-heads, and --num-heads by --num-kv-heads")
         if not 0.0 <= self.arithmetic_share <= 1.0:
-            raise HrsaError(f"--arithmetic-share must be in [0, 1], got {self.arithmetic_share}")
+            raise HrsaError(f"recipes.pretrain.arithmetic_share must be in [0, 1], got {self.arithmetic_share}")
         if self.lr <= 0:
-            raise HrsaError(f"--lr must be > 0, got {self.lr}")
+            raise HrsaError(f"recipes.pretrain.lr must be > 0, got {self.lr}")
 
 
 def build_model(settings: PretrainSettings, tokenizer: PreTrainedTokenizerBase) -> Qwen2ForCausalLM:
@@ -75,7 +83,7 @@ def build_model(settings: PretrainSettings, tokenizer: PreTrainedTokenizerBase) 
         num_attention_heads=settings.num_heads,
         num_key_value_heads=settings.num_kv_heads,
         intermediate_size=settings.intermediate_size,
-        max_position_embeddings=settings.max_position_embeddings,
+        max_position_embeddings=MAX_POSITIONS,
         tie_word_embeddings=True,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -98,7 +106,7 @@ def mixed_sampler(passages: list[str], arithmetic: list[str], share: float) -> B
     return sample
 
 
-def pretrain(corpus_dir: str | Path, out: str | Path, settings: PretrainSettings = PretrainSettings()) -> Path:
+def pretrain(corpus_dir: str | Path, out: str | Path, settings: PretrainSettings) -> Path:
     """Train tokenizer and base model from scratch on corpus_dir, save both (plus log, provenance) atomically to out."""
     from hrsa.backbones.tokenizer import train_tokenizer
     from hrsa.runtime import torch_device

@@ -13,13 +13,22 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hrsa.backbones.common import PROGRESS_EVERY, load_backbone, model_inputs, read_jsonl, save_backbone
-from hrsa.runtime import progress
-from hrsa.backbones.maths import Problem, ProblemSource, load_problems, problems_digest, verified_reward
+from hrsa.backbones.maths import (
+    Problem,
+    ProblemSource,
+    load_problems,
+    problems_digest,
+    problems_json,
+    verified_reward,
+)
 from hrsa.corpus import arithmetic_problems, correct_reward
 from hrsa.errors import HrsaError
+from hrsa.runtime import progress
+from hrsa.schema import settings_from, with_defaults
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -31,23 +40,29 @@ CURVE = "reward_curve.tsv"
 
 @dataclass(frozen=True)
 class RlvrSettings:
-    """GRPO settings; defaults keep a run around 25 s on one CPU thread (FACTS.md, section 1).
+    """GRPO settings: `recipes.rlvr` of the config (no defaults here: the schema's, through `from_config`, keep a
+    tiny run around 25 s on one CPU thread)."""
 
-    lr 2e-4: on the tiny base, 1e-3 lowered the greedy pass rate for all 3 seeds tried and 5e-4 collapsed one seed
-    into non-numbers (reward 0); 2e-4 moves the weights ~1% and keeps the model answering with numbers.
-    """
+    steps: int
+    lr: float
+    batch_size: int
+    num_generations: int
+    max_completion_length: int
+    seed: int
+    reward: str  # first_integer | math_verify | auto (math_verify for maths problems, else first_integer)
+    temperature: float  # sampling temperature of the rollouts
+    save_steps: int  # keep a loadable model every N steps under checkpoints/step-N (0: none)
+    problems: str | None  # maths problem source as JSON (hrsa.backbones.maths.ProblemSource), None: arithmetic
+    data: str | None  # JSONL of {prompt, answer} (None: generated arithmetic)
+    trust_remote_code: bool = False  # not a recipe key: the pair's own flag
 
-    steps: int = 40
-    lr: float = 2e-4
-    batch_size: int = 16
-    num_generations: int = 4
-    max_completion_length: int = 8
-    seed: int = 0
-    trust_remote_code: bool = False
-    reward: str = "auto"  # first_integer | math_verify | auto (math_verify for maths problems, else first_integer)
-    temperature: float = 1.0  # sampling temperature of the rollouts
-    save_steps: int = 0  # keep a loadable model every N steps under checkpoints/step-N (0: none)
-    problems: str | None = None  # maths problem source as JSON (hrsa.backbones.maths.ProblemSource)
+    @classmethod
+    def from_config(cls, block: Mapping[str, Any] | None = None, trust_remote_code: bool = False) -> RlvrSettings:
+        """`recipes.rlvr` with the role's overrides, missing keys from the schema."""
+        values = with_defaults("recipes/rlvr", block)
+        values["problems"] = problems_json(values["problems"])
+        values["data"] = values["data"] or None
+        return settings_from(cls, "recipes/rlvr", values, trust_remote_code=trust_remote_code)
 
     def reward_name(self) -> str:
         """The reward actually used."""
@@ -56,24 +71,24 @@ class RlvrSettings:
         return "math_verify" if self.problems else "first_integer"
 
     def validate(self) -> None:
-        """Reject settings GRPO would refuse later; messages name the flag."""
+        """Reject settings GRPO would refuse later; messages name the config key."""
         for name in ("steps", "batch_size", "max_completion_length"):
             if getattr(self, name) < 1:
-                raise HrsaError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+                raise HrsaError(f"recipes.rlvr.{name} must be >= 1, got {getattr(self, name)}")
         if self.num_generations < 2:
-            raise HrsaError(f"--num-generations must be >= 2 (GRPO compares completions), got {self.num_generations}")
+            raise HrsaError(f"recipes.rlvr.num_generations must be >= 2 (GRPO compares completions), got {self.num_generations}")
         if self.batch_size % self.num_generations:
             raise HrsaError(
                 f"--batch-size ({self.batch_size}) must be a multiple of --num-generations " f"({self.num_generations})"
             )
         if self.lr <= 0:
-            raise HrsaError(f"--lr must be > 0, got {self.lr}")
+            raise HrsaError(f"recipes.rlvr.lr must be > 0, got {self.lr}")
         if self.reward not in (*REWARDS, "auto"):
-            raise HrsaError(f"--reward must be one of {[*REWARDS, 'auto']}, got {self.reward!r}")
+            raise HrsaError(f"recipes.rlvr.reward must be one of {[*REWARDS, 'auto']}, got {self.reward!r}")
         if self.temperature <= 0:
-            raise HrsaError(f"--temperature must be > 0, got {self.temperature}")
+            raise HrsaError(f"recipes.rlvr.temperature must be > 0, got {self.temperature}")
         if self.save_steps < 0:
-            raise HrsaError(f"--save-steps must be >= 0, got {self.save_steps}")
+            raise HrsaError(f"recipes.rlvr.save_steps must be >= 0, got {self.save_steps}")
         if self.problems is not None:
             ProblemSource.parse(self.problems)
 
@@ -142,7 +157,7 @@ def _no_checkpointing(config_cls: type) -> dict[str, bool]:
     )
 
 
-def rlvr(model: str, out: str | Path, settings: RlvrSettings = RlvrSettings(), data: str | Path | None = None) -> Path:
+def rlvr(model: str, out: str | Path, settings: RlvrSettings) -> Path:
     """GRPO-tune `model` (directory or hub id) with a verifiable reward; save model, tokenizer, log, reward curve,
     kept checkpoints and provenance."""
     import torch
@@ -151,6 +166,7 @@ def rlvr(model: str, out: str | Path, settings: RlvrSettings = RlvrSettings(), d
 
     settings.validate()
     inputs = model_inputs(model)  # raises HrsaError for a missing directory before anything heavy
+    data = settings.data
     if data is not None:
         inputs["data"] = str(data)
     problems = load_problems(ProblemSource.parse(settings.problems)) if settings.problems else None

@@ -9,35 +9,48 @@ from __future__ import annotations
 import dataclasses
 import random
 from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from hrsa.backbones.common import BatchSampler, load_backbone, model_inputs, read_jsonl, save_backbone, train_causal_lm
-from hrsa.backbones.maths import ProblemSource, load_problems, problems_digest
+from hrsa.backbones.maths import ProblemSource, load_problems, problems_digest, problems_json
 from hrsa.corpus import arithmetic_problems
 from hrsa.errors import HrsaError
+from hrsa.schema import settings_from, with_defaults
 
 VERB = "sft"
 
 
 @dataclass(frozen=True)
 class SftSettings:
-    """SFT settings; defaults keep a run around 20 s on one CPU thread."""
+    """SFT settings: `recipes.sft` of the config (no defaults here: the schema's, through `from_config`, keep a tiny
+    run around 20 s on one CPU thread)."""
 
-    steps: int = 60
-    lr: float = 1e-3
-    batch_size: int = 16
-    max_length: int = 64
-    seed: int = 0
-    trust_remote_code: bool = False
-    problems: str | None = None  # maths problem source as JSON (hrsa.backbones.maths.ProblemSource)
+    steps: int
+    lr: float
+    batch_size: int
+    max_length: int
+    seed: int
+    problems: str | None  # maths problem source as JSON (hrsa.backbones.maths.ProblemSource), None: arithmetic
+    data: str | None  # JSONL with a `text` field (None: generated worked solutions)
+    trust_remote_code: bool = False  # not a recipe key: the pair's own flag
+
+    @classmethod
+    def from_config(cls, block: Mapping[str, Any] | None = None, trust_remote_code: bool = False) -> SftSettings:
+        """`recipes.sft` with the role's overrides, missing keys from the schema."""
+        values = with_defaults("recipes/sft", block)
+        values["problems"] = problems_json(values["problems"])
+        values["data"] = values["data"] or None
+        return settings_from(cls, "recipes/sft", values, trust_remote_code=trust_remote_code)
 
     def validate(self) -> None:
-        """Reject settings that would fail inside torch; messages name the flag."""
+        """Reject settings that would fail inside torch; messages name the config key."""
         for name in ("steps", "batch_size", "max_length"):
             if getattr(self, name) < 1:
-                raise HrsaError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+                raise HrsaError(f"recipes.sft.{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
-            raise HrsaError(f"--lr must be > 0, got {self.lr}")
+            raise HrsaError(f"recipes.sft.lr must be > 0, got {self.lr}")
         if self.problems is not None:
             ProblemSource.parse(self.problems)
 
@@ -65,12 +78,13 @@ def shuffled_sampler(texts: list[str]) -> BatchSampler:
     return sample
 
 
-def sft(model: str, out: str | Path, settings: SftSettings = SftSettings(), data: str | Path | None = None) -> Path:
+def sft(model: str, out: str | Path, settings: SftSettings) -> Path:
     """Fine-tune `model` (directory or hub id) on texts with next-token loss; save model, tokenizer, log, provenance."""
     from hrsa.runtime import torch_device
 
     settings.validate()
     inputs = model_inputs(model)  # raises HrsaError for a missing directory before anything heavy
+    data = settings.data
     if data is not None:
         inputs["data"] = str(data)
     digest = None
