@@ -34,10 +34,15 @@ demo: $(STAMP)
 results/report.html: results/report/index.md
 	$(SNAKEMAKE) --report $@ --quiet
 
-test: $(STAMP)
+test: lint
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q
 
+# The house's guardrails: import layers and no circles (import-linter, pyproject.toml), ruff, mypy, Snakemake's own
+# linter and snakefmt.
 lint: $(STAMP)
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/mypy
 	$(BIN)/snakemake --lint --configfile config/config.yaml
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 

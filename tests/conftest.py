@@ -49,5 +49,5 @@ def probe(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Path:
 
     out = tmp_path_factory.mktemp("probe") / "lines.jsonl"
     spec = {"builtin": "milton-lines", "n_texts": 240}
-    assert main(["make-data", "probe", "--spec", json.dumps(spec), "--root", str(repo), "--out", str(out)]) == 0
+    assert main(["make-data", "probe", "--config", json.dumps(spec), "--root", str(repo), "--out", str(out)]) == 0
     return out

@@ -27,7 +27,7 @@ LAYERS = ["0", "1", "2"]
 
 
 def extract(model: Path, probe: Path, out: Path, model_id: str = "t.base") -> Path:
-    assert main(["extract", "--model", str(model), "--model-id", model_id, "--probe", str(probe), "--probe-spec",
+    assert main(["extract", "--model", str(model), "--model-id", model_id, "--probe", str(probe), "--config",
                  json.dumps(SPEC), "--layers", ",".join(LAYERS), "--device", "cpu", "--out", str(out)]) == 0
     return out
 

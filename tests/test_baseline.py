@@ -66,7 +66,7 @@ def test_baseline_is_the_mean_pooled_bidirectional_backbone(baseline, tiny_backb
 def test_baseline_scores_offline_and_differs_from_the_trained_embedder(baseline, tiny_backbone, repo, tmp_path):
     """The baseline goes through `hrsa evaluate` like an embedder; a few contrastive steps change the score."""
     data = tmp_path / "train.jsonl"
-    assert main(["make-data", "train", "--spec", json.dumps({"builtin": "demo", "n_records": 48, "num_negatives": 2}),
+    assert main(["make-data", "train", "--config", json.dumps({"builtin": "demo", "n_records": 48, "num_negatives": 2}),
                  "--root", str(repo), "--out", str(data)]) == 0
     recipe = {**SHAPE, "batch_size": 8, "mini_batch_size": 4, "max_steps": 4, "save_steps": 2, "learning_rate": 1e-3,
               "num_negatives": 2}

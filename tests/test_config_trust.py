@@ -140,14 +140,14 @@ def test_what_cannot_be_read_offline_is_noted(repo):
 def test_empty_probe_fails_make_data(tmp_path, repo, capsys):
     out = tmp_path / "few.jsonl"
     spec = {"name": "few", "builtin": "milton-works", "n_texts": 3}  # 3 // 5 works = no text per work
-    rc = hrsa_main(["make-data", "probe", "--spec", json.dumps(spec), "--root", str(repo), "--out", str(out)])
+    rc = hrsa_main(["make-data", "probe", "--config", json.dumps(spec), "--root", str(repo), "--out", str(out)])
     err = capsys.readouterr().err
     assert rc == 2 and not out.exists()
     assert "probe 'few': no texts: builtin 'milton-works' gave none for n_texts=3" in err
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
     spec = {"name": "mine", "path": str(empty), "n_texts": 10}
-    rc = hrsa_main(["make-data", "probe", "--spec", json.dumps(spec), "--root", str(tmp_path), "--out", str(out)])
+    rc = hrsa_main(["make-data", "probe", "--config", json.dumps(spec), "--root", str(tmp_path), "--out", str(out)])
     assert rc == 2 and not out.exists()
     assert f"probe 'mine': no texts: {empty} has no rows" in capsys.readouterr().err
 

@@ -147,10 +147,10 @@ def _verb(name: str, tmp: Path, tiny: Path) -> tuple[list[str], str]:
     probe.write_text(json.dumps({"id": 0, "text": "hello world"}) + "\n")
     qwen = "Qwen/Qwen3-0.6B-Base"
     cases = {
-        "make-data probe": (["make-data", "probe", "--spec", json.dumps(
+        "make-data probe": (["make-data", "probe", "--config", json.dumps(
             {"name": "agnews", "hf": {"dataset": "fancyzhx/ag_news", "split": "test"}, "n_texts": 8})],
             "fancyzhx/ag_news"),
-        "make-data train": (["make-data", "train", "--spec", json.dumps(
+        "make-data train": (["make-data", "train", "--config", json.dumps(
             {"builtin": "", "hf": [{"dataset": "sentence-transformers/all-nli", "config": "triplet",
                                     "instruction": "x"}]})], "sentence-transformers/all-nli"),
         "extract": (["extract", "--model", qwen, "--model-id", "q.base", "--probe", str(probe), "--layers", "0"], qwen),

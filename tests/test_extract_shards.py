@@ -24,7 +24,7 @@ LAYERS = ["0", "1", "2"]
 
 
 def extract_args(model: Path, probe: Path, out: Path, *extra: str) -> list[str]:
-    return ["extract", "--model", str(model), "--model-id", "t.base", "--probe", str(probe), "--probe-spec",
+    return ["extract", "--model", str(model), "--model-id", "t.base", "--probe", str(probe), "--config",
             json.dumps(SPEC), "--layers", ",".join(LAYERS), "--device", "cpu", "--out", str(out), *extra]
 
 

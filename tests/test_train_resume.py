@@ -29,7 +29,7 @@ def data(tmp_path_factory, repo) -> Path:
 
     path = tmp_path_factory.mktemp("resume") / "train.jsonl"
     spec = {"builtin": "demo", "n_records": 256, "num_negatives": 2}
-    assert main(["make-data", "train", "--spec", json.dumps(spec), "--root", str(repo), "--out", str(path)]) == 0
+    assert main(["make-data", "train", "--config", json.dumps(spec), "--root", str(repo), "--out", str(path)]) == 0
     return path
 
 

@@ -64,11 +64,11 @@ def test_make_data_from_dataset_mines_missing_negatives(tmp_path, repo, capsys):
     out = tmp_path / "train.jsonl"
     args = ["make-data", "train", "--root", str(repo), "--out", str(out)]
     # without a miner the missing negatives are refused before any training
-    assert main([*args, "--spec", json.dumps(spec)]) == 2 and not out.exists()
+    assert main([*args, "--config", json.dumps(spec)]) == 2 and not out.exists()
     assert "pairs row 0: `neg` has 0 texts, 2 asked" in capsys.readouterr().err
     spec["mine"] = {"enabled": True}  # records may now lack negatives: the `mine` verb (its own rule) fills them in
     raw = tmp_path / "train.prepared.jsonl"
-    assert main([*args[:-1], str(raw), "--spec", json.dumps(spec)]) == 0
+    assert main([*args[:-1], str(raw), "--config", json.dumps(spec)]) == 0
     assert all(json.loads(x)["neg"] == [] for x in raw.read_text().splitlines())
     mine = ["mine", "--data", str(raw), "--num-negatives", "2", "--range-max", "10", "--device", "cpu"]
     assert main([*mine, "--num-negatives", "40", "--out", str(out)]) == 2 and not out.exists()

@@ -20,10 +20,10 @@ def workdir(tmp_path_factory, repo, tiny_backbone) -> Path:
     """Training data, two probe sets and one trained embedder, shared by the tests of this module."""
     wd = tmp_path_factory.mktemp("verbs")
     spec = {"builtin": "demo", "n_records": 48, "num_negatives": 2}
-    assert main(["make-data", "train", "--spec", json.dumps(spec), "--root", str(repo), "--out", str(wd / "train.jsonl")]) == 0
+    assert main(["make-data", "train", "--config", json.dumps(spec), "--root", str(repo), "--out", str(wd / "train.jsonl")]) == 0
     for name, spec in {"tok": {"builtin": "milton-lines", "n_texts": 40},
                        "sent": {"builtin": "milton-works", "n_texts": 60, "granularity": "sentence"}}.items():
-        assert main(["make-data", "probe", "--spec", json.dumps(spec), "--root", str(repo),
+        assert main(["make-data", "probe", "--config", json.dumps(spec), "--root", str(repo),
                      "--out", str(wd / f"{name}.jsonl")]) == 0
     assert main(["train", "--backbone", str(tiny_backbone), "--data", str(wd / "train.jsonl"), "--seed", "0",
                  "--recipe", json.dumps(RECIPE), "--checkpoints", str(wd / "ckpt"), "--model-id", "t.base-E.s0",
@@ -146,7 +146,7 @@ def test_extract_token_and_sentence(workdir, tiny_backbone):
     spec = {"granularity": "token", "max_tokens": 200, "max_length": 24, "seed": 1}
     for model, mid in ((tiny_backbone, "t.base"), (workdir / "emb", "t.base-E.s0")):
         assert main(["extract", "--model", str(model), "--model-id", mid, "--probe", str(workdir / "tok.jsonl"),
-                     "--probe-spec", json.dumps(spec), "--layers", "0,1,2", "--device", "cpu",
+                     "--config", json.dumps(spec), "--layers", "0,1,2", "--device", "cpu",
                      "--out", str(out / mid)]) == 0
     meta_a = json.loads((out / "t.base/_meta.json").read_text())
     meta_b = json.loads((out / "t.base-E.s0/_meta.json").read_text())
@@ -169,7 +169,7 @@ def test_extract_token_and_sentence(workdir, tiny_backbone):
 
     sspec = {"granularity": "sentence", "max_length": 64}  # = the embedder's max_seq_length
     assert main(["extract", "--model", str(workdir / "emb"), "--model-id", "t.base-E.s0", "--probe",
-                 str(workdir / "sent.jsonl"), "--probe-spec", json.dumps(sspec), "--layers", "0,2,pooled",
+                 str(workdir / "sent.jsonl"), "--config", json.dumps(sspec), "--layers", "0,2,pooled",
                  "--device", "cpu", "--out", str(out / "sent")]) == 0
     from hrsa.train import load_embedder
 
@@ -252,7 +252,7 @@ def test_extraction_attention_is_configurable_recorded_and_checked(workdir, tiny
         out = workdir / "attn" / mode
         extra = [] if mode == "default" else ["--attention", mode]
         assert main(["extract", "--model", str(tiny_backbone), "--model-id", "t.base", "--probe",
-                     str(workdir / "tok.jsonl"), "--probe-spec", json.dumps(spec), "--layers", "2",
+                     str(workdir / "tok.jsonl"), "--config", json.dumps(spec), "--layers", "2",
                      "--device", "cpu", "--out", str(out), *extra]) == 0
         metas[mode] = json.loads((out / "_meta.json").read_text())
         X = load_layer(out, "2")

@@ -14,6 +14,7 @@ from typing import Any
 
 from hrsa.corpus import chunk_words, corpus_files, iter_arithmetic, make_problem, split_lines, split_paragraphs
 from hrsa.errors import DataError
+from hrsa.schema import with_defaults
 
 # the study's query prompt (training and evaluation alike); documents get none
 QUERY_TEMPLATE = "Instruct: {instruction}\nQuery: "
@@ -178,7 +179,8 @@ def probe_rows(spec: dict[str, Any], root: Path) -> list[dict[str, Any]]:
 
     An empty set fails here, in the cheap `make-data probe` job, naming the probe and why, instead of at `compare`.
     """
-    name = spec.get("name", "?")
+    spec = with_defaults("probes/*", spec)
+    name = spec["name"]
     try:
         rows, source = _probe_source_rows(spec, root)
     except DataError as exc:
@@ -190,7 +192,7 @@ def probe_rows(spec: dict[str, Any], root: Path) -> list[dict[str, Any]]:
 
 def _probe_source_rows(spec: dict[str, Any], root: Path) -> tuple[list[dict[str, Any]], str]:
     """(rows, what an empty result would mean) from the probe's one source."""
-    n, seed = int(spec.get("n_texts", 256)), int(spec.get("seed", 0))
+    n, seed = int(spec["n_texts"]), int(spec["seed"])
     if spec.get("builtin"):
         corpus = root / "data/corpus/milton"
         why = f"builtin {spec['builtin']!r} gave none for n_texts={n}"
@@ -206,7 +208,7 @@ def _probe_source_rows(spec: dict[str, Any], root: Path) -> tuple[list[dict[str,
         return _select(rows, n, seed, **_selection(spec)), f"{spec['path']} has no rows"
     hf = spec["hf"]
     ds = load_hub_dataset(*probe_dataset_args(hf))
-    text_field, label = hf.get("text_field", "text"), hf.get("label_field") or None
+    text_field, label = hf["text_field"], hf["label_field"] or None
     missing = [c for c in (text_field, label) if c and c not in ds.column_names]
     if missing:
         raise DataError(f"hub dataset {hf['dataset']}: no columns {missing} (has {ds.column_names})")
@@ -261,12 +263,14 @@ def _label(value: Any) -> str | None:
 
 def probe_dataset_args(hf: dict[str, Any]) -> tuple[str, str | None, str]:
     """(dataset, config, split) a probe's `hf` entry loads (the download plan fetches the same)."""
-    return hf["dataset"], hf.get("config") or None, hf.get("split", "test")
+    hf = with_defaults("probes/*/hf", hf)
+    return hf["dataset"], hf["config"] or None, hf["split"]
 
 
 def training_dataset_args(entry: dict[str, Any]) -> tuple[str, str | None, str]:
     """(dataset, config, split) a `training_data.hf` entry loads (the download plan fetches the same)."""
-    return entry["dataset"], entry.get("config") or None, entry.get("split", "train")
+    entry = with_defaults("training_data/hf/*", entry)
+    return entry["dataset"], entry["config"] or None, entry["split"]
 
 
 def load_hub_dataset(name: str, config: str | None, split: str) -> Any:
@@ -285,6 +289,7 @@ def hub_training_records(entry: dict[str, Any], num_negatives: int = 0) -> list[
     Every row is checked like a local file (errors name the dataset and row); pass num_negatives=0 when negatives
     are mined afterwards.
     """
+    entry = with_defaults("training_data/hf/*", entry)
     name = entry["dataset"]
     try:
         ds = load_hub_dataset(*training_dataset_args(entry))
@@ -293,7 +298,7 @@ def hub_training_records(entry: dict[str, Any], num_negatives: int = 0) -> list[
     if entry.get("max_rows"):
         ds = ds.select(range(min(int(entry["max_rows"]), len(ds))))
     ds = pin_rows(ds, name, int(entry.get("rows") or 0))
-    qf, pf, nfs = entry.get("query_field", "anchor"), entry.get("pos_field", "positive"), entry.get("neg_fields", [])
+    qf, pf, nfs = entry["query_field"], entry["pos_field"], entry["neg_fields"]
     missing = [c for c in [qf, pf, *nfs] if c not in ds.column_names]
     if missing:
         raise DataError(f"hub dataset {name}: no columns {missing} (has {ds.column_names})")

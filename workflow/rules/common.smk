@@ -291,9 +291,15 @@ def model_pair(model):
 GPU_AS_GRES = os.environ.get("HRSA_SLURM_GPU_FLAG", "gpus") == "gres"
 
 
+# resources.device: cpu asks for no GPU anywhere; a job's device then follows its request (`--gpus {resources.gpu_slots}`:
+# 0 runs on CPU, more on CUDA where the node has it), so the device never enters a job's parameters.
+GPU_JOBS = lookup(dpath="resources/device", within=config) != "cpu"
+
+
 def gpu_request(count):
-    """Resources of a rule that uses `count` GPUs (an int, or a function of the wildcards)."""
-    n = count if callable(count) else (lambda wc: count)
+    """Resources of a rule that uses `count` GPUs (an int, or a function of the wildcards); none under
+    resources.device: cpu."""
+    n = (count if callable(count) else (lambda wc: count)) if GPU_JOBS else (lambda wc: 0)
     if GPU_AS_GRES:
         return {
             "gpu": 0,

@@ -21,10 +21,10 @@ rule prepare_training_data:
         mem_mb=2000,
         runtime=30,
     params:
-        spec=as_json(prepared_data_spec()),
+        config=as_json(prepared_data_spec()),
         root=q(repo_path(".")),
     shell:
-        "hrsa make-data train --threads {threads} --spec {params.spec} --root {params.root} --out {output:q} > {log:q} 2>&1"
+        "hrsa make-data train --threads {threads} --config {params.config} --root {params.root} --out {output:q} > {log:q} 2>&1"
 
 
 rule mine_hard_negatives:
@@ -49,7 +49,6 @@ rule mine_hard_negatives:
         num_negatives=lookup(dpath="training_data/num_negatives", within=config),
         margin=lookup(dpath="training_data/mine/relative_margin", within=config),
         range_max=lookup(dpath="training_data/mine/range_max", within=config),
-        device=q(lookup(dpath="device", within=config)),
         trust=trust_option(
             lookup(dpath="training_data/mine/trust_remote_code", within=config)
         ),
@@ -60,7 +59,7 @@ rule mine_hard_negatives:
         ),
     shell:
         "hrsa mine --threads {threads} --data {input.data:q} --model {params.model} --num-negatives {params.num_negatives}"
-        " --relative-margin {params.margin} --range-max {params.range_max} --device {params.device}"
+        " --relative-margin {params.margin} --range-max {params.range_max} --gpus {resources.gpu_slots}"
         " --out {output:q} {params.trust} {params.replace} > {log:q} 2>&1"
 
 
@@ -78,7 +77,7 @@ rule prepare_probe:
         mem_mb=2000,
         runtime=30,
     params:
-        spec=lambda wc: as_json(STUDY.probes[wc.probe]),
+        config=lambda wc: as_json(STUDY.probes[wc.probe]),
         root=q(repo_path(".")),
     shell:
-        "hrsa make-data probe --threads {threads} --spec {params.spec} --root {params.root} --out {output:q} > {log:q} 2>&1"
+        "hrsa make-data probe --threads {threads} --config {params.config} --root {params.root} --out {output:q} > {log:q} 2>&1"

