@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -92,7 +92,7 @@ def package_versions(names: tuple[str, ...] = PROVENANCE_PACKAGES) -> dict[str, 
     return out
 
 
-def provenance(params: dict[str, Any], inputs: dict[str, str | os.PathLike[str]] | None = None) -> dict[str, Any]:
+def provenance(params: dict[str, Any], inputs: Mapping[str, str | os.PathLike[str]] | None = None) -> dict[str, Any]:
     """What produced an output: parameters, input content hashes, package versions, hardware."""
     return {
         "params": params,

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from hrsa.errors import HrsaError
-from hrsa.tensors import n_rows, take_rows
 from hrsa.metrics.registry import Metric, get_metric
+from hrsa.tensors import n_rows, take_rows
 
 
 def _rows_hp(hp: dict[str, Any], idx: np.ndarray) -> dict[str, Any]:

@@ -77,7 +77,7 @@ def load_backbone(
         raise HrsaError(f"cannot load {kind} {spec}: {str(exc).splitlines()[0]}") from exc
     if tokenizer.pad_token is None:  # many hub LMs ship without one; padding is masked anyway
         tokenizer.pad_token = tokenizer.eos_token
-    return model.to(device), tokenizer
+    return model.to(device), tokenizer  # type: ignore[arg-type]  # transformers types .to() for modules
 
 
 def read_jsonl(path: str | Path, fields: Sequence[str]) -> list[dict[str, str]]:
@@ -149,7 +149,7 @@ def train_causal_lm(
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(steps))
     model.train()
-    rows: list[dict[str, float]] = []
+    rows: list[dict[str, Any]] = []
     start = time.perf_counter()
     try:
         for step in range(1, steps + 1):

@@ -100,10 +100,10 @@ def split_solution(text: str, answer_format: str) -> tuple[str, str]:
         answer = answer.strip().replace(",", "")
         body = _CALCULATOR.sub("", body).strip()
         return f"{body}\nThe final answer is \\boxed{{{answer}}}.", answer
-    answer = last_boxed(text)
-    if not answer:
+    boxed = last_boxed(text)
+    if not boxed:
         raise ValueError("no \\boxed{} answer")
-    return text.strip(), answer
+    return text.strip(), boxed
 
 
 def _rows(source: ProblemSource) -> list[dict[str, Any]]:
@@ -118,6 +118,7 @@ def _rows(source: ProblemSource) -> list[dict[str, Any]]:
     from hrsa.hub import HubMissError
 
     try:
+        assert source.dataset is not None  # parse() checked: a path or a dataset
         ds = load_hub_dataset(source.dataset, source.config, source.split)
     except HubMissError:
         raise  # already one line naming the set and how to fetch it
@@ -131,7 +132,7 @@ def _rows(source: ProblemSource) -> list[dict[str, Any]]:
 
 def load_problems(source: ProblemSource) -> list[Problem]:
     """Problems in source order (the first `limit`); a record without its fields or final answer is a DataError."""
-    problems = []
+    problems: list[Problem] = []
     for row in _rows(source):
         if source.limit is not None and len(problems) == source.limit:
             break

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hrsa.backbones.common import BatchSampler, save_backbone, train_causal_lm
@@ -120,7 +120,7 @@ def pretrain(corpus_dir: str | Path, out: str | Path, settings: PretrainSettings
         VERB, f"tokenizer: {len(tokenizer)} tokens from {len(passages)} passages ({time.perf_counter() - start:.1f}s)"
     )
     device = torch_device("auto")
-    model = build_model(settings, tokenizer).to(device)
+    model = build_model(settings, tokenizer).to(device)  # type: ignore[arg-type]  # transformers types .to()
     progress(VERB, f"model: {model.num_parameters():,} parameters on {device}")
     rows = train_causal_lm(
         model,

@@ -11,9 +11,9 @@ import dataclasses
 import tempfile
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hrsa.backbones.common import PROGRESS_EVERY, load_backbone, model_inputs, read_jsonl, save_backbone
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from datasets import Dataset
 
 VERB = "rlvr"
-REWARDS = {"first_integer": correct_reward, "math_verify": verified_reward}
+REWARDS: dict[str, Any] = {"first_integer": correct_reward, "math_verify": verified_reward}
 CURVE = "reward_curve.tsv"
 
 
@@ -113,7 +113,7 @@ def _progress_callback(steps: int) -> Any:
     """TrainerCallback printing one line per PROGRESS_EVERY steps (and the last) with the mean reward."""
     from transformers import TrainerCallback
 
-    class Progress(TrainerCallback):  # type: ignore[misc]
+    class Progress(TrainerCallback):
         def __init__(self) -> None:
             self.start = time.perf_counter()
 
@@ -147,7 +147,7 @@ def curve_summary(curve: list[dict[str, float]]) -> str:
     return f"pass rate (mean reward) first third {first:.3f}, last third {last:.3f} over {len(curve)} steps"
 
 
-def _no_checkpointing(config_cls: type) -> dict[str, bool]:
+def _no_checkpointing(config_cls: type) -> dict[str, Any]:
     """Turn activation checkpointing off (TRL defaults it on; slow, useless at this size) under its current name."""
     names = {f.name for f in dataclasses.fields(config_cls)}
     return (

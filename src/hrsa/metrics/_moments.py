@@ -8,6 +8,7 @@ summing raw LLM activations (large mean, "massive activation" channels) would ca
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -43,7 +44,7 @@ class Moments:
         self.ox, self.oy = offsets(self.wx), offsets(self.wy)
         self.dtype, self.device = dtype, torch.device(device)
         lx, ly, dx, dy = len(self.wx), len(self.wy), self.ox[-1], self.oy[-1]
-        z = {"dtype": F64, "device": self.device}
+        z: dict[str, Any] = {"dtype": F64, "device": self.device}
         self.n = 0
         self.shift_x, self.shift_y = shift_x, shift_y
         self.sx, self.sy = torch.zeros(dx, **z), torch.zeros(dy, **z)  # column sums of x~, y~ (all layers)

@@ -16,8 +16,9 @@ layers whose intervals are asked for.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -70,6 +71,12 @@ def _quad(w: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """w_r' M w_r for every row of w."""
     return ((w @ m) * w).sum(1)
 
+
+
+def _added(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
+    """Sum of tensors in order, as builtin sum() adds them (the same rounding), typed as a tensor."""
+    total: Any = sum(tensors)
+    return total
 
 @dataclass
 class _Kind:
@@ -188,8 +195,8 @@ class PairBlocks:
         total = Moments([self.dx], [self.dy], dtype=self.dtype, device=self.device, shift_x=mom[0].shift_x,
                         shift_y=mom[0].shift_y)
         total.n = sum(m.n for m in mom)
-        total.sx, total.sy = sum(m.sx for m in mom), sum(m.sy for m in mom)
-        total.nx2, total.ny2 = sum(m.nx2 for m in mom), sum(m.ny2 for m in mom)
+        total.sx, total.sy = _added(m.sx for m in mom), _added(m.sy for m in mom)
+        total.nx2, total.ny2 = _added(m.nx2 for m in mom), _added(m.ny2 for m in mom)
         xy = [m.cross_terms(0, 0) for m in mom]
         small = {"sx": torch.stack([p.sx for p in xy]), "sy": torch.stack([p.sy for p in xy]),
                  "nx2": torch.stack([p.nx2 for p in xy]), "ny2": torch.stack([p.ny2 for p in xy])}
@@ -197,7 +204,7 @@ class PairBlocks:
         diag_xy = torch.stack([torch.diagonal(p.s) for p in xy]) if self.same_width else None
         cross = None
         if self.same_width:
-            cross = torch.stack([p.s for p in xy]) if keep_cross else sum(p.s for p in xy).unsqueeze(0)
+            cross = torch.stack([p.s for p in xy]) if keep_cross else _added(p.s for p in xy).unsqueeze(0)
         kind_xy = _Kind.build(xy)
         del xy
         for m in mom:

@@ -10,8 +10,8 @@ import torch
 
 from hrsa.errors import HrsaError
 from hrsa.metrics._moments import F64, Moments, cka_from_hsic
-from hrsa.tensors import Device, to_tensor
 from hrsa.metrics.procrustes import orthogonal_from_cross, residual_and_cosine, rotation_stats
+from hrsa.tensors import Device, to_tensor
 
 
 class StreamingPairStats:
