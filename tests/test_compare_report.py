@@ -98,7 +98,7 @@ def test_misaligned_rows_are_refused(setup, capsys):
 
 
 def test_report_tables(tmp_path):
-    from hrsa.report import build_report
+    from hrsa.report import build_report, grid_summary
 
     scores = {("base", 0): 0.50, ("base", 1): 0.52, ("reason", 0): 0.55, ("reason", 1): 0.58}
     for (role, seed), value in scores.items():
@@ -113,7 +113,7 @@ def test_report_tables(tmp_path):
         p.parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(rows).to_parquet(p)
     index = build_report(sorted((tmp_path / "hrsa").glob("*/*.parquet")), sorted((tmp_path / "eval").glob("*/*.json")),
-                         {"pairs": [{"name": "t"}], "seeds": [0, 1]}, tmp_path / "report")
+                         {}, tmp_path / "report", grid=grid_summary({"pairs": [{"name": "t"}], "seeds": [0, 1]}))
     emb = pd.read_csv(tmp_path / "report/tables/embedding_scores.tsv", sep="\t")
     reason = emb[(emb.role == "reason-E") & (emb.task == "TaskA")].iloc[0]
     assert reason["mean"] == pytest.approx(0.565)

@@ -143,10 +143,11 @@ def build_demo(root: Path, scores: dict[str, dict[str, float]] | None = None) ->
 
 
 def run_report(root: Path, demo: dict[str, Any], **extra: Any) -> Path:
-    from hrsa.report import build_report
+    from hrsa.report import build_report, grid_summary
 
-    return build_report(demo["hrsa"], demo["evals"], demo["config"], root / "results/report",
-                        task_benchmarks=demo["task_benchmarks"], procrustes_maps=demo["maps"], **extra)
+    return build_report(demo["hrsa"], demo["evals"], demo["config"]["report"], root / "results/report",
+                        grid=grid_summary(demo["config"]), task_benchmarks=demo["task_benchmarks"],
+                        procrustes_maps=demo["maps"], **extra)
 
 
 @pytest.fixture(scope="module")
@@ -307,11 +308,11 @@ def test_cli_reads_exactly_the_run_records(tmp_path, monkeypatch):
     demo = build_demo(tmp_path)
     monkeypatch.chdir(tmp_path)
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-    from hrsa.report import run_inputs
+    from hrsa.report import grid_summary, run_inputs
 
     models = [f"{PAIR}.{r}-E.s{s}" for r in ("base", "reason", "sft") for s in SEEDS]
     built = [f"{PAIR}.{r}" for r in ("base", "reason", "sft")]
-    rec = run_inputs(models, 2, list(PROBES), built + models, built,
+    rec = run_inputs(models, ["group0", "group1"], list(PROBES), built + models, built,
                      [str(p.relative_to(tmp_path)) for p in demo["hrsa"]], True)
     for i, path in enumerate(rec["benchmarks"]):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -321,8 +322,9 @@ def test_cli_reads_exactly_the_run_records(tmp_path, monkeypatch):
         (Path(d) / "provenance.json").write_text(json.dumps({"params": {"device": "cuda"}, "packages": {"torch": "9"}}))
     args = ["report", "--hrsa", *[str(p.relative_to(tmp_path)) for p in demo["hrsa"]], "--eval-dir", "results/eval",
             "--models", *models, "--tasks", *TASKS, "--task-benchmarks", json.dumps(demo["task_benchmarks"]),
-            "--config", json.dumps(demo["config"]), "--run-records", "--probes", *PROBES, "--backbones", *built,
-            "--extract-models", *built, *models, "--mine", "--eval-groups", "2", "--out", "results/report"]
+            "--config", json.dumps(demo["config"]["report"]), "--grid", json.dumps(grid_summary(demo["config"])),
+            "--run-records", "--probes", *PROBES, "--backbones", *built, "--extract-models", *built, *models, "--mine",
+            "--eval-groups", "group0", "group1", "--out", "results/report"]
     assert main(args) == 0
     jobs = pd.read_csv("results/report/tables/jobs.tsv", sep="\t")
     assert len(jobs) == len(rec["benchmarks"]) and jobs.wall_s.iloc[0] == 10.0 and jobs.max_rss_mb.iloc[0] == 500.0

@@ -38,7 +38,7 @@ def test_report_verb_reads_exactly_the_declared_inputs(tmp_path, baseline):
     assert read == declared
     # backbones, mine, train, extract, knn, compare, evaluate groups (embedders; with the baseline also the 3 raw
     # backbones)
-    groups = args.eval_groups
+    groups = len(args.eval_groups)
     assert groups >= 1
     assert len(rec["benchmarks"]) == 3 + 1 + 6 + 18 + 18 + 24 + (6 + (3 if baseline else 0)) * groups
     assert ("results/eval/tiny.base/HrsaLee50.json" in declared) == baseline

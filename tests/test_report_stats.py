@@ -94,9 +94,10 @@ def scores(shift: float, n_seeds: int, noise: float, seed: int = 0) -> pd.DataFr
     (0.0, 2, 1.5, "inconclusive"),
 ])
 def test_verdicts_of_synthetic_score_sets(shift, n_seeds, noise, verdict):
-    from hrsa.report import FALLBACK, equivalence, verdict_lines
+    from hrsa.report import equivalence, verdict_lines
+    from hrsa.schema import with_defaults
 
-    eq = equivalence(scores(shift, n_seeds, noise), FALLBACK)
+    eq = equivalence(scores(shift, n_seeds, noise), with_defaults("report"))
     row = eq[eq.measure == "mean_task"].iloc[0]
     assert row.verdict == verdict
     assert row.delta == pytest.approx(shift, abs=4 * noise + 0.1)
@@ -114,12 +115,13 @@ def test_verdicts_of_synthetic_score_sets(shift, n_seeds, noise, verdict):
 
 
 def test_holm_runs_across_pairs_and_benchmarks():
-    from hrsa.report import FALLBACK, equivalence
+    from hrsa.report import equivalence
+    from hrsa.schema import with_defaults
 
     a = scores(0.0, 4, 0.2, seed=1)
     b = scores(0.0, 4, 0.2, seed=2).assign(pair="q")
     c = scores(0.0, 4, 0.2, seed=3).assign(benchmark="C")
-    eq = equivalence(pd.concat([a, b, c]), FALLBACK)
+    eq = equivalence(pd.concat([a, b, c]), with_defaults("report"))
     task = eq[eq.measure == "mean_task"]
     assert len(task) == 3
     assert task.p_tost_holm.to_numpy() == pytest.approx(holm(task.p_tost.to_numpy()))

@@ -7,10 +7,13 @@ localrules:
     report,
 
 
+# TODO(lead): list(EVAL_GROUPS)
+EVAL_GROUP_NAMES = [f"group{i}" for i in range(len(evaluation_chunks()))]
+
 REPORT_RECORDS = grid_records(
     STUDY,
     evaluated_models(),
-    len(evaluation_chunks()),
+    EVAL_GROUP_NAMES,
     report_hrsa_tables(),
     bool(lookup(dpath="training_data/mine/enabled", within=config)),
 )
@@ -25,29 +28,29 @@ rule report:
         models=REPORT_RECORDS["models"],
     output:
         index=report(
-            "results/report/index.md",
+            paths.REPORT_INDEX,
             caption="../report/index.rst",
             category="Summary",
         ),
         html=report(
-            "results/report/index.html",
+            paths.REPORT_HTML,
             caption="../report/html.rst",
             category="Summary",
         ),
         tables=report(
-            directory("results/report/tables"),
+            directory(paths.REPORT_TABLES),
             patterns=["{name}.tsv"],
             caption="../report/tables.rst",
             category="Tables",
         ),
         figures=report(
-            directory("results/report/figures"),
+            directory(paths.REPORT_FIGURES),
             patterns=["{name}.png"],
             caption="../report/figures.rst",
             category="Figures",
         ),
     log:
-        "logs/report.log",
+        paths.LOG_REPORT,
     conda:
         "../../envs/hrsa.yaml"
     threads: 1
@@ -55,7 +58,9 @@ rule report:
         mem_mb=4000,
         runtime=30,
     params:
-        config=as_json(config),
+        # the science the verb reads, never the whole config: resources, threads and devices must not rerun it
+        config=as_json(lookup(dpath="report", within=config)),
+        grid=as_json(REPORT_RECORDS["grid"]),
         models=" ".join(map(q, evaluated_models())),
         tasks=" ".join(map(q, EVAL_TASKS)),
         task_benchmarks=as_json(EVAL_BENCHMARKS),
@@ -63,12 +68,12 @@ rule report:
         backbones=" ".join(map(q, REPORT_RECORDS["built"])),
         extracted=" ".join(map(q, REPORT_RECORDS["extracted"])),
         mine="--mine" if REPORT_RECORDS["mine"] else "",
-        groups=len(evaluation_chunks()),
+        groups=" ".join(map(q, EVAL_GROUP_NAMES)),
     shell:
         # the evaluations, benchmarks and provenance files are named by the grid (exactly input.evals,
         # input.benchmarks and input.models, through hrsa.report.run_inputs): their ~5,000 paths on the paper grid
         # would pass the 128 KiB limit of one shell command line
         "hrsa report --threads {threads} --hrsa {input.hrsa:q} --eval-dir results/eval --models {params.models}"
-        " --tasks {params.tasks} --task-benchmarks {params.task_benchmarks} --config {params.config}"
+        " --tasks {params.tasks} --task-benchmarks {params.task_benchmarks} --config {params.config} --grid {params.grid}"
         " --run-records --eval-groups {params.groups} --probes {params.probes} --backbones {params.backbones} --extract-models {params.extracted}"
         " {params.mine} --procrustes-maps {input.procrustes:q} --out results/report > {log:q} 2>&1"

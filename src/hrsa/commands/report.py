@@ -22,7 +22,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tasks", nargs="*", default=[], metavar="TASK", help="tasks whose evaluations are read")
     p.add_argument("--task-benchmarks", default=None,
                    help="JSON {task: benchmark or null}: Table 1's grouping (default: every task on its own list)")
-    p.add_argument("--config", default="{}", help="the study config as JSON (header, report settings)")
+    p.add_argument("--config", default="{}",
+                   help="the config's `report:` block as JSON (keys left out take the schema's defaults)")
+    p.add_argument("--grid", default=None,
+                   help="JSON grid summary shown under 'what was run' (hrsa.report.grid_summary of the study config)")
     p.add_argument("--run-records", action="store_true",
                    help="read the grid's provenance.json and benchmarks/*.tsv files (paths relative to the cwd)")
     p.add_argument("--backbones", nargs="*", default=[], metavar="MODEL",
@@ -31,8 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="models whose extraction benchmarks are read")
     p.add_argument("--probes", nargs="*", default=[], metavar="PROBE", help="probe sets of the grid")
     p.add_argument("--mine", action="store_true", help="the grid mines hard negatives (read its benchmark)")
-    p.add_argument("--eval-groups", type=int, default=0, metavar="N",
-                   help="task groups each model is scored in (benchmarks/eval/{model}/group{i}.tsv, i < N)")
+    p.add_argument("--eval-groups", nargs="*", default=[], metavar="GROUP",
+                   help="names of the task groups each model is scored in (benchmarks/eval/{model}/{group}.tsv)")
     p.add_argument("--procrustes-maps", nargs="*", default=[], type=Path, metavar="NPZ",
                    help="Procrustes maps ({probe}/{comparison}.procrustes.npz with O and layer) to draw")
     p.add_argument("--out", required=True, help="report directory")
@@ -73,6 +76,7 @@ def run(args: argparse.Namespace) -> None:
         prov = _existing([Path(p) / "provenance.json" for p in rec["models"]], "provenance file",
                          "rerun the job that builds that model")
     tb = json.loads(args.task_benchmarks) if args.task_benchmarks else None
-    index = build_report(args.hrsa, evals, json.loads(args.config), Path(args.out), task_benchmarks=tb,
+    grid = json.loads(args.grid) if args.grid else None
+    index = build_report(args.hrsa, evals, json.loads(args.config), Path(args.out), grid=grid, task_benchmarks=tb,
                          benchmark_files=bench, provenance_files=prov, procrustes_maps=args.procrustes_maps)
     print(f"report: {index.resolve()}")

@@ -1,0 +1,98 @@
+"""Reading the report's inputs: evaluation results, HRSA tables, job records (Snakemake `benchmark:` TSVs) and
+model provenance, and the hardware and packages of the machine that builds the report.
+
+Only the files passed are read (the rule's declared inputs), so results of seeds, tasks or comparisons no longer in
+the config cannot leak into the report.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hrsa import paths
+from hrsa.errors import DataError
+from hrsa.grid import parse_comparison, parse_model_id
+from hrsa.io import package_versions
+
+#: uncertainty columns an HRSA table may lack (older compare), filled as "not computed"
+HRSA_EXTRA = {"ci_low": np.nan, "ci_high": np.nan, "null_mean": np.nan, "null_q95": np.nan, "se": np.nan,
+              "bias": np.nan, "ci_method": "none", "resample_unit": "", "null_kind": "none", "flag": ""}
+
+
+def load_evaluations(files: Sequence[Path]) -> pd.DataFrame:
+    """One row per (embedder, task) from exactly these `{model}/{task}.json` files: pair, role, seed, task, score."""
+    rows = []
+    for path in map(Path, files):
+        model, task = path.parent.name, path.stem
+        data = json.loads(path.read_text())
+        entry = data.get("results", data).get(task)
+        if entry is None:
+            continue
+        pair, role, seed = parse_model_id(model)
+        rows.append({"pair": pair, "role": role, "seed": seed, "task": task, "score": float(entry["main_score"]),
+                     "score_name": entry.get("main_score_name", "")})
+    return pd.DataFrame(rows, columns=["pair", "role", "seed", "task", "score", "score_name"])
+
+
+def load_hrsa(files: Sequence[Path]) -> pd.DataFrame:
+    """Exactly these `{probe}/{comparison}.parquet` HRSA tables, with probe, pair, kind (seed stripped), seed and
+    the models compared; uncertainty columns a table lacks (older compare) are filled as 'not computed'."""
+    frames = []
+    for path in map(Path, files):
+        df = pd.read_parquet(path)
+        c = parse_comparison(path.stem)
+        # a noise floor (two seeds of one recipe) is keyed by its left seed; its kind names it (`X-E~X-E`)
+        df = df.assign(probe=path.parent.name, comparison=path.stem, pair=c.pair, kind=c.kind,
+                       seed=-1 if c.seed is None else c.seed, model_x=c.model("left"), model_y=c.model("right"))
+        for col, fill in HRSA_EXTRA.items():
+            if col not in df:
+                df[col] = fill
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def read_benchmarks(files: Sequence[Path]) -> pd.DataFrame:
+    """Snakemake `benchmark:` TSVs: one row per job (job = path below benchmarks/), wall seconds, peak RSS (MB)."""
+    rows = []
+    for path in map(Path, files):
+        df = pd.read_csv(path, sep="\t")
+        if df.empty:
+            continue
+        rec = df.iloc[-1]
+        job = str(path.with_suffix("")).split(paths.BENCH_ROOT, 1)[-1]
+        rows.append({"job": job, "rule": job.split("/", 1)[0], "wall_s": float(rec.get("s", math.nan)),
+                     "max_rss_mb": float(rec.get("max_rss", math.nan)),
+                     "cpu_time_s": float(rec.get("cpu_time", math.nan)),
+                     "mean_load": float(rec.get("mean_load", math.nan))})
+    return pd.DataFrame(rows, columns=["job", "rule", "wall_s", "max_rss_mb", "cpu_time_s", "mean_load"])
+
+
+def read_provenance(files: Sequence[Path]) -> pd.DataFrame:
+    """Per model directory's provenance.json: the model, the device it ran on, its hardware record (when provenance
+    holds one) and its package versions."""
+    rows = []
+    for path in map(Path, files):
+        file = path / "provenance.json" if path.is_dir() else path
+        if not file.is_file():
+            raise DataError(f"{file} is missing: rerun the job that builds {path}")
+        prov = json.loads(file.read_text())
+        params = prov.get("params") or {}
+        hw = prov.get("hardware") or {}
+        rows.append({"model": file.parent.name, "device": str(params.get("device", "")),
+                     "hardware": ", ".join(f"{k}={v}" for k, v in sorted(hw.items())) if hw else "not recorded",
+                     **{f"pkg:{k}": v for k, v in (prov.get("packages") or {}).items()}})
+    return pd.DataFrame(rows)
+
+
+def report_host() -> dict[str, str]:
+    """Hardware and packages of the machine that built this report."""
+    return {"platform": platform.platform(), "python": platform.python_version(),
+            "cpus": str(os.cpu_count()), **{f"pkg:{k}": v for k, v in package_versions().items()}}
