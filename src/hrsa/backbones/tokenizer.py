@@ -1,6 +1,6 @@
 """Byte-level BPE tokenizer trained on the offline corpus, with the exact pipeline of transformers' Qwen2Tokenizer.
 
-Why that pipeline and not FACTS.md's plain ByteLevel one: in transformers 5.x, AutoTokenizer on a directory whose
+Why that pipeline and not a plain ByteLevel one: in transformers 5.x, AutoTokenizer on a directory whose
 config.json says model_type "qwen2" always builds a Qwen2Tokenizer from the saved vocab and merges, replacing the
 normaliser and pre-tokenizer with Qwen2's (NFC; digits split one by one). A tokenizer trained any other way would then
 encode differently after reloading than during pretraining (" 13" -> " ", "1", "3" instead of " 13").
