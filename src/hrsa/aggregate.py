@@ -1,8 +1,9 @@
 """Table 1 of the study from `hrsa evaluate` summaries: per-task scores and Mean(Task) / Mean(Type) per benchmark.
 
-As evaluation/summary.py of the study's code (HKUST-KnowComp/Reasoning-Embedding on GitHub): a task's score is the mean main score over the subsets of its first evaluation
-split, x100, rounded to 2 decimals; Mean(Task) averages the scored tasks of one benchmark, Mean(Type) averages the
-per-type means of those tasks. Tasks with no score are listed, never imputed, and no average mixes benchmarks.
+As evaluation/summary.py of the study's code (HKUST-KnowComp/Reasoning-Embedding on GitHub): a task's score is the
+mean main score over the subsets of its first evaluation split, x100, rounded to 2 decimals; Mean(Task) averages the
+scored tasks of one benchmark, Mean(Type) averages the per-type means of those tasks. Tasks with no score are listed,
+never imputed, and no average mixes benchmarks.
 """
 
 from __future__ import annotations
