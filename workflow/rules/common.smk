@@ -9,7 +9,14 @@ import sys
 sys.path.insert(0, str(REPO / "src"))
 
 from hrsa.errors import ConfigError  # noqa: E402
-from hrsa.grid import RECIPE_FLAGS, Study, model_id, parse_model_id  # noqa: E402
+from hrsa.grid import (  # noqa: E402
+    RECIPE_FLAGS,
+    Study,
+    compare_config,
+    knn_config,
+    model_id,
+    parse_model_id,
+)
 from hrsa.evaluation.run import seq_length_for  # noqa: E402
 from snakemake.exceptions import WorkflowError  # noqa: E402
 

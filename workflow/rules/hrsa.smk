@@ -29,14 +29,12 @@ rule compare:
         ),
         runtime=stage_runtime("compare"),
     params:
-        settings=as_json(
-            {
-                **lookup(dpath="hrsa", within=config),
-                "device": lookup(dpath="device", within=config),
-            }
-        ),
+        # the science keys of hrsa: (threads and gpu schedule the job, and must not rerun it)
+        config=as_json(compare_config(lookup(dpath="hrsa", within=config))),
+        device=lookup(dpath="device", within=config),
     shell:
         "hrsa compare --threads {threads} --left {input.left:q} --right {input.right:q}"
-        " --knn-left {input.knn_left:q} --knn-right {input.knn_right:q} --settings {params.settings}"
+        " --knn-left {input.knn_left:q} --knn-right {input.knn_right:q} --config {params.config}"
+        " --device {params.device}"
         " --probe {input.probe:q}"
         " --comparison {wildcards.comparison:q} --out {output.table:q} --procrustes-map {output.procrustes:q} > {log:q} 2>&1"
