@@ -78,11 +78,14 @@ def _graph(args: argparse.Namespace, root: Path, layer: str, x: Any, out: Path, 
     import numpy as np
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    k = max(args.knn_k)
+    from hrsa.metrics import graph_k
+
+    k = graph_k(args.knn_k)  # the neighbours the registry's kNN metrics read, as `hrsa knn` sizes the graphs
     if args.real_graphs:
         from hrsa.cli import main
 
-        assert main(["knn", "--activations", str(root), "--layer", layer, "--k", str(k), "--out", str(out)]) == 0
+        config = json.dumps({"knn_k": args.knn_k})
+        assert main(["knn", "--activations", str(root), "--layer", layer, "--config", config, "--out", str(out)]) == 0
         return
     n = x.shape[0]
     rng = np.random.default_rng(int(layer))
@@ -114,20 +117,20 @@ def _timed(owner: Any, name: str, spent: dict[str, float]) -> None:
 
 
 def stage_job(args: argparse.Namespace, wd: Path) -> dict[str, Any]:
-    import hrsa.compare as cmp
+    import hrsa.compare.stream as cmp
     from hrsa.compare import compare, write_rows
     from hrsa.metrics.blocks import PairBlocks, PairStats
 
     spent: dict[str, float] = {}
     for owner, name in ((PairBlocks, "finish"), (PairStats, "procrustes"), (PairStats, "cka"),
-                        (cmp, "_graph_rows"), (cmp, "_stream")):
+                        (cmp, "graph_rows"), (cmp, "_stream")):
         _timed(owner, name, spent)
 
     settings = {"bootstrap": args.bootstrap, "permutations": args.permutations, "knn_k": args.knn_k, "seed": 0,
-                "blocks": args.blocks, "procrustes_intervals": [args.procrustes], "device": "cpu",
+                "blocks": args.blocks, "procrustes_intervals": [args.procrustes],
                 "max_accumulator_gb": args.accumulator_gb}
     t = time.perf_counter()
-    rows = compare(wd / "acts/a", wd / "acts/b", wd / "knn/a", wd / "knn/b", None, settings, "bench.a~b")
+    rows = compare(wd / "acts/a", wd / "acts/b", wd / "knn/a", wd / "knn/b", None, settings, "bench.a~b", device="cpu")
     seconds = time.perf_counter() - t
     write_rows(rows, wd / f"out-{args.bootstrap}-{args.procrustes}.parquet")
     return {"seconds": seconds, "rows": len(rows), "peak_mib": _rss_mib(), "spent": spent}

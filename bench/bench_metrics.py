@@ -166,13 +166,15 @@ def stage_knn(args: argparse.Namespace) -> dict[str, Any]:
     """FAISS kNN graphs (k = max) of both models for `--knn-pairs` layers, Jaccard at every k; the torch baseline
     runs on the same matrices, interleaved with FAISS (faiss x, torch x, faiss y, torch y) so load drift hits both."""
     from hrsa.knn import knn_graph
-    from hrsa.metrics import KNN_KS, jaccard_from_indices
+    from hrsa.metrics import jaccard_from_indices
+    from hrsa.schema import default
 
-    kmax = max(KNN_KS)
+    knn_ks = default("hrsa/knn_k")
+    kmax = max(knn_ks)
     base, t_jac, agree = _rss_kib("VmRSS"), 0.0, []
     t_faiss: list[float] = []
     t_torch: list[float] = []
-    jac: dict[int, list[float]] = {k: [] for k in KNN_KS}
+    jac: dict[int, list[float]] = {k: [] for k in knn_ks}
     for layer in range(args.knn_pairs):
         graphs = []
         for a in layer_pair(args, layer):
@@ -186,7 +188,7 @@ def stage_knn(args: argparse.Namespace) -> dict[str, Any]:
             graphs.append(idx)
             del a, ref
         t = time.perf_counter()
-        for k in KNN_KS:
+        for k in knn_ks:
             jac[k].append(round(jaccard_from_indices(graphs[0], graphs[1], k), 4))
         t_jac += time.perf_counter() - t
     return {"faiss_s": sum(t_faiss), "torch_s": sum(t_torch), "jaccard_s": t_jac, "graphs": len(t_faiss),

@@ -34,7 +34,8 @@ def extract(model: Path, probe: Path, out: Path, model_id: str = "t.base") -> Pa
 
 def knn(acts: Path, layer: str, graphs: Path) -> Path:
     out = graphs / f"layer={layer}.npz"
-    assert main(["knn", "--activations", str(acts), "--layer", layer, "--k", "10", "--out", str(out)]) == 0
+    assert main(["knn", "--activations", str(acts), "--layer", layer, "--config", json.dumps({"knn_k": [10]}),
+                 "--out", str(out)]) == 0
     return out
 
 
@@ -76,7 +77,7 @@ def one_line(err: str) -> str:
 def compare_args(wd: Path, right_acts: Path | None = None, right_knn: Path | None = None) -> list[str]:
     return ["compare", "--left", str(wd / "acts"), "--right", str(right_acts or wd / "acts"),
             "--knn-left", str(wd / "knn"), "--knn-right", str(right_knn or wd / "knn"),
-            "--settings", json.dumps({"bootstrap": 0, "permutations": 0, "knn_k": [5, 10]}), "--comparison", "p.x~y",
+            "--config", json.dumps({"bootstrap": 0, "permutations": 0, "knn_k": [5, 10]}), "--comparison", "p.x~y",
             "--out", str(wd / "out.parquet")]
 
 
@@ -94,8 +95,8 @@ def flip_vector_bytes(path: Path, n: int = 8) -> None:
 def test_flipped_bytes_in_a_vector_page_fail_naming_the_shard(wd, capsys):
     shard = part_path(wd / "acts", "2")
     flip_vector_bytes(shard)
-    rc, err = cli(capsys, "knn", "--activations", str(wd / "acts"), "--layer", "2", "--k", "10",
-                  "--out", str(wd / "new.npz"))
+    rc, err = cli(capsys, "knn", "--activations", str(wd / "acts"), "--layer", "2",
+                  "--config", json.dumps({"knn_k": [10]}), "--out", str(wd / "new.npz"))
     line = one_line(err)
     assert rc == 2 and str(shard) in line and "corrupt" in line and "re-run its extract job" in line
     assert not (wd / "new.npz").exists()
@@ -241,15 +242,15 @@ def test_offline_hub_miss_names_the_task_and_how_to_fetch(tmp_path):
 
 def test_one_job_writes_every_layer_graph_equal_to_per_layer_jobs(built, tmp_path, capsys):
     out = tmp_path / "graphs"
-    assert main(["knn", "--activations", str(built / "acts"), "--layers", ",".join(LAYERS), "--k", "10",
-                 "--out-dir", str(out)]) == 0
+    assert main(["knn", "--activations", str(built / "acts"), "--layers", ",".join(LAYERS),
+                 "--config", json.dumps({"knn_k": [10]}), "--out-dir", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [f"layer={layer}.npz" for layer in LAYERS]
     for layer in LAYERS:
         one = read_graph(built / "knn" / f"layer={layer}.npz", built / "acts", layer)
         many = read_graph(out / f"layer={layer}.npz", built / "acts", layer)
         assert all(np.array_equal(a, b) for a, b in zip(one, many, strict=True))
-    rc, err = cli(capsys, "knn", "--activations", str(built / "acts"), "--layers", "0,9", "--k", "10",
-                  "--out-dir", str(tmp_path / "bad"))
+    rc, err = cli(capsys, "knn", "--activations", str(built / "acts"), "--layers", "0,9",
+                  "--config", json.dumps({"knn_k": [10]}), "--out-dir", str(tmp_path / "bad"))
     assert rc == 2 and not (tmp_path / "bad").exists()  # a failing layer leaves no partial directory
     rc, err = cli(capsys, "knn", "--activations", str(built / "acts"), "--layer", "0", "--out-dir", str(out))
     assert rc == 2 and "either --layer with --out, or --layers with --out-dir" in err
@@ -263,8 +264,9 @@ def test_capped_graphs_cover_a_shared_row_sample_and_compare_scores_on_it(built,
     from hrsa.knn import graph_rows
 
     def graphs(out: Path, max_rows: int, seed: int = 0) -> Path:
-        assert main(["knn", "--activations", str(built / "acts"), "--layers", ",".join(LAYERS), "--k", "10",
-                     "--max-rows", str(max_rows), "--row-seed", str(seed), "--out-dir", str(out)]) == 0
+        assert main(["knn", "--activations", str(built / "acts"), "--layers", ",".join(LAYERS),
+                     "--config", json.dumps({"knn_k": [10], "knn_max_rows": max_rows, "seed": seed}),
+                     "--out-dir", str(out)]) == 0
         return out
 
     capped, other = graphs(tmp_path / "capped", 100), graphs(tmp_path / "other", 100, seed=1)
@@ -274,7 +276,7 @@ def test_capped_graphs_cover_a_shared_row_sample_and_compare_scores_on_it(built,
     assert idx.shape == (100, 10) and idx.max() < 100
     assert graph_rows(graphs(tmp_path / "all", 0) / "layer=1.npz") is None  # no cap: every row
     args = ["compare", "--left", str(built / "acts"), "--right", str(built / "acts"), "--knn-left", str(capped),
-            "--settings", json.dumps({"bootstrap": 0, "permutations": 0, "knn_k": [5]}), "--comparison", "p.x~y"]
+            "--config", json.dumps({"bootstrap": 0, "permutations": 0, "knn_k": [5]}), "--comparison", "p.x~y"]
     assert main([*args, "--knn-right", str(capped), "--out", str(tmp_path / "t.parquet")]) == 0
     table = pd.read_parquet(tmp_path / "t.parquet")
     knn_rows = table[table.metric == "knn-jaccard-k5-cosine"]
@@ -291,7 +293,7 @@ def test_compare_saves_the_last_layers_procrustes_map(built, tmp_path):
 
     out = tmp_path / "m.procrustes.npz"
     assert main(["compare", "--left", str(built / "acts"), "--right", str(built / "acts"), "--knn-left",
-                 str(built / "knn"), "--knn-right", str(built / "knn"), "--settings",
+                 str(built / "knn"), "--knn-right", str(built / "knn"), "--config",
                  json.dumps({"bootstrap": 0, "permutations": 0, "knn_k": [5]}), "--comparison", "p.x~y",
                  "--out", str(tmp_path / "t.parquet"), "--procrustes-map", str(out)]) == 0
     pm = load_procrustes_map(out)

@@ -29,7 +29,8 @@ def write_acts(root: Path, layers: dict[str, np.ndarray], model_id: str, probe_h
 
 
 def knn(acts: Path, layer: str, out: Path) -> None:
-    assert main(["knn", "--activations", str(acts), "--layer", layer, "--k", "20", "--out", str(out / f"layer={layer}.npz")]) == 0
+    assert main(["knn", "--activations", str(acts), "--layer", layer, "--config", json.dumps({"knn_k": [20]}),
+                 "--out", str(out / f"layer={layer}.npz")]) == 0
 
 
 @pytest.fixture()
@@ -56,7 +57,7 @@ def run_compare(wd: Path, left: str, right: str, settings: dict) -> pd.DataFrame
     out = wd / f"{left}~{right}.parquet"
     assert main(["compare", "--left", str(wd / "acts" / left), "--right", str(wd / "acts" / right),
                  "--knn-left", str(wd / "knn" / left), "--knn-right", str(wd / "knn" / right),
-                 "--probe", str(wd / "probe.jsonl"), "--settings", json.dumps(settings),
+                 "--probe", str(wd / "probe.jsonl"), "--config", json.dumps(settings),
                  "--comparison", f"p.{left}~{right}", "--out", str(out)]) == 0
     return pd.read_parquet(out)
 

@@ -179,14 +179,15 @@ def token_setup(tmp_path_factory) -> Path:
     for name, layers in (("a", base), ("b", other)):
         _write_acts(wd / "acts" / name, layers, text, "token")
         for layer in layers:
-            assert main(["knn", "--activations", str(wd / "acts" / name), "--layer", layer, "--k", "6",
+            assert main(["knn", "--activations", str(wd / "acts" / name), "--layer", layer,
+                         "--config", json.dumps({"knn_k": [6]}),
                          "--out", str(wd / "knn" / name / f"layer={layer}.npz")]) == 0
     return wd
 
 
 def _compare(wd: Path, settings: dict, out: str = "out.parquet") -> pd.DataFrame:
     assert main(["compare", "--left", str(wd / "acts/a"), "--right", str(wd / "acts/b"), "--knn-left",
-                 str(wd / "knn/a"), "--knn-right", str(wd / "knn/b"), "--settings", json.dumps(settings),
+                 str(wd / "knn/a"), "--knn-right", str(wd / "knn/b"), "--config", json.dumps(settings),
                  "--comparison", "p.a~b", "--out", str(wd / out)]) == 0
     return pd.read_parquet(wd / out)
 
@@ -208,7 +209,7 @@ def test_configured_knn_k_are_the_knn_metrics(token_setup: Path) -> None:
 def test_knn_k_larger_than_the_graph_is_a_named_error(token_setup: Path, capsys) -> None:
     rc = main(["compare", "--left", str(token_setup / "acts/a"), "--right", str(token_setup / "acts/b"),
                "--knn-left", str(token_setup / "knn/a"), "--knn-right", str(token_setup / "knn/b"),
-               "--settings", json.dumps({"knn_k": [10]}), "--comparison", "p.a~b",
+               "--config", json.dumps({"knn_k": [10], "bootstrap": 0, "permutations": 0}), "--comparison", "p.a~b",
                "--out", str(token_setup / "bad.parquet")])
     assert rc == 2 and "hrsa.knn_k needs 10" in capsys.readouterr().err
     assert not (token_setup / "bad.parquet").exists()
@@ -284,14 +285,15 @@ def test_sentence_probe_resamples_sentences_and_probe_test_rows(tmp_path: Path) 
     for name, v in (("a", x), ("b", y)):
         _write_acts(tmp_path / "acts" / name, {"0": v, "1": v + 1}, text, "sentence")
         for layer in ("0", "1"):
-            assert main(["knn", "--activations", str(tmp_path / "acts" / name), "--layer", layer, "--k", "4",
+            assert main(["knn", "--activations", str(tmp_path / "acts" / name), "--layer", layer,
+                         "--config", json.dumps({"knn_k": [4]}),
                          "--out", str(tmp_path / "knn" / name / f"layer={layer}.npz")]) == 0
     probe = tmp_path / "probe.jsonl"
     probe.write_text("".join(json.dumps({"id": i, "text": "t", "label": str(lab)}) + "\n" for i, lab in enumerate(labels)))
     out = tmp_path / "o.parquet"
     assert main(["compare", "--left", str(tmp_path / "acts/a"), "--right", str(tmp_path / "acts/b"),
                  "--knn-left", str(tmp_path / "knn/a"), "--knn-right", str(tmp_path / "knn/b"), "--probe", str(probe),
-                 "--settings", json.dumps({"knn_k": [2], "bootstrap": 40, "blocks": 200}),
+                 "--config", json.dumps({"knn_k": [2], "bootstrap": 40, "permutations": 0, "blocks": 200}),
                  "--comparison", "p.a~b", "--out", str(out)]) == 0
     df = pd.read_parquet(out)
     acc = df[(df.metric == "probe-transfer-target-accuracy") & (df.layer_x == "0")].iloc[0]

@@ -10,7 +10,12 @@ sys.path.insert(0, str(REPO / "src"))
 
 from hrsa import paths  # noqa: E402
 from hrsa.errors import ConfigError  # noqa: E402
-from hrsa.grid import Study, model_id, parse_model_id  # noqa: E402
+from hrsa.grid import (  # noqa: E402
+    Study,
+    knn_config,
+    model_id,
+    parse_model_id,
+)
 from hrsa.evaluation.run import seq_length_for  # noqa: E402
 from snakemake.exceptions import WorkflowError  # noqa: E402
 

@@ -29,14 +29,10 @@ rule compare:
         ),
         runtime=stage_runtime("compare"),
     params:
-        settings=as_json(
-            {
-                **lookup(dpath="hrsa", within=config),
-                "device": lookup(dpath="device", within=config),
-            }
-        ),
+        config=as_json(lookup(dpath="hrsa", within=config)),
     shell:
         "hrsa compare --threads {threads} --left {input.left:q} --right {input.right:q}"
-        " --knn-left {input.knn_left:q} --knn-right {input.knn_right:q} --settings {params.settings}"
+        " --knn-left {input.knn_left:q} --knn-right {input.knn_right:q} --config {params.config}"
+        " --gpus {resources.gpu_slots}"
         " --probe {input.probe:q}"
         " --comparison {wildcards.comparison:q} --out {output.table:q} --procrustes-map {output.procrustes:q} > {log:q} 2>&1"

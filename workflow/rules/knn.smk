@@ -21,10 +21,9 @@ rule knn_graph:
         mem_mb=stage_mem_mb("knn"),
         runtime=stage_runtime("knn"),
     params:
-        k=2 * max(lookup(dpath="hrsa/knn_k", within=config)),  # retention@k reads 2k neighbours
-        max_rows=lookup(dpath="hrsa/knn_max_rows", within=config),
-        seed=lookup(dpath="hrsa/seed", within=config),
+        # knn_k, knn_max_rows and seed: the verb sizes the graphs from the metric registry
+        config=as_json(knn_config(lookup(dpath="hrsa", within=config))),
         layers=lambda wc: q(",".join(STUDY.layers(model_pair(wc.model), wc.probe))),
     shell:
-        "hrsa knn --threads {threads} --activations {input:q} --layers {params.layers} --k {params.k}"
-        " --max-rows {params.max_rows} --row-seed {params.seed} --out-dir {output:q} > {log:q} 2>&1"
+        "hrsa knn --threads {threads} --activations {input:q} --layers {params.layers} --config {params.config}"
+        " --out-dir {output:q} > {log:q} 2>&1"

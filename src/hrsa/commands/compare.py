@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from hrsa.schema import default, node
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--left", required=True, help="activation directory of the left model")
@@ -13,7 +15,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--knn-left", required=True, help="kNN graph directory of the left model (layer=*.npz)")
     p.add_argument("--knn-right", required=True, help="kNN graph directory of the right model")
     p.add_argument("--probe", default=None, help="probe set JSONL (labels enable probe transfer)")
-    p.add_argument("--settings", default="{}", help="the `hrsa:` config slice as JSON")
+    p.add_argument("--config", default="{}",
+                   help="the `hrsa:` config slice as JSON (its science keys); keys left out take the schema's defaults")
+    p.add_argument("--device", default=default("resources/device"), choices=["auto", "cpu", "cuda"],
+                   help="torch device of the streaming pass and the SVDs")
     p.add_argument("--comparison", required=True, help="comparison name, e.g. tiny.base~reason")
     p.add_argument("--out", required=True, help="output Parquet table")
     p.add_argument("--procrustes-map", default=None,
@@ -25,8 +30,8 @@ def run(args: argparse.Namespace) -> None:
 
     rows = compare(
         Path(args.left), Path(args.right), Path(args.knn_left), Path(args.knn_right),
-        Path(args.probe) if args.probe else None, json.loads(args.settings), args.comparison,
-        Path(args.procrustes_map) if args.procrustes_map else None,
+        Path(args.probe) if args.probe else None, json.loads(args.config), args.comparison,
+        Path(args.procrustes_map) if args.procrustes_map else None, device=args.device,
     )
     write_rows(rows, args.out)
     print(f"{len(rows)} HRSA rows for {args.comparison} -> {args.out}")

@@ -8,10 +8,10 @@ import argparse
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--activations", required=True, help="activation directory of one model on one probe set")
-    p.add_argument("--k", type=int, default=50, help="neighbours kept per row (the largest k any metric uses)")
-    p.add_argument("--max-rows", type=int, default=0,
-                   help="build the graph over a seeded sample of this many rows (0: all); the study caps kNN at 50,000")
-    p.add_argument("--row-seed", type=int, default=0, help="seed of that sample (the same for every model)")
+    p.add_argument("--config", default="{}",
+                   help="the `hrsa:` config slice as JSON; keys left out take the schema's defaults. knn_k sets the "
+                        "neighbours kept per row (the most the metric registry reads for these k), knn_max_rows caps "
+                        "the rows (a seeded sample; 0: all), seed seeds that sample (the same for every model)")
     one = p.add_argument_group("one layer")
     one.add_argument("--layer", help="layer name, e.g. 3 or pooled")
     one.add_argument("--out", help="output .npz: indices and similarities, stamped with model, layer, k and "
@@ -39,19 +39,24 @@ def build(activations: str, layer: str, k: int, out: str, max_rows: int = 0, row
 
 
 def run(args: argparse.Namespace) -> None:
+    import json
     from pathlib import Path
 
     from hrsa.errors import HrsaError
     from hrsa.io import atomic_path
+    from hrsa.metrics import graph_k
+    from hrsa.schema import with_defaults
 
     one, many = (args.layer, args.out), (args.layers, args.out_dir)
     if not (all(one) and not any(many)) and not (all(many) and not any(one)):
         raise HrsaError("give either --layer with --out, or --layers with --out-dir")
+    config = with_defaults("hrsa", json.loads(args.config))
+    k, max_rows, row_seed = graph_k(config["knn_k"]), int(config["knn_max_rows"]), int(config["seed"])
     if args.layer:
-        print(build(args.activations, args.layer, args.k, args.out, args.max_rows, args.row_seed))
+        print(build(args.activations, args.layer, k, args.out, max_rows, row_seed))
         return
     with atomic_path(args.out_dir) as tmp:
         Path(tmp).mkdir()
         for layer in args.layers.split(","):
             out = str(Path(tmp) / f"layer={layer}.npz")
-            print(build(args.activations, layer, args.k, out, args.max_rows, args.row_seed), flush=True)
+            print(build(args.activations, layer, k, out, max_rows, row_seed), flush=True)

@@ -12,7 +12,6 @@ from hrsa.metrics.manifold import (
     twonn_ratios_of,
 )
 from hrsa.metrics.neighbours import (
-    KNN_KS,
     jaccard_from_indices,
     jaccard_per_row,
     knn_jaccard,
@@ -22,12 +21,21 @@ from hrsa.metrics.neighbours import (
 )
 from hrsa.metrics.probe import probe_predictions, probe_transfer
 from hrsa.metrics.procrustes import procrustes
-from hrsa.metrics.registry import INVARIANCES, NEEDS, REGISTRY, Metric, get_metric, knn_metrics, registry_for
+from hrsa.metrics.registry import (
+    INVARIANCES,
+    NEEDS,
+    REGISTRY,
+    Metric,
+    get_metric,
+    graph_k,
+    knn_metrics,
+    registry_for,
+)
 from hrsa.metrics.streaming import StreamingPairStats
 
 __all__ = [
-    "INVARIANCES", "KNN_KS", "NEEDS", "REGISTRY", "Metric", "StreamingPairStats", "cka_flops", "cka_matrix_from_batches",
-    "dimwise_correlation", "get_metric", "jaccard_from_indices", "jaccard_per_row", "knn_jaccard",
+    "INVARIANCES", "NEEDS", "REGISTRY", "Metric", "StreamingPairStats", "cka_flops", "cka_matrix_from_batches",
+    "dimwise_correlation", "get_metric", "graph_k", "jaccard_from_indices", "jaccard_per_row", "knn_jaccard",
     "knn_jaccard_per_row", "knn_metrics", "linear_cka", "probe_predictions", "probe_transfer", "procrustes",
     "registry_for", "retention_from_indices", "retention_per_row", "twonn_dimension", "twonn_dimension_of", "twonn_from_ratios",
     "twonn_ratios", "twonn_ratios_of",

@@ -9,9 +9,6 @@ import numpy as np
 from hrsa.errors import HrsaError
 from hrsa.knn import KnnMetric, knn_graph
 
-#: the k values the workflow reports (graphs are built once with max(KNN_KS) neighbours and sliced)
-KNN_KS = (5, 10, 50)
-
 
 def _indices(I: Any, name: str, k: int) -> np.ndarray:
     a = np.asarray(I)

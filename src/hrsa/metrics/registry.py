@@ -15,9 +15,10 @@ from hrsa.knn import knn_graph
 from hrsa.metrics.cka import linear_cka
 from hrsa.metrics.dimwise import dimwise_correlation
 from hrsa.metrics.manifold import twonn_from_ratios, twonn_ratios_of
-from hrsa.metrics.neighbours import KNN_KS, jaccard_per_row, retention_per_row
+from hrsa.metrics.neighbours import jaccard_per_row, retention_per_row
 from hrsa.metrics.probe import probe_predictions
 from hrsa.metrics.procrustes import procrustes
+from hrsa.schema import default
 
 #: transformations of Y a metric may be invariant to; permutation = of feature columns, scaling by c > 0
 INVARIANCES = frozenset({"orthogonal", "isotropic-scaling", "translation", "permutation"})
@@ -198,7 +199,8 @@ def _representation() -> list[Metric]:
 
 def knn_metrics(ks: Sequence[int]) -> list[Metric]:
     """The kNN metrics for the configured neighbourhood sizes: Jaccard at every k, and retention of k within 2k
-    wherever 2k fits in the graph the workflow builds (max(ks) neighbours per row)."""
+    wherever 2k fits in the graph the workflow builds (graph_k: max(ks) neighbours per row, what Jaccard at the
+    largest k needs); retention of a larger k cannot be computed from that graph and is dropped."""
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
         raise HrsaError(f"kNN sizes must be positive integers, got {ks}")
@@ -261,12 +263,19 @@ def _function() -> list[Metric]:
     return ms
 
 
-def registry_for(ks: Sequence[int] = KNN_KS) -> dict[str, Metric]:
+def graph_k(ks: Sequence[int]) -> int:
+    """Neighbours per row a stored kNN graph must hold for the kNN metrics of sizes `ks` (hrsa.knn_k): the most any
+    of them reads (`hrsa knn` builds graphs of this size, `hrsa compare` checks it)."""
+    return max(m.graph_k for m in knn_metrics(ks))
+
+
+def registry_for(ks: Sequence[int]) -> dict[str, Metric]:
     """Every metric `compare` may run with kNN sizes `ks` (hrsa.knn_k), by canonical name."""
     return {m.name: m for m in [*_representation(), *knn_metrics(ks), *_geometry(), *_function()]}
 
 
-REGISTRY: dict[str, Metric] = registry_for(KNN_KS)
+#: the registry for the schema's hrsa.knn_k (metric names and declarations; `compare` plans with the configured ks)
+REGISTRY: dict[str, Metric] = registry_for(default("hrsa/knn_k"))
 
 
 def get_metric(name: str | Metric) -> Metric:

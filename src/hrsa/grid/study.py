@@ -1,0 +1,101 @@
+"""The study grid from a validated config: pairs, roles, models, comparisons, layers (stdlib only).
+
+Snakemake's common.smk builds every expand() list from a `Study`; the same object is unit-tested without Snakemake.
+It composes the readers of hrsa.grid.config (pairs, comparisons, probes), hrsa.grid.shapes (depth, width, tokenizer,
+checked at DAG time) and hrsa.grid.sizing (job sizes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hrsa.grid import config as cfg
+from hrsa.grid.config import Backbone
+from hrsa.grid.ids import POOLED, Comparison, model_id
+from hrsa.grid.shapes import Shape, pair_shape
+from hrsa.grid.sizing import params_b
+
+
+class Study:
+    """Everything the workflow expands over, derived from one config dict (already schema-validated)."""
+
+    def __init__(self, config: dict[str, Any], root: str | Path = ".") -> None:
+        self.config = config
+        self.root = Path(root)
+        self.seeds: list[int] = cfg.read_seeds(config)
+        self.pairs: dict[str, dict[str, Backbone]] = cfg.read_pairs(config, self.root)
+        # what could not be checked offline (one line per pair), and comparisons that do not apply to some pair
+        self.unchecked: list[str] = []
+        self.shapes: dict[str, dict[str, Shape]] = {}  # per pair and role
+        self.num_layers: dict[str, int] = {}
+        for i, (pair, roles) in enumerate(self.pairs.items()):
+            shape = pair_shape(f"pairs[{i}]", roles, config["pairs"][i].get("num_layers"), self.recipe_options,
+                               self.root)
+            self.shapes[pair], self.num_layers[pair] = shape.shapes, shape.depth
+            self.unchecked += [shape.unchecked] if shape.unchecked else []
+        self.trust_remote_code: dict[str, bool] = {
+            e["name"]: bool(e.get("trust_remote_code", False)) for e in config.get("pairs", [])
+        }
+        self.layer_spec = config.get("layers", "all")
+        cfg.check_layers(self.layer_spec, self.num_layers)
+        self.comparisons: list[Comparison]
+        self.skipped_comparisons: list[str]
+        self.comparisons, self.skipped_comparisons = cfg.read_comparisons(config, self.seeds, self.pairs)
+        self.probes: dict[str, dict[str, Any]] = cfg.read_probes(config)
+        cfg.check_knn_k(config)
+
+    def notes(self) -> list[str]:
+        """Lines worth one look at DAG time: comparisons skipped for some pair, checks left to later jobs."""
+        return self.skipped_comparisons + self.unchecked
+
+    # ---- backbones -----------------------------------------------------------------------------------------
+    def backbone(self, pair: str, role: str) -> Backbone:
+        return self.pairs[pair][role]
+
+    def built_backbones(self) -> list[Backbone]:
+        """Backbones the workflow builds by recipe (the others are loaded as published)."""
+        return [bb for roles in self.pairs.values() for bb in roles.values() if bb.recipe]
+
+    def recipe_options(self, bb: Backbone) -> dict[str, Any]:
+        """Recipe defaults from `recipes:` (else the schema) overridden by the role's own keys."""
+        return cfg.recipe_options(self.config, bb)
+
+    def training(self, pair: str) -> dict[str, Any]:
+        """The contrastive recipe of a pair: `training:` overridden by the pair's own `training:` (lora key by key)."""
+        return cfg.pair_training(self.config, pair)
+
+    def backbone_path(self, bb: Backbone) -> str:
+        """Where a model is loaded from: the built directory, a local path (relative to the working directory), or
+        the hub id."""
+        return cfg.backbone_path(bb, self.root)
+
+    def params_b(self, pair: str) -> float:
+        """Parameters of a pair's models in billions, for sizing jobs (hrsa.grid.sizing.params_b)."""
+        return params_b(cfg.pair_entry(self.config, pair).get("params_b"), self.shapes[pair]["base"])
+
+    # ---- layers, models and comparisons --------------------------------------------------------------------
+    def layers(self, pair: str, probe: str | None = None) -> list[str]:
+        """Layer names (strings, as in paths) extracted and compared for a pair; token-level probes have no `pooled`."""
+        if self.layer_spec == "all":
+            names = [str(i) for i in range(self.num_layers[pair] + 1)] + [POOLED]
+        else:
+            names = [str(x) for x in self.layer_spec]
+        if probe is not None and self.probes[probe].get("granularity", "token") == "token":
+            names = [n for n in names if n != POOLED]
+        return names
+
+    def backbone_models(self) -> list[str]:
+        return [bb.model_id for roles in self.pairs.values() for bb in roles.values()]
+
+    def embedder_models(self) -> list[str]:
+        return [model_id(p, f"{r}-E", s) for p, roles in self.pairs.items() for r in roles for s in self.seeds]
+
+    def models(self) -> list[str]:
+        return self.backbone_models() + self.embedder_models()
+
+    def comparison(self, name: str) -> Comparison:
+        for c in self.comparisons:
+            if c.name == name:
+                return c
+        raise KeyError(name)
