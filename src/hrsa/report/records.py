@@ -34,16 +34,21 @@ def run_inputs(evaluated: Sequence[str], eval_groups: Sequence[str], probes: Seq
     return {"benchmarks": bench, "models": models}
 
 
+# config blocks that schedule or fetch, and change no result: the report shows (and reruns for) everything else
+NOT_SCIENCE = ("resources", "download")
+
+
 def grid_summary(config: Mapping[str, Any]) -> dict[str, Any]:
     """What the report's "what was run" section shows of the study config: pairs with their roles, each backbone as
-    configured (hub id, local path or recipe), seeds, layers, probe set names and the comparisons configured (no
-    scheduling keys, so changing those reruns no report)."""
+    configured (hub id, local path or recipe), seeds, layers, probe set names, the comparisons configured, and the
+    whole science config (every block but the scheduling ones, NOT_SCIENCE: changing those reruns no report)."""
     pairs = config.get("pairs", [])
     return {"pairs": {p.get("name"): [r for r in ROLES if p.get(r)] for p in pairs},
             "backbones": {f"{p.get('name')}.{r}": p[r] for p in pairs for r in ROLES if p.get(r)},
             "seeds": list(config.get("seeds", [])), "layers": config.get("layers", ""),
             "probes": [p.get("name") for p in config.get("probes", [])],
-            "comparisons": list(config.get("comparisons", []))}
+            "comparisons": list(config.get("comparisons", [])),
+            "config": {k: v for k, v in config.items() if k not in NOT_SCIENCE}}
 
 
 def grid_records(study: Any, evaluated: Sequence[str], eval_groups: Sequence[str], hrsa_tables: Sequence[str],
