@@ -49,7 +49,8 @@ def bare_forward(model_path: str, probe: Path, spec: dict, batch_size: int) -> t
     import torch
 
     from hrsa.data import read_jsonl
-    from hrsa.extract import load_model, plan_extraction
+    from hrsa.embedder import load_model
+    from hrsa.extract import plan_extraction
 
     loaded = load_model(model_path, "cpu")
     tok = loaded.tokenizer

@@ -83,14 +83,16 @@ def main() -> None:
     args = p.parse_args()
     recipe = {"max_length": 64, "batch_size": 32, "mini_batch_size": 8, "temperature": 0.02, "learning_rate": 5e-5,
               "max_steps": args.steps, "save_steps": 10 ** 6, "num_negatives": 3}
+    training = {k: v for k, v in recipe.items() if k != "num_negatives"}  # `hrsa train --config`: the training slice
     bare_runs, our_runs = [], []
     for r in range(args.repeats):
         with tempfile.TemporaryDirectory() as tmp:
             bare_runs.append(run([sys.executable, "-c", BARE, args.backbone, args.data, json.dumps(recipe),
                                   str(args.threads), tmp + "/bare"]))
             our_runs.append(run([sys.executable, "-m", "hrsa.cli", "train", "--threads", str(args.threads),
-                                 "--backbone", args.backbone, "--data", args.data, "--seed", "0", "--recipe",
-                                 json.dumps(recipe), "--checkpoints", tmp + "/ck", "--model-id", "bench.base-E.s0",
+                                 "--backbone", args.backbone, "--data", args.data, "--seed", "0", "--config",
+                                 json.dumps(training), "--num-negatives", str(recipe["num_negatives"]),
+                                 "--checkpoints", tmp + "/ck", "--model-id", "bench.base-E.s0",
                                  "--device", "cpu", "--out", tmp + "/out"], train_log=tmp + "/out/train_log.jsonl"))
         print(f"  run {r + 1}/{args.repeats} done", flush=True)
     bare, ours = median_run(bare_runs), median_run(our_runs)

@@ -26,7 +26,7 @@ TEXTS = ["Of Man's first disobedience, and the fruit", "Q: 12+7=? A: 19", "Sing,
 def baseline(tiny_backbone, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("baseline") / "t.base"
     training = {**SHAPE, "learning_rate": 1e-3, "lora": {"enabled": True}}  # optimisation settings do not apply
-    assert main(["baseline", "--backbone", str(tiny_backbone), "--recipe", json.dumps(training), "--model-id", "t.base",
+    assert main(["baseline", "--backbone", str(tiny_backbone), "--config", json.dumps(training), "--model-id", "t.base",
                  "--out", str(out)]) == 0
     return out
 
@@ -68,11 +68,10 @@ def test_baseline_scores_offline_and_differs_from_the_trained_embedder(baseline,
     data = tmp_path / "train.jsonl"
     assert main(["make-data", "train", "--config", json.dumps({"builtin": "demo", "n_records": 48, "num_negatives": 2}),
                  "--root", str(repo), "--out", str(data)]) == 0
-    recipe = {**SHAPE, "batch_size": 8, "mini_batch_size": 4, "max_steps": 4, "save_steps": 2, "learning_rate": 1e-3,
-              "num_negatives": 2}
+    recipe = {**SHAPE, "batch_size": 8, "mini_batch_size": 4, "max_steps": 4, "save_steps": 2, "learning_rate": 1e-3}
     embedder = tmp_path / "t.base-E.s0"
-    assert main(["train", "--backbone", str(tiny_backbone), "--data", str(data), "--seed", "0", "--recipe",
-                 json.dumps(recipe), "--checkpoints", str(tmp_path / "ckpt"), "--model-id", "t.base-E.s0",
+    assert main(["train", "--backbone", str(tiny_backbone), "--data", str(data), "--seed", "0", "--config",
+                 json.dumps(recipe), "--num-negatives", "2", "--checkpoints", str(tmp_path / "ckpt"), "--model-id", "t.base-E.s0",
                  "--device", "cpu", "--out", str(embedder)]) == 0
     scores = {}
     for model, path in (("t.base", baseline), ("t.base-E.s0", embedder)):

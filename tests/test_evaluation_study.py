@@ -48,7 +48,7 @@ def tiny_embedder(tiny_backbone: Path, tmp_path_factory: pytest.TempPathFactory)
     from hrsa.train import Recipe, build_model
 
     out = tmp_path_factory.mktemp("tiny-embedder") / "st"
-    build_model(str(tiny_backbone), Recipe(max_length=64)).save(str(out))
+    build_model(str(tiny_backbone), Recipe.from_config({"max_length": 64})).save(str(out))
     return out
 
 

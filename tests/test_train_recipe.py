@@ -18,8 +18,8 @@ def records(repo):
 
 
 def _trainer(tiny_backbone, records, tmp_path, seed=0, **overrides):
-    recipe = Recipe.from_config({"max_length": 64, "batch_size": 8, "mini_batch_size": 4, "num_negatives": 2,
-                                 **overrides})
+    recipe = Recipe.from_config({"max_length": 64, "batch_size": 8, "mini_batch_size": 4, **overrides},
+                                num_negatives=2)
     return build_trainer(str(tiny_backbone), records, str(tmp_path / "ckpt"), seed, recipe, "cpu")
 
 

@@ -14,12 +14,13 @@ import pytest
 from safetensors.torch import load_file
 
 RECIPE = {"max_length": 64, "batch_size": 8, "mini_batch_size": 4, "max_steps": 30, "save_steps": 3,
-          "learning_rate": 1e-3, "num_negatives": 2}
+          "learning_rate": 1e-3}  # the `training:` slice; the records carry two negatives each
 
 
 def train_cmd(backbone: Path, data: Path, ckpt: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "hrsa.cli", "train", "--threads", "1", "--backbone", str(backbone), "--data", str(data),
-            "--seed", "3", "--recipe", json.dumps(RECIPE), "--checkpoints", str(ckpt), "--model-id", "t.base-E.s3",
+            "--seed", "3", "--config", json.dumps(RECIPE), "--num-negatives", "2", "--checkpoints", str(ckpt),
+            "--model-id", "t.base-E.s3",
             "--device", "cpu", "--out", str(out)]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 RECIPE = {"max_length": 64, "batch_size": 8, "mini_batch_size": 8, "max_steps": 6, "save_steps": 3,
-          "learning_rate": 1e-3, "num_negatives": 2}
+          "learning_rate": 1e-3}  # the `training:` slice; the records carry two negatives each
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +26,8 @@ def data(tmp_path_factory, repo) -> Path:
 def train(backbone: Path, data: Path, ckpt: Path, out: Path, **recipe: object) -> int:
     from hrsa.cli import main
 
-    return main(["train", "--backbone", str(backbone), "--data", str(data), "--seed", "0", "--recipe",
-                 json.dumps({**RECIPE, **recipe}), "--checkpoints", str(ckpt), "--model-id", "t.base-E.s0",
+    return main(["train", "--backbone", str(backbone), "--data", str(data), "--seed", "0", "--config",
+                 json.dumps({**RECIPE, **recipe}), "--num-negatives", "2", "--checkpoints", str(ckpt), "--model-id", "t.base-E.s0",
                  "--device", "cpu", "--out", str(out)])
 
 
@@ -68,7 +68,7 @@ def test_rebuilt_backbone_at_same_path_is_not_resumed(tmp_path, tiny_backbone, d
 def test_fingerprint_follows_content_not_path(tmp_path, tiny_backbone, data):
     from hrsa.train import Recipe, training_fingerprint
 
-    recipe = Recipe.from_config(RECIPE)
+    recipe = Recipe.from_config(RECIPE, num_negatives=2)
     copy = tmp_path / "copy"
     shutil.copytree(tiny_backbone, copy)
     base = training_fingerprint(str(tiny_backbone), str(data), 0, recipe, "cpu")
@@ -79,20 +79,20 @@ def test_fingerprint_follows_content_not_path(tmp_path, tiny_backbone, data):
     moved.write_text(data.read_text().replace("a", "b", 1))
     assert training_fingerprint(str(tiny_backbone), str(moved), 0, recipe, "cpu") != base
     assert training_fingerprint(str(tiny_backbone), str(data), 1, recipe, "cpu") != base
-    lora = Recipe.from_config({**RECIPE, "lora": {"r": 4}})
+    lora = Recipe.from_config({**RECIPE, "lora": {"enabled": True, "r": 4}}, num_negatives=2)
     assert training_fingerprint(str(tiny_backbone), str(data), 0, lora, "cpu") != base
 
 
 def test_resuming_a_finished_schedule_trains_no_further(tmp_path, tiny_backbone, data, monkeypatch):
     """Killed after its last checkpoint, before the save: the rerun ends at exactly the scheduled steps."""
-    import hrsa.train
+    import hrsa.train.trainer
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # a kill between the final checkpoint and the save (cannot be timed for real)
 
     ckpt = tmp_path / "ck"
     with monkeypatch.context() as m:
-        m.setattr(hrsa.train, "save_embedder", killed)
+        m.setattr(hrsa.train.trainer, "save_embedder", killed)
         with pytest.raises(KeyboardInterrupt):
             train(tiny_backbone, data, ckpt, tmp_path / "out")
     assert resumable(ckpt) == ["checkpoint-3", "checkpoint-6"]

@@ -12,7 +12,7 @@ import pytest
 from hrsa.cli import main
 
 RECIPE = {"max_length": 64, "batch_size": 8, "mini_batch_size": 4, "max_steps": 4, "save_steps": 2,
-          "learning_rate": 1e-3, "num_negatives": 2}
+          "learning_rate": 1e-3}  # the `training:` slice (--config); the data has 2 negatives (--num-negatives)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,8 @@ def workdir(tmp_path_factory, repo, tiny_backbone) -> Path:
         assert main(["make-data", "probe", "--config", json.dumps(spec), "--root", str(repo),
                      "--out", str(wd / f"{name}.jsonl")]) == 0
     assert main(["train", "--backbone", str(tiny_backbone), "--data", str(wd / "train.jsonl"), "--seed", "0",
-                 "--recipe", json.dumps(RECIPE), "--checkpoints", str(wd / "ckpt"), "--model-id", "t.base-E.s0",
+                 "--config", json.dumps(RECIPE), "--num-negatives", "2", "--checkpoints", str(wd / "ckpt"),
+                 "--model-id", "t.base-E.s0",
                  "--device", "cpu", "--out", str(wd / "emb")]) == 0
     return wd
 
@@ -48,8 +49,8 @@ def test_bad_training_data_names_file_and_line(tmp_path, tiny_backbone):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"query": ["i", "q"], "pos": ["p"], "neg": ["a", "b"]}) + "\n"
                    + json.dumps({"query": ["i", "q"], "pos": [], "neg": ["a", "b"]}) + "\n")
-    rc = main(["train", "--backbone", str(tiny_backbone), "--data", str(bad), "--seed", "0", "--recipe",
-               json.dumps(RECIPE), "--checkpoints", str(tmp_path / "c"), "--model-id", "t.base-E.s0",
+    rc = main(["train", "--backbone", str(tiny_backbone), "--data", str(bad), "--seed", "0", "--config",
+               json.dumps(RECIPE), "--num-negatives", "2", "--checkpoints", str(tmp_path / "c"), "--model-id", "t.base-E.s0",
                "--out", str(tmp_path / "o")])
     assert rc == 2
     assert not (tmp_path / "o").exists()
@@ -70,14 +71,14 @@ def test_embedder_output(workdir):
 
 def test_instruction_longer_than_max_length_is_refused(workdir, tiny_backbone, tmp_path, capsys):
     rc = main(["train", "--backbone", str(tiny_backbone), "--data", str(workdir / "train.jsonl"), "--seed", "0",
-               "--recipe", json.dumps(dict(RECIPE, max_length=16)), "--checkpoints", str(tmp_path / "c"),
+               "--config", json.dumps(dict(RECIPE, max_length=16)), "--num-negatives", "2", "--checkpoints", str(tmp_path / "c"),
                "--model-id", "t.base-E.s0", "--device", "cpu", "--out", str(tmp_path / "o")])
     assert rc == 2 and "training.max_length: 16 tokens" in capsys.readouterr().err
 
 
 def test_reload_gives_identical_embeddings(workdir):
     """The trained model in memory and its saved directory encode identically (checked at save, recorded)."""
-    from hrsa.train import load_embedder
+    from hrsa.embedder import load_embedder
 
     prov = json.loads((workdir / "emb" / "provenance.json").read_text())
     assert prov["reload_max_abs_diff"] == 0.0
@@ -92,7 +93,7 @@ def test_reload_check_catches_a_lossy_save(workdir, tmp_path):
     import shutil
 
     from hrsa.errors import HrsaError
-    from hrsa.train import check_reload, load_embedder
+    from hrsa.embedder import check_reload, load_embedder
 
     model = load_embedder(workdir / "emb")
     shutil.copytree(workdir / "emb", tmp_path / "lossy")
@@ -111,7 +112,7 @@ def test_bidirectional_differs_from_causal(tiny_backbone):
 
     first = {}
     for mode in ("bidirectional", "causal"):
-        model = build_model(str(tiny_backbone), Recipe(attention=mode, max_length=16))
+        model = build_model(str(tiny_backbone), Recipe.from_config({"attention": mode, "max_length": 16}))
         tok, auto = model[0].tokenizer, model[0].auto_model
         with torch.inference_mode():
             outs = [auto(**tok(t, return_tensors="pt")).last_hidden_state[0, 0] for t in ("And the end", "And then more")]
@@ -128,7 +129,7 @@ def test_prompt_is_excluded_from_pooling(workdir, tiny_backbone):
     from hrsa.data import read_jsonl
     from hrsa.train import Recipe, build_model, records_to_datasets
 
-    recipe = Recipe(max_length=32, num_negatives=2)
+    recipe = Recipe.from_config({"max_length": 32}, num_negatives=2)
     model = build_model(str(tiny_backbone), recipe)
     dsd, prompts = records_to_datasets(list(read_jsonl(workdir / "train.jsonl")), 2)
     name = next(iter(dsd))
@@ -171,7 +172,7 @@ def test_extract_token_and_sentence(workdir, tiny_backbone):
     assert main(["extract", "--model", str(workdir / "emb"), "--model-id", "t.base-E.s0", "--probe",
                  str(workdir / "sent.jsonl"), "--config", json.dumps(sspec), "--layers", "0,2,pooled",
                  "--device", "cpu", "--out", str(out / "sent")]) == 0
-    from hrsa.train import load_embedder
+    from hrsa.embedder import load_embedder
 
     texts = [json.loads(x)["text"] for x in (workdir / "sent.jsonl").read_text().splitlines()]
     ids, _ = load_rows(out / "sent", "pooled")
@@ -207,16 +208,17 @@ def test_misaligned_models_are_refused(workdir):
 def test_lora_trains_adapters_only_and_saves_merged_weights(tmp_path, workdir, tiny_backbone):
     from safetensors.torch import load_file
 
-    from hrsa.train import Recipe, build_model, load_embedder
+    from hrsa.embedder import load_embedder
+    from hrsa.train import Recipe, build_model
 
-    recipe = Recipe(max_length=32, lora={"r": 4, "alpha": 8})
+    recipe = Recipe.from_config({"max_length": 32, "lora": {"enabled": True, "r": 4, "alpha": 8}})
     model = build_model(str(tiny_backbone), recipe)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     assert 0 < trainable < total / 10  # adapters only
     lora_recipe = dict(RECIPE, lora={"enabled": True, "r": 4, "alpha": 8})
     assert main(["train", "--backbone", str(tiny_backbone), "--data", str(workdir / "train.jsonl"), "--seed", "0",
-                 "--recipe", json.dumps(lora_recipe), "--checkpoints", str(tmp_path / "ck"), "--model-id",
+                 "--config", json.dumps(lora_recipe), "--num-negatives", "2", "--checkpoints", str(tmp_path / "ck"), "--model-id",
                  "t.base-E.s0", "--device", "cpu", "--out", str(tmp_path / "lora")]) == 0
     saved = load_file(tmp_path / "lora/model.safetensors")
     assert not any("lora" in k for k in saved)  # merged: plain weights, loadable without peft
@@ -233,7 +235,8 @@ def test_same_seed_same_weights_other_seed_other_weights(workdir, tiny_backbone,
     revisions = {}
     for name, seed in (("again", "0"), ("other", "1")):
         assert main(["train", "--backbone", str(tiny_backbone), "--data", str(workdir / "train.jsonl"), "--seed", seed,
-                     "--recipe", json.dumps(RECIPE), "--checkpoints", str(tmp_path / f"ckpt-{name}"),
+                     "--config", json.dumps(RECIPE), "--num-negatives", "2",
+                     "--checkpoints", str(tmp_path / f"ckpt-{name}"),
                      "--model-id", f"t.base-E.s{seed}", "--device", "cpu", "--out", str(tmp_path / name)]) == 0
         revisions[name] = (tmp_path / name / "revision.txt").read_text()
     assert revisions["again"] == (workdir / "emb" / "revision.txt").read_text()
@@ -271,7 +274,7 @@ def test_embedder_outputs_have_unit_norm(workdir):
     """Embedders end with Normalize (as the study's evaluation pipeline): every task sees unit-norm vectors."""
     from sentence_transformers.sentence_transformer.modules import Normalize
 
-    from hrsa.train import load_embedder
+    from hrsa.embedder import load_embedder
 
     model = load_embedder(workdir / "emb")
     assert isinstance(list(model)[-1], Normalize)

@@ -27,11 +27,12 @@ def build_baseline(backbone: str, training: Mapping[str, Any], out: str | os.Pat
                    trust_remote_code: bool = False, device: str = "cpu") -> dict[str, Any]:
     """Save the untrained embedder of `backbone` to `out` (atomically) with `revision.txt` (the mteb cache key: a hash
     of the files that decide its encoding) and `provenance.json`; returns the provenance."""
+    from hrsa.embedder import build_embedder, check_reload
     from hrsa.io import atomic_path, provenance, sha256_tree
-    from hrsa.train import Recipe, build_model, check_reload
+    from hrsa.train import Recipe
 
-    recipe = Recipe.from_config(baseline_recipe(training))
-    model = build_model(backbone, recipe, trust_remote_code, device)
+    recipe = Recipe.from_config(baseline_recipe(training))  # the rest from the schema, for the provenance
+    model = build_embedder(backbone, recipe.attention, recipe.pooling, recipe.max_length, trust_remote_code, device)
     model.model_card_data.model_name = f"hrsa/{model_id}"
     with atomic_path(out) as tmp:
         model.save(str(tmp), create_model_card=False)

@@ -2,8 +2,9 @@
 
 Attention is a setting, as in the study: `bidirectional` (its default, for raw backbones and embedders alike, so
 before/after-training comparisons share one mask), `causal`, or `model` (each model's own: causal backbones, embedders
-as saved). The mode used is recorded in the metadata, and compare refuses activations taken under different modes. Token level keeps every non-padding token (or a seeded uniform subsample that is the same for
-every model sharing the tokenizer); sentence level mean-pools each layer over the text's tokens.
+as saved). The mode used is recorded in the metadata, and compare refuses activations taken under different modes.
+Token level keeps every non-padding token (or a seeded uniform subsample that is the same for every model sharing the
+tokenizer); sentence level mean-pools each layer over the text's tokens. Models are loaded by `hrsa.embedder`.
 """
 
 from __future__ import annotations
@@ -22,54 +23,10 @@ import numpy as np
 
 from hrsa.activations import LayerWriter, combine_hashes, layer_dir, row_hash
 from hrsa.data import read_jsonl
+from hrsa.embedder import LoadedModel, ensure_pad_token, load_model, set_attention
 from hrsa.errors import HrsaError
 from hrsa.grid import POOLED
-from hrsa.hub import hub_content_hash, hub_load
-from hrsa.io import atomic_path, fingerprinted_dir, package_versions, sha256_file, sha256_tree
-
-
-@dataclass
-class LoadedModel:
-    """The pieces extraction needs: the transformer, its tokenizer, and the pooling head (embedders only)."""
-
-    auto_model: Any
-    tokenizer: Any
-    head: list[Any]  # sentence-transformers modules after the Transformer (Pooling, Normalize, ...)
-    content_hash: str
-
-
-ATTENTION_MODES = ("bidirectional", "causal", "model")
-
-
-def set_attention_mode(model: Any, mode: str) -> str:
-    """Apply an attention mode to a loaded transformer (config.is_causal, which sdpa and eager honour) and return the
-    mode in force."""
-    if mode not in ATTENTION_MODES:
-        raise HrsaError(f"activations.attention: {mode!r} is not one of {list(ATTENTION_MODES)}")
-    if mode != "model":
-        model.config.is_causal = mode == "causal"
-    return "causal" if getattr(model.config, "is_causal", True) is not False else "bidirectional"
-
-
-def load_model(path: str, device: str, trust_remote_code: bool = False) -> LoadedModel:
-    """A SentenceTransformer directory (embedder) or a causal LM (backbone, local dir or hub id)."""
-    import torch
-
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    local = Path(path)
-    if (local / "modules.json").is_file():
-        from sentence_transformers import SentenceTransformer
-
-        st = SentenceTransformer(str(local), device=device, model_kwargs={"dtype": dtype})
-        return LoadedModel(st[0].auto_model, st[0].tokenizer, list(st)[1:], sha256_tree(local, ("*.safetensors",)))
-    from transformers import AutoModel, AutoTokenizer
-
-    kwargs = {"trust_remote_code": True} if trust_remote_code else {}
-    with hub_load("model", path):
-        model = AutoModel.from_pretrained(path, dtype=dtype, **kwargs).to(device)
-        tok = AutoTokenizer.from_pretrained(path, **kwargs)
-    digest = sha256_tree(local, ("*.safetensors",)) if local.is_dir() else hub_content_hash(path)
-    return LoadedModel(model, tok, [], digest)
+from hrsa.io import atomic_path, fingerprinted_dir, package_versions, sha256_file
 
 
 def tokenizer_hash(tok: Any) -> str:
@@ -121,7 +78,8 @@ def plan_extraction(rows: list[dict[str, Any]], tok: Any, probe_spec: dict[str, 
     max_len = int(probe_spec.get("max_length", 128))
     encoded = [tok(r["text"], truncation=True, max_length=max_len, add_special_tokens=True)["input_ids"] for r in rows]
     order = sorted(range(len(rows)), key=lambda i: (len(encoded[i]), i))  # length-sorted batches, stable
-    kept = select_rows([len(encoded[i]) for i in order], int(probe_spec.get("max_tokens", 0)), int(probe_spec.get("seed", 0)))
+    kept = select_rows([len(encoded[i]) for i in order], int(probe_spec.get("max_tokens", 0)),
+                       int(probe_spec.get("seed", 0)))
     batches = [order[b : b + batch_size] for b in range(0, len(order), batch_size)]
     keep = [kept[b : b + batch_size] for b in range(0, len(order), batch_size)]
     text_ids, positions = [], []
@@ -179,17 +137,17 @@ def extract(
         raise HrsaError("layer 'pooled' is one vector per text: use it with sentence-level probe sets only")
     loaded = load_model(model_path, device, trust_remote_code)
     model, tok = loaded.auto_model.eval(), loaded.tokenizer
-    mode = set_attention_mode(model, attention)
+    mode = set_attention(model, attention)
     tok.padding_side = "right"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
+    ensure_pad_token(tok)
     n_layers = model.config.get_text_config().num_hidden_layers
     for layer in layers:
         if layer != POOLED and not 0 <= int(layer) <= n_layers:
             raise HrsaError(f"layer {layer} is out of range for {model_id} (hidden states 0..{n_layers})")
     plan = plan_extraction(rows, tok, probe_spec, batch_size, shard_rows)
     meta = {
-        "model_id": model_id, "model": model_path, "model_hash": loaded.content_hash, "tokenizer_hash": tokenizer_hash(tok),
+        "model_id": model_id, "model": model_path, "model_hash": loaded.content_hash,
+        "tokenizer_hash": tokenizer_hash(tok),
         "probe_hash": sha256_file(probe_path), "granularity": granularity, "layers": layers, "dtype": dtype,
         "attention": mode,
         "num_hidden_layers": n_layers, "packages": package_versions(), "compression": compression,
@@ -301,7 +259,8 @@ class BackgroundWrites:
 def write_shard(plan: Plan, k: int, loaded: LoadedModel, layers: list[str], dims: dict[str, int], dtype: str,
                 device: str, meta: dict[str, Any], work: Path, bar: Any, write_threads: int = 1,
                 compression: str = "zstd") -> float:
-    """Forward the shard's batches once, writing every layer; files are renamed into place, then the shard is marked done.
+    """Forward the shard's batches once, writing every layer; files are renamed into place, then the shard is marked
+    done.
 
     Returns the seconds spent converting and writing (for the write-rate benchmark).
     """
@@ -364,7 +323,8 @@ def _pooled(loaded: LoadedModel, last_hidden: Any, mask: Any) -> np.ndarray:
 
 def _pooled_dim(loaded: LoadedModel, dim: int) -> int:
     for module in reversed(loaded.head):
-        get = getattr(module, "get_embedding_dimension", None) or getattr(module, "get_sentence_embedding_dimension", None)
+        get = (getattr(module, "get_embedding_dimension", None)
+               or getattr(module, "get_sentence_embedding_dimension", None))
         if get is not None and get() is not None:
             return int(get())
     return dim

@@ -9,9 +9,9 @@ rule baseline_embedder:
         backbone=lambda wc: model_input(f"{wc.pair}.{wc.role}"),
         hub=hub_cache(),
     output:
-        directory("results/baselines/{pair}.{role}"),
+        directory(paths.BASELINE),
     log:
-        "logs/baselines/{pair}.{role}.log",
+        paths.LOG_BASELINE,
     conda:
         "../../envs/hrsa.yaml"
     threads: stage_threads("baseline")
@@ -20,9 +20,9 @@ rule baseline_embedder:
         runtime=lambda wc: stage_runtime("baseline", wc.pair),
     params:
         backbone=lambda wc: q(model_path(f"{wc.pair}.{wc.role}")),
-        recipe=lambda wc: as_json(baseline_recipe(STUDY.training(wc.pair))),
+        config=lambda wc: as_json(baseline_recipe(STUDY.training(wc.pair))),
         trust=lambda wc: trust_flag(wc.pair),
         model_id=lambda wc: q(f"{wc.pair}.{wc.role}"),
     shell:
-        "hrsa baseline --threads {threads} --backbone {params.backbone} --recipe {params.recipe}"
+        "hrsa baseline --threads {threads} --backbone {params.backbone} --config {params.config}"
         " --model-id {params.model_id} --out {output:q} {params.trust} > {log:q} 2>&1"

@@ -7,11 +7,11 @@ rule train_embedder:
         data=training_records(),
         hub=hub_cache(),
     output:
-        directory("results/embedders/{pair}.{role}-E.s{seed}"),
+        directory(paths.EMBEDDER),
     log:
-        "logs/train/{pair}.{role}-E.s{seed}.log",
+        paths.LOG_TRAIN,
     benchmark:
-        "benchmarks/train/{pair}.{role}-E.s{seed}.tsv"
+        paths.BENCH_TRAIN.format(model="{pair}.{role}-E.s{seed}")
     conda:
         "../../envs/hrsa.yaml"
     threads: stage_threads("train")
@@ -21,22 +21,16 @@ rule train_embedder:
         runtime=lambda wc, attempt: stage_runtime("train", wc.pair, attempt),
     params:
         backbone=lambda wc: q(model_path(f"{wc.pair}.{wc.role}")),
-        recipe=lambda wc: as_json(
-            {
-                **STUDY.training(wc.pair),
-                "num_negatives": lookup(
-                    dpath="training_data/num_negatives", within=config
-                ),
-            }
-        ),
+        config=lambda wc: as_json(STUDY.training(wc.pair)),
+        num_negatives=lookup(dpath="training_data/num_negatives", within=config),
         device=q(lookup(dpath="device", within=config)),
         checkpoints=lambda wc: q(
-            f"results/checkpoints/{wc.pair}.{wc.role}-E.s{wc.seed}"
+            paths.TRAIN_CHECKPOINTS.format(model=f"{wc.pair}.{wc.role}-E.s{wc.seed}")
         ),
         trust=lambda wc: trust_flag(wc.pair),
         model_id=lambda wc: q(f"{wc.pair}.{wc.role}-E.s{wc.seed}"),
         launch=lambda wc: training_launcher(wc.pair),
     shell:
         "{params.launch}hrsa train --threads {threads} --backbone {params.backbone} --data {input.data:q} --seed {wildcards.seed:q}"
-        " --recipe {params.recipe} --device {params.device} --checkpoints {params.checkpoints}"
-        " --model-id {params.model_id} --out {output:q} {params.trust} > {log:q} 2>&1"
+        " --config {params.config} --num-negatives {params.num_negatives} --device {params.device}"
+        " --checkpoints {params.checkpoints} --model-id {params.model_id} --out {output:q} {params.trust} > {log:q} 2>&1"

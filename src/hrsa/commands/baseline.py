@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import argparse
 
+from hrsa.commands.options import add_config, config_of
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of `hrsa baseline`."""
     p.add_argument("--backbone", required=True, help="backbone directory or hub id")
-    p.add_argument("--recipe", default="{}", metavar="JSON",
-                   help="the pair's `training:` slice as JSON (attention, pooling and max_length are used)")
+    add_config(p, "training", "the pair's `training:` slice (attention, pooling and max_length are used)")
     p.add_argument("--model-id", required=True, help="the backbone's model id, e.g. tiny.base")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     p.add_argument("--trust-remote-code", action="store_true", help="allow custom modelling code from the hub")
@@ -19,17 +20,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Build and save the baseline."""
-    import json
-
     from hrsa.baseline import build_baseline
     from hrsa.errors import ConfigError
     from hrsa.grid import parse_model_id
     from hrsa.runtime import torch_device
 
-    try:
-        training = json.loads(args.recipe)
-    except ValueError as exc:
-        raise ConfigError(f"--recipe is not valid JSON ({exc})") from None
+    training = config_of(args)
     if parse_model_id(args.model_id)[2] is not None:
         raise ConfigError(f"--model-id {args.model_id!r} names an embedder; a baseline is a backbone (PAIR.ROLE)")
     prov = build_baseline(args.backbone, training, args.out, args.model_id, args.trust_remote_code,

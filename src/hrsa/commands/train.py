@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from hrsa.commands.options import add_config, config_of
+from hrsa.schema import default
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of `hrsa train`: backbone, data, seed, the `training:` slice and the hard negatives per record."""
     p.add_argument("--backbone", required=True, help="backbone directory or hub id")
     p.add_argument("--data", required=True, help="training records JSONL")
     p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--recipe", default="{}", help="the `training:` config slice as JSON")
+    add_config(p, "training")
+    p.add_argument("--num-negatives", type=int, metavar="N",
+                   help="hard negatives per record, as the data was made with (training_data.num_negatives; "
+                        f"default {default('training_data/num_negatives')})")
     p.add_argument("--checkpoints", required=True, help="checkpoint directory kept across killed runs")
     p.add_argument("--model-id", required=True, help="model id, e.g. tiny.base-E.s0")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -19,10 +25,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    """Train (resuming from the checkpoints of a killed run with the same inputs) and save the embedder."""
     from hrsa.locks import exclusive_dir_lock
     from hrsa.train import Recipe, train_embedder
 
-    recipe = Recipe.from_config(json.loads(args.recipe))
+    recipe = Recipe.from_config(config_of(args), args.num_negatives)
     with exclusive_dir_lock(args.checkpoints):  # one writer per checkpoint directory (an orphaned job may still run)
         prov = train_embedder(
             args.backbone, args.data, args.out, args.seed, recipe, args.checkpoints, args.model_id, args.device,

@@ -6,58 +6,21 @@ mean pooling without instruction tokens, bidirectional attention, one source dat
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
-from hrsa.data import DEFAULT_QUERY_INSTRUCTION, QUERY_TEMPLATE, validate_training_records
+from hrsa.data import QUERY_TEMPLATE, validate_training_records
+from hrsa.embedder import build_embedder, check_reload
 from hrsa.errors import ConfigError, HrsaError
-
-LORA_DEFAULTS: dict[str, Any] = {"r": 16, "alpha": 32, "dropout": 0.0,
-                                 "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """The `training:` config slice (defaults are the paper's where it states them)."""
-
-    attention: str = "bidirectional"
-    pooling: str = "mean"
-    max_length: int = 512
-    batch_size: int = 32
-    mini_batch_size: int = 8
-    temperature: float = 0.02
-    learning_rate: float = 2e-5
-    weight_decay: float = 0.05
-    warmup_ratio: float = 0.03
-    epochs: float = 1.0
-    max_steps: int = -1
-    save_steps: int = 500
-    num_negatives: int = 3
-    gradient_checkpointing: bool = False
-    devices: int = 1  # GPUs of the job: batch_size is global, batch_size / devices per device (torchrun when > 1)
-    lora: dict[str, Any] | None = None  # {r, alpha, dropout, target_modules}; None = full fine-tuning (the paper)
-
-    @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> Recipe:
-        known = {f.name for f in fields(cls)}
-        unknown = set(cfg) - known
-        if unknown:
-            raise ConfigError(f"training: unknown keys {sorted(unknown)}")
-        cfg = dict(cfg)
-        lora = dict(cfg.pop("lora", None) or {})
-        enabled = lora.pop("enabled", bool(lora))
-        recipe = cls(**cfg, lora=lora if enabled else None)
-        if recipe.attention not in ("bidirectional", "causal"):
-            raise ConfigError(f"training.attention: {recipe.attention!r} is not bidirectional or causal")
-        if recipe.lora is not None:
-            unknown_lora = set(recipe.lora) - set(LORA_DEFAULTS)
-            if unknown_lora:
-                raise ConfigError(f"training.lora: unknown keys {sorted(unknown_lora)}")
-        return recipe
+from hrsa.train.recipe import Recipe, recipe_settings
+from hrsa.train.resume import (
+    ScheduleComplete,
+    is_main_process,
+    resume_point,
+    run_training,
+    training_fingerprint,
+    world_size,
+)
 
 
 def records_to_datasets(records: list[dict[str, Any]], num_negatives: int) -> tuple[Any, dict[str, dict[str, str]]]:
@@ -83,28 +46,11 @@ def records_to_datasets(records: list[dict[str, Any]], num_negatives: int) -> tu
 
 
 def build_model(backbone: str, recipe: Recipe, trust_remote_code: bool = False, device: str = "cpu") -> Any:
-    """SentenceTransformer = Transformer(backbone) + Pooling(include_prompt=False) + Normalize, with the recipe's
-    attention mask: unit-norm embeddings, as the study's evaluation pipeline (the loss is cosine-based either way)."""
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
-
-    from hrsa.hub import hub_load
-
-    trust = {"trust_remote_code": True} if trust_remote_code else {}
-    with hub_load("model", backbone):
-        transformer = Transformer(
-            backbone, max_seq_length=recipe.max_length, model_kwargs=dict(trust), processor_kwargs=dict(trust),
-            config_kwargs=dict(trust),
-        )
-    tok = transformer.tokenizer
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    set_attention(transformer.auto_model, recipe.attention)
-    pooling = Pooling(transformer.get_embedding_dimension(), recipe.pooling, include_prompt=False)
-    model = SentenceTransformer(modules=[transformer, pooling, Normalize()], device=device)
-    model.prompts = {"query": QUERY_TEMPLATE.format(instruction=DEFAULT_QUERY_INSTRUCTION), "document": ""}
+    """The embedder the recipe trains (`hrsa.embedder.build_embedder` with its attention, pooling and max length),
+    with LoRA adapters where the recipe asks for them."""
+    model = build_embedder(backbone, recipe.attention, recipe.pooling, recipe.max_length, trust_remote_code, device)
     if recipe.lora is not None:
-        add_lora(model, {**LORA_DEFAULTS, **recipe.lora})
+        add_lora(model, recipe.lora)
     return model
 
 
@@ -126,17 +72,13 @@ def merge_lora(auto_model: Any) -> int:
         if isinstance(module, BaseTunerLayer):
             module.merge()
             parent_name, _, child = name.rpartition(".")
-            setattr(auto_model.get_submodule(parent_name) if parent_name else auto_model, child, module.get_base_layer())
+            parent = auto_model.get_submodule(parent_name) if parent_name else auto_model
+            setattr(parent, child, module.get_base_layer())
             merged += 1
     auto_model._hf_peft_config_loaded = False
     if hasattr(auto_model, "peft_config"):
         del auto_model.peft_config
     return merged
-
-
-def set_attention(auto_model: Any, attention: str) -> None:
-    """Bidirectional attention on a decoder: `config.is_causal = False` (the load-time kwarg is silently dropped)."""
-    auto_model.config.is_causal = attention == "causal"
 
 
 def check_prompt_lengths(tokenizer: Any, prompts: dict[str, dict[str, str]], max_length: int) -> None:
@@ -151,34 +93,11 @@ def check_prompt_lengths(tokenizer: Any, prompts: dict[str, dict[str, str]], max
                 )
 
 
-def last_checkpoint(checkpoints: Path) -> Path | None:
-    """Newest complete checkpoint; one cut off mid-write by a kill (no trainer_state.json, written last) is removed."""
-    import shutil
-
-    found = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    complete = []
-    for ckpt in found:
-        if (ckpt / "trainer_state.json").is_file():
-            complete.append(ckpt)
-        else:
-            print(f"removing incomplete checkpoint {ckpt}", flush=True)
-            shutil.rmtree(ckpt)
-    return complete[-1] if complete else None
-
-
-def world_size() -> int:
-    """Processes of this training run (torchrun's WORLD_SIZE; 1 for a plain `hrsa train`)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def is_main_process() -> bool:
-    """True on the process that owns the run's files (rank 0; the only one without torchrun)."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 def per_device_batch(global_batch: int, devices: int) -> int:
-    """Queries per device for the recipe's global batch: training.batch_size = per-device batch x devices. GradCache
-    (CachedMNRL's mini-batches) bounds memory whatever the per-device batch, so one device can hold the study's 4,096."""
+    """Queries per device for the recipe's global batch: training.batch_size = per-device batch x devices.
+
+    GradCache (CachedMNRL's mini-batches) bounds memory whatever the per-device batch, so one device can hold the
+    study's 4,096."""
     if devices < 1 or global_batch % devices:
         raise ConfigError(f"training.batch_size {global_batch} is not a multiple of the {devices} training devices")
     return global_batch // devices
@@ -235,23 +154,12 @@ def build_trainer(backbone: str, records: list[dict[str, Any]], checkpoints: str
                                       callbacks=[make_guard(recipe)])
 
 
-TRAINING_PACKAGES = ("hrsa", "torch", "transformers", "sentence-transformers", "peft", "accelerate")
 DIVERGENCE_HINT = ("lower training.learning_rate (or raise training.warmup_ratio / training.temperature); no embedder "
                    "was written and the run's checkpoints were discarded")
 
 
 class TrainingDiverged(HrsaError):
     """Non-finite loss, gradient or weights: the run's result is garbage, so the job fails instead of saving it."""
-
-
-class _ScheduleComplete(Exception):
-    """Raised before a step past the schedule (resume from a finished run's last checkpoint): nothing left to train."""
-
-
-def recipe_settings(recipe: Recipe) -> str:
-    """The optimisation settings that make a run diverge, as config keys, for error messages."""
-    keys = ("learning_rate", "warmup_ratio", "temperature", "batch_size", "weight_decay")
-    return ", ".join(f"training.{k}={getattr(recipe, k)!r}" for k in keys)
 
 
 def make_guard(recipe: Recipe) -> Any:
@@ -264,7 +172,7 @@ def make_guard(recipe: Recipe) -> Any:
     class TrainingGuard(TrainerCallback):
         def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if state.max_steps > 0 and state.global_step >= state.max_steps:
-                raise _ScheduleComplete
+                raise ScheduleComplete
 
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
                    **kwargs: Any) -> None:
@@ -289,39 +197,6 @@ def check_finite_weights(model: Any, step: int, recipe: Recipe) -> None:
                 f"{DIVERGENCE_HINT}")
 
 
-def backbone_hash(backbone: str) -> str:
-    """Content hash of every file of a local backbone (weights, config, tokenizer, code), or of a hub backbone's
-    cached weight files, so a backbone rebuilt at the same path is a different input."""
-    from hrsa.io import sha256_tree
-
-    local = Path(backbone)
-    if local.is_dir():
-        return sha256_tree(local)
-    from hrsa.hub import hub_content_hash
-
-    return hub_content_hash(backbone)
-
-
-def training_fingerprint(backbone: str, data_path: str, seed: int, recipe: Recipe, device: str,
-                         trust_remote_code: bool = False) -> dict[str, Any]:
-    """What the checkpoints of a run depend on, by content: backbone files, training data, recipe (attention, LoRA,
-    schedule...), seed, device and the versions of the training stack. Paths are deliberately left out."""
-    from hrsa.io import package_versions, sha256_file
-
-    return {"backbone": backbone_hash(backbone), "data": sha256_file(data_path), "seed": seed,
-            "recipe": recipe.__dict__, "device": device, "trust_remote_code": trust_remote_code,
-            "packages": package_versions(TRAINING_PACKAGES)}
-
-
-def run_training(trainer: Any, resume: Path | None) -> None:
-    """trainer.train() with resume; a checkpoint that already completes the schedule is taken as the result."""
-    try:
-        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    except _ScheduleComplete:
-        print(f"{resume} already completes the schedule ({trainer.state.global_step} steps): no further training",
-              flush=True)
-
-
 def train_embedder(
     backbone: str,
     data_path: str,
@@ -334,23 +209,17 @@ def train_embedder(
     trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Train one embedder; resumes from the newest checkpoint in `checkpoints` written from the same inputs (by
-    content); writes `out` atomically. A finished run removes its checkpoints; a diverged one fails and removes them too."""
+    content); writes `out` atomically. A finished run removes its checkpoints; a diverged one fails and removes them
+    too."""
     import shutil
 
-    from hrsa.io import fingerprinted_dir
     from hrsa.runtime import torch_device
 
     records = validate_training_records(data_path, recipe.num_negatives)
     device = torch_device(device)
     trainer = build_trainer(backbone, records, checkpoints, seed, recipe, device, trust_remote_code)
-    if is_main_process():  # the other ranks of a multi-device run wait, then resume from the same state
-        with contextlib.suppress(OSError):
-            Path(checkpoints).rmdir()  # the one the trainer just created, if empty: no stale state to report
-        fingerprinted_dir(checkpoints, training_fingerprint(backbone, data_path, seed, recipe, device, trust_remote_code))
-    trainer.accelerator.wait_for_everyone()
-    resume = last_checkpoint(Path(checkpoints))
-    if resume:
-        print(f"resuming from {resume}", flush=True)
+    resume = resume_point(trainer, checkpoints, lambda: training_fingerprint(backbone, data_path, seed, recipe, device,
+                                                                             trust_remote_code))
     model = trainer.model
     try:
         run_training(trainer, resume)
@@ -384,37 +253,9 @@ def save_embedder(model: Any, trainer: Any, out: str, model_id: str, params: dic
         with (tmp / "train_log.jsonl").open("w") as fh:
             for row in trainer.state.log_history:
                 fh.write(json.dumps(row) + "\n")
-        prov = provenance({**params, "model_id": model_id, "steps": trainer.state.global_step}, {"data": params["data"]})
+        prov = provenance({**params, "model_id": model_id, "steps": trainer.state.global_step},
+                          {"data": params["data"]})
         prov["revision"] = revision
         prov["reload_max_abs_diff"] = reload_diff
         (tmp / "provenance.json").write_text(json.dumps(prov, indent=2, sort_keys=True, default=str) + "\n")
     return prov
-
-
-RELOAD_TEXTS = ["Of Man's first disobedience, and the fruit", "Q: 12+7=? A: 19", "x"]
-
-
-def check_reload(model: Any, saved: Path, atol: float = 1e-4) -> float:
-    """Encode fixed texts (queries with their prompt, and passages) in memory and from the saved directory.
-
-    A save that loses anything (attention mode, pooling, prompts, merged LoRA weights) fails the job here instead of
-    producing an embedder that differs from the one trained. Returns the largest absolute difference.
-    """
-
-    prompt = (model.prompts or {}).get("query")
-    reloaded = load_embedder(saved, device=str(model.device))
-    worst = 0.0
-    for kwargs in ({}, {"prompt": prompt} if prompt else {}):
-        a = model.encode(RELOAD_TEXTS, convert_to_numpy=True, **kwargs)
-        b = reloaded.encode(RELOAD_TEXTS, convert_to_numpy=True, **kwargs)
-        worst = max(worst, float(abs(a - b).max()))
-    if worst > atol:
-        raise HrsaError(f"{saved}: the saved embedder encodes differently from the trained one (max |diff| {worst:.3g})")
-    return worst
-
-
-def load_embedder(path: str | os.PathLike[str], device: str = "cpu") -> Any:
-    """Reload a trained embedder; its saved config.json carries the attention mode."""
-    from sentence_transformers import SentenceTransformer
-
-    return SentenceTransformer(str(path), device=device)
