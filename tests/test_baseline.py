@@ -71,7 +71,8 @@ def test_baseline_scores_offline_and_differs_from_the_trained_embedder(baseline,
     recipe = {**SHAPE, "batch_size": 8, "mini_batch_size": 4, "max_steps": 4, "save_steps": 2, "learning_rate": 1e-3}
     embedder = tmp_path / "t.base-E.s0"
     assert main(["train", "--backbone", str(tiny_backbone), "--data", str(data), "--seed", "0", "--config",
-                 json.dumps(recipe), "--num-negatives", "2", "--checkpoints", str(tmp_path / "ckpt"), "--model-id", "t.base-E.s0",
+                 json.dumps(recipe), "--num-negatives", "2",
+                 "--checkpoints", str(tmp_path / "ckpt"), "--model-id", "t.base-E.s0",
                  "--device", "cpu", "--out", str(embedder)]) == 0
     scores = {}
     for model, path in (("t.base", baseline), ("t.base-E.s0", embedder)):

@@ -27,7 +27,8 @@ def train(backbone: Path, data: Path, ckpt: Path, out: Path, **recipe: object) -
     from hrsa.cli import main
 
     return main(["train", "--backbone", str(backbone), "--data", str(data), "--seed", "0", "--config",
-                 json.dumps({**RECIPE, **recipe}), "--num-negatives", "2", "--checkpoints", str(ckpt), "--model-id", "t.base-E.s0",
+                 json.dumps({**RECIPE, **recipe}), "--num-negatives", "2",
+                 "--checkpoints", str(ckpt), "--model-id", "t.base-E.s0",
                  "--device", "cpu", "--out", str(out)])
 
 

@@ -50,7 +50,8 @@ def test_bad_training_data_names_file_and_line(tmp_path, tiny_backbone):
     bad.write_text(json.dumps({"query": ["i", "q"], "pos": ["p"], "neg": ["a", "b"]}) + "\n"
                    + json.dumps({"query": ["i", "q"], "pos": [], "neg": ["a", "b"]}) + "\n")
     rc = main(["train", "--backbone", str(tiny_backbone), "--data", str(bad), "--seed", "0", "--config",
-               json.dumps(RECIPE), "--num-negatives", "2", "--checkpoints", str(tmp_path / "c"), "--model-id", "t.base-E.s0",
+               json.dumps(RECIPE), "--num-negatives", "2",
+               "--checkpoints", str(tmp_path / "c"), "--model-id", "t.base-E.s0",
                "--out", str(tmp_path / "o")])
     assert rc == 2
     assert not (tmp_path / "o").exists()
@@ -71,7 +72,8 @@ def test_embedder_output(workdir):
 
 def test_instruction_longer_than_max_length_is_refused(workdir, tiny_backbone, tmp_path, capsys):
     rc = main(["train", "--backbone", str(tiny_backbone), "--data", str(workdir / "train.jsonl"), "--seed", "0",
-               "--config", json.dumps(dict(RECIPE, max_length=16)), "--num-negatives", "2", "--checkpoints", str(tmp_path / "c"),
+               "--config", json.dumps(dict(RECIPE, max_length=16)), "--num-negatives", "2",
+               "--checkpoints", str(tmp_path / "c"),
                "--model-id", "t.base-E.s0", "--device", "cpu", "--out", str(tmp_path / "o")])
     assert rc == 2 and "training.max_length: 16 tokens" in capsys.readouterr().err
 
@@ -218,7 +220,8 @@ def test_lora_trains_adapters_only_and_saves_merged_weights(tmp_path, workdir, t
     assert 0 < trainable < total / 10  # adapters only
     lora_recipe = dict(RECIPE, lora={"enabled": True, "r": 4, "alpha": 8})
     assert main(["train", "--backbone", str(tiny_backbone), "--data", str(workdir / "train.jsonl"), "--seed", "0",
-                 "--config", json.dumps(lora_recipe), "--num-negatives", "2", "--checkpoints", str(tmp_path / "ck"), "--model-id",
+                 "--config", json.dumps(lora_recipe), "--num-negatives", "2",
+                 "--checkpoints", str(tmp_path / "ck"), "--model-id",
                  "t.base-E.s0", "--device", "cpu", "--out", str(tmp_path / "lora")]) == 0
     saved = load_file(tmp_path / "lora/model.safetensors")
     assert not any("lora" in k for k in saved)  # merged: plain weights, loadable without peft

@@ -23,7 +23,6 @@ rule train_embedder:
         backbone=lambda wc: q(model_path(f"{wc.pair}.{wc.role}")),
         config=lambda wc: as_json(STUDY.training(wc.pair)),
         num_negatives=lookup(dpath="training_data/num_negatives", within=config),
-        device=q(lookup(dpath="device", within=config)),
         checkpoints=lambda wc: q(
             paths.TRAIN_CHECKPOINTS.format(model=f"{wc.pair}.{wc.role}-E.s{wc.seed}")
         ),
@@ -32,5 +31,5 @@ rule train_embedder:
         launch=lambda wc: training_launcher(wc.pair),
     shell:
         "{params.launch}hrsa train --threads {threads} --backbone {params.backbone} --data {input.data:q} --seed {wildcards.seed:q}"
-        " --config {params.config} --num-negatives {params.num_negatives} --device {params.device}"
+        " --config {params.config} --num-negatives {params.num_negatives} --gpus {resources.gpu_slots}"
         " --checkpoints {params.checkpoints} --model-id {params.model_id} --out {output:q} {params.trust} > {log:q} 2>&1"

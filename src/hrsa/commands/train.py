@@ -19,7 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"default {default('training_data/num_negatives')})")
     p.add_argument("--checkpoints", required=True, help="checkpoint directory kept across killed runs")
     p.add_argument("--model-id", required=True, help="model id, e.g. tiny.base-E.s0")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--device", default=default("resources/device"), choices=["auto", "cpu", "cuda"],
+                   help="torch device (resources.device); the workflow passes --gpus instead")
     p.add_argument("--trust-remote-code", action="store_true", help="allow custom modelling code from the hub")
     p.add_argument("--out", required=True, help="output SentenceTransformer directory")
 
