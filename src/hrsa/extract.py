@@ -235,7 +235,8 @@ class BackgroundWrites:
         from concurrent.futures import ThreadPoolExecutor
 
         self.pools = [ThreadPoolExecutor(1, thread_name_prefix=f"parquet-{i}") for i in range(workers)]
-        self.depth, self.pending = depth, deque()
+        self.depth = depth
+        self.pending: deque[Any] = deque()
 
     def submit(self, key: int, fn: Any, *args: Any) -> None:
         if not self.pools:  # no writer threads: write in the caller (CPU runs, where torch has the job's cores)

@@ -124,6 +124,8 @@ def build_trainer(backbone: str, records: list[dict[str, Any]], checkpoints: str
     loss = CachedMultipleNegativesRankingLoss(model, scale=1.0 / recipe.temperature,
                                               mini_batch_size=recipe.mini_batch_size, gather_across_devices=devices > 1)
     cuda = device.startswith("cuda")
+    # set only when asked: passing False would differ from the default (None) and trigger a deprecation warning
+    checkpointing: dict[str, Any] = {"gradient_checkpointing": True} if recipe.gradient_checkpointing else {}
     args = SentenceTransformerTrainingArguments(
         output_dir=checkpoints,
         per_device_train_batch_size=per_device_batch(recipe.batch_size, devices),
@@ -141,7 +143,7 @@ def build_trainer(backbone: str, records: list[dict[str, Any]], checkpoints: str
         data_seed=seed,
         use_cpu=not cuda,
         bf16=cuda and torch.cuda.is_bf16_supported(),
-        **({"gradient_checkpointing": True} if recipe.gradient_checkpointing else {}),
+        **checkpointing,
         report_to="none",
         prompts=prompts,
         batch_sampler=BatchSamplers.NO_DUPLICATES,
