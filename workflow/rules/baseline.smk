@@ -16,6 +16,7 @@ rule baseline_embedder:
         "../../envs/hrsa.yaml"
     threads: stage_threads("baseline")
     resources:
+        **gpu_request(0),  # saving an untrained embedder needs no GPU; the device follows the request (CPU)
         mem_mb=lambda wc: stage_mem_mb("baseline", wc.pair),
         runtime=lambda wc: stage_runtime("baseline", wc.pair),
     params:
@@ -25,4 +26,4 @@ rule baseline_embedder:
         model_id=lambda wc: q(f"{wc.pair}.{wc.role}"),
     shell:
         "hrsa baseline --threads {threads} --backbone {params.backbone} --config {params.config}"
-        " --model-id {params.model_id} --out {output:q} {params.trust} > {log:q} 2>&1"
+        " --model-id {params.model_id} --gpus {resources.gpu_slots} --out {output:q} {params.trust} > {log:q} 2>&1"
