@@ -658,12 +658,12 @@ def plot_intrinsic_dimension(ids: pd.DataFrame, out: Path) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------------------------ what was run
-def run_inputs(evaluated: Sequence[str], eval_groups: int, probes: Sequence[str], extract_models: Sequence[str],
+def run_inputs(evaluated: Sequence[str], eval_groups: Sequence[str], probes: Sequence[str], extract_models: Sequence[str],
                built_backbones: Sequence[str], hrsa_tables: Sequence[str | Path], mine: bool) -> dict[str, list[str]]:
     """The run records the report reads, by grid (the rule declares exactly these): `benchmarks`, the benchmark TSV
-    of every GPU-capable job (build_backbone, mine, train, extract, knn_graph, compare, evaluate_{group}), and
+    of every GPU-capable job (build_backbone, mine, train, extract, knn_graph, compare, evaluate), and
     `models`, the directories of every workflow-built backbone and embedder (their provenance.json). `evaluated`: the
-    scored models (embedders, and raw backbones when evaluation.baseline is on), scored in `eval_groups` task groups.
+    scored models (embedders, and raw backbones when evaluation.baseline is on), scored in the task groups named `eval_groups`.
     Paths relative to the working directory."""
     embedders = [m for m in evaluated if parse_model_id(m)[2] is not None]
     bench = [f"benchmarks/backbones/{b}.tsv" for b in built_backbones]
@@ -671,12 +671,12 @@ def run_inputs(evaluated: Sequence[str], eval_groups: int, probes: Sequence[str]
     bench += [f"benchmarks/train/{m}.tsv" for m in embedders]
     bench += [f"benchmarks/{step}/{p}/{m}.tsv" for step in ("extract", "knn") for p in probes for m in extract_models]
     bench += [f"benchmarks/hrsa/{Path(t).parent.name}/{Path(t).stem}.tsv" for t in hrsa_tables]
-    bench += [f"benchmarks/eval/{m}/group{g}.tsv" for m in evaluated for g in range(eval_groups)]
+    bench += [f"benchmarks/eval/{m}/{g}.tsv" for m in evaluated for g in eval_groups]
     models = [f"results/backbones/{b}" for b in built_backbones] + [f"results/embedders/{m}" for m in embedders]
     return {"benchmarks": bench, "models": models}
 
 
-def grid_records(study: Any, evaluated: Sequence[str], eval_groups: int, hrsa_tables: Sequence[str],
+def grid_records(study: Any, evaluated: Sequence[str], eval_groups: Sequence[str], hrsa_tables: Sequence[str],
                  mine: bool) -> dict[str, Any]:
     """run_inputs of a Study's grid, with the lists the report rule passes: `built` (workflow-built backbones) and
     `extracted` (every model a comparison reads), besides `benchmarks` and `models`."""

@@ -10,7 +10,7 @@ localrules:
 REPORT_RECORDS = grid_records(
     STUDY,
     evaluated_models(),
-    len(evaluation_chunks()),
+    list(EVAL_GROUPS),
     report_hrsa_tables(),
     bool(lookup(dpath="training_data/mine/enabled", within=config)),
 )
@@ -63,7 +63,7 @@ rule report:
         backbones=" ".join(map(q, REPORT_RECORDS["built"])),
         extracted=" ".join(map(q, REPORT_RECORDS["extracted"])),
         mine="--mine" if REPORT_RECORDS["mine"] else "",
-        groups=len(evaluation_chunks()),
+        groups=" ".join(map(q, EVAL_GROUPS)),
     shell:
         # the evaluations, benchmarks and provenance files are named by the grid (exactly input.evals,
         # input.benchmarks and input.models, through hrsa.report.run_inputs): their ~5,000 paths on the paper grid
