@@ -44,7 +44,7 @@ def minilm_run(minilm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
     from hrsa.evaluation.run import evaluate
 
     cache = tmp_path_factory.mktemp("mteb-cache")
-    return evaluate(minilm_dir, LOCAL, NAME, REV, cache, batch_size=32, device="cpu"), cache
+    return evaluate(minilm_dir, LOCAL, NAME, REV, cache, batch_size=32, device="cpu", instructions="model"), cache
 
 
 @pytest.fixture(scope="session")
@@ -101,7 +101,8 @@ def test_random_encoder_is_clearly_worse_on_wordsim(
 ) -> None:
     from hrsa.evaluation.run import evaluate
 
-    rand = evaluate(random_encoder, ["HrsaWordSim353"], "hrsa/random-test", "seed0", tmp_path, device="cpu")
+    rand = evaluate(random_encoder, ["HrsaWordSim353"], "hrsa/random-test", "seed0", tmp_path, device="cpu",
+                    instructions="model")
     r, m = rand["HrsaWordSim353"]["main_score"], minilm_run[0]["HrsaWordSim353"]["main_score"]
     assert r < 0.25 and m - r > 0.4, (r, m)
 
@@ -114,7 +115,7 @@ def test_second_evaluate_is_a_noop_with_same_numbers(minilm_run: tuple[dict[str,
     before = result_files(cache)
     assert set(before) == {f"{t}.json" for t in LOCAL}
     # a model directory that does not exist proves that nothing is loaded or encoded
-    again = evaluate(tmp_path / "no-such-model", LOCAL, NAME, REV, cache)
+    again = evaluate(tmp_path / "no-such-model", LOCAL, NAME, REV, cache, instructions="model")
     assert again == first
     assert result_files(cache) == before
 
@@ -124,8 +125,9 @@ def test_differently_named_models_do_not_share_cache(minilm_run: tuple[dict[str,
 
     first, cache = minilm_run
     before = result_files(cache)
-    other = evaluate(minilm_dir, ["HrsaWordSim353"], "hrsa/minilm-other", REV, cache, device="cpu")
-    other_rev = evaluate(minilm_dir, ["HrsaWordSim353"], NAME, "r2", cache, device="cpu")
+    other = evaluate(minilm_dir, ["HrsaWordSim353"], "hrsa/minilm-other", REV, cache, device="cpu",
+                     instructions="model")
+    other_rev = evaluate(minilm_dir, ["HrsaWordSim353"], NAME, "r2", cache, device="cpu", instructions="model")
     assert set(result_files(cache, "hrsa/minilm-other", REV)) == {"HrsaWordSim353.json"}
     assert set(result_files(cache, NAME, "r2")) == {"HrsaWordSim353.json"}
     assert result_files(cache) == before  # the first model's entries are untouched
@@ -149,7 +151,8 @@ def test_unnamed_or_bad_model_ids_are_refused(tmp_path: Path) -> None:
 
 # -------------------------------------------------------------------------------------------------- task names
 def test_unknown_task_name_is_an_error_naming_it(tmp_path: Path) -> None:
-    from hrsa.evaluation.run import evaluate, resolve_tasks
+    from hrsa.evaluation.names import resolve_tasks
+    from hrsa.evaluation.run import evaluate
 
     with pytest.raises(HrsaError, match="NoSuchTask42") as err:
         resolve_tasks(["HrsaWordSim353", "NoSuchTask42", "AlsoMissing"])
@@ -159,7 +162,7 @@ def test_unknown_task_name_is_an_error_naming_it(tmp_path: Path) -> None:
 
 
 def test_resolve_local_mteb_and_benchmark_names() -> None:
-    from hrsa.evaluation.run import resolve_tasks
+    from hrsa.evaluation.names import resolve_tasks
 
     names = [t.metadata.name for t in resolve_tasks(["HrsaLee50", "STS12", "BRIGHT(v1.1)"])]
     assert names[:2] == ["HrsaLee50", "STS12"]
@@ -171,7 +174,7 @@ def test_resolve_local_mteb_and_benchmark_names() -> None:
 
 
 def test_task_names_for_expands_benchmarks_offline() -> None:
-    from hrsa.evaluation.run import task_names_for, task_refs_for
+    from hrsa.evaluation.names import task_names_for, task_refs_for
 
     names = task_names_for([{"benchmark": "MTEB(eng, v2)"}, "HrsaWordSim353", {"task": "STS12"}])
     assert len(names) == 41 + 1  # STS12 is already part of MTEB(eng, v2)
@@ -227,7 +230,8 @@ def test_build_eval_data_is_reproducible(tmp_path: Path) -> None:
 
 # -------------------------------------------------------------------------------------------------- prompts, CLI
 def test_model_query_prompt_is_passed_to_mteb(minilm_dir: Path, tmp_path: Path) -> None:
-    from hrsa.evaluation.run import load_encoder, mteb_prompts
+    from hrsa.evaluation.encoder import load_encoder
+    from hrsa.evaluation.prompts import mteb_prompts
 
     assert mteb_prompts({"anchor": "Q: "}) == {"query": "Q: ", "document": ""}
     assert mteb_prompts({"query": "", "document": ""}) == {"query": "", "document": ""}
@@ -270,8 +274,8 @@ def test_cli_writes_summary(minilm_run: tuple[dict[str, Any], Path], minilm_dir:
             str(cache),
             "--out",
             str(out),
-            "--batch-size",
-            "16",
+            "--config",
+            json.dumps({"batch_size": 16, "instructions": "model"}),
             "--device",
             "cpu",
         ]
@@ -290,7 +294,9 @@ def test_task_instructions_follow_the_training_template(minilm_dir: Path, tmp_pa
     from mteb.types import PromptType
 
     from hrsa.data import MATH_INSTRUCTION, VERSE_INSTRUCTION
-    from hrsa.evaluation.run import load_encoder, resolve_tasks, task_prompts
+    from hrsa.evaluation.encoder import load_encoder
+    from hrsa.evaluation.names import resolve_tasks
+    from hrsa.evaluation.prompts import task_prompts
 
     tasks = {t.metadata.name: t for t in resolve_tasks(LOCAL)}
     prompts = task_prompts(list(tasks.values()), {"HrsaLee50": "Given a news article, retrieve similar articles"})
@@ -329,20 +335,27 @@ def test_instructed_scores_differ_and_are_never_reused_across_instructions(
     # MiniLM pools over the instruction too, so its scores move: the instruction really reaches the encoder
     assert instructed[task]["main_score"] != pytest.approx(plain[task]["main_score"], abs=1e-4)
     # back to the saved prompt: the instructed entry is not taken for it either
-    again = evaluate(minilm_dir, [task], NAME, REV, cache, batch_size=32, device="cpu")
+    again = evaluate(minilm_dir, [task], NAME, REV, cache, batch_size=32, device="cpu", instructions="model")
     assert again[task]["main_score"] == pytest.approx(plain[task]["main_score"], abs=1e-4)
     with pytest.raises(HrsaError, match="evaluation.instructions"):
         evaluate(minilm_dir, [task], NAME, REV, cache, instructions="both")
 
 
-@pytest.mark.parametrize("bad", ["not json", "[1]", '{"HrsaLee50": 3}'])
-def test_bad_task_instructions_flag_is_named(bad: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("bad, named", [
+    ("not json", "--config must be a JSON object"),
+    ("[1]", "--config must be a JSON object"),
+    ('{"instructions": "task", "task_instructions": "x"}',
+     "evaluation.task_instructions must be a JSON object of strings"),
+    ('{"instructions": "task", "task_instructions": {"HrsaLee50": 3}}',
+     "evaluation.task_instructions must be a JSON object of strings"),
+])
+def test_bad_task_instructions_flag_is_named(bad: str, named: str, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
     from hrsa.cli import main
 
     rc = main(["evaluate", "--model", str(tmp_path), "--task", "HrsaLee50", "--model-name", "hrsa/x", "--revision",
-               "r1", "--cache", str(tmp_path / "c"), "--out", str(tmp_path / "o.json"), "--instructions", "task",
-               "--task-instructions", bad])
-    assert rc == 2 and "--task-instructions must be a JSON object of strings" in capsys.readouterr().err
+               "r1", "--cache", str(tmp_path / "c"), "--out", str(tmp_path / "o.json"), "--config", bad])
+    assert rc == 2 and named in capsys.readouterr().err
     assert not (tmp_path / "o.json").exists()
 
 
