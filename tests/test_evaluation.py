@@ -376,8 +376,10 @@ def test_grouped_job_fails_only_the_broken_task_and_a_rerun_scores_only_it(
     cache, out = tmp_path / "cache", tmp_path / "eval"
     args = ["evaluate", "--model", str(random_encoder), "--task", "HrsaWordSim353", "--task", "HrsaLee50",
             "--task", "HrsaSimLex999", "--model-name", "hrsa/grouped", "--revision", "g1", "--cache", str(cache),
-            "--out-dir", str(out), "--data-dir", str(data), "--device", "cpu", "--threads", "1"]
+            "--out-dir", str(out), "--data-dir", str(data), "--device", "cpu", "--threads", "1",
+            "--out", str(tmp_path / "group.json")]  # the group's summary, as the workflow's evaluate rule declares it
     assert main(args) == 2
+    assert not (tmp_path / "group.json").exists()  # written only when every task of the group is scored
     err = capsys.readouterr().err
     assert "hrsa/grouped: 1 of 3 tasks failed (HrsaLee50:" in err
     assert sorted(p.name for p in out.iterdir()) == ["HrsaSimLex999.json", "HrsaWordSim353.json"]
@@ -386,6 +388,9 @@ def test_grouped_job_fails_only_the_broken_task_and_a_rerun_scores_only_it(
     lee.write_text(good)
     assert main(args) == 0
     assert sorted(p.name for p in out.iterdir()) == ["HrsaLee50.json", "HrsaSimLex999.json", "HrsaWordSim353.json"]
+    group = json.loads((tmp_path / "group.json").read_text())
+    assert group["tasks"] == ["HrsaWordSim353", "HrsaLee50", "HrsaSimLex999"]
+    assert all(group["results"][t] == json.loads((out / f"{t}.json").read_text())["results"][t] for t in group["tasks"])
     after = {p.name: p.stat().st_mtime_ns for p in cache.rglob("Hrsa*.json") if "hrsa-settings" not in str(p)}
     assert {k: after[k] for k in cached} == cached  # the scored tasks were not scored again
     assert "HrsaLee50.json" in after
