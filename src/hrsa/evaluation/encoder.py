@@ -49,7 +49,8 @@ def load_encoder(model_dir: str | os.PathLike[str], model_name: str, revision: s
     st.model_card_data.base_model_revision = revision
     prompts = mteb_prompts(st.prompts)
     if prompts is not None:  # the wrapper reads st.prompts; keys it does not know (e.g. 'anchor') would be dropped
-        st.prompts = prompts
+        own: dict[str, str | None] = dict(prompts)
+        st.prompts = own
     with warnings.catch_warnings():  # mteb 2.26 calls renamed/deprecated sentence-transformers APIs here
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", DeprecationWarning)

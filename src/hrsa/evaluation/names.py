@@ -147,7 +147,7 @@ def cached_config_task_refs(entries: Sequence[Any], cache_dir: str | Path,
     that passed every check are kept; an unreadable file is recomputed). shipped_dir holds answers the repository
     ships for its own configs under the pinned mteb (a test keeps them equal to mteb's)."""
     name = task_refs_cache_name(entries)
-    for folder in filter(None, (shipped_dir, cache_dir)):
+    for folder in [f for f in (shipped_dir, cache_dir) if f]:
         try:
             return {task: bench for task, bench in json.loads((Path(folder) / name).read_text())}
         except (OSError, ValueError, TypeError):

@@ -26,12 +26,12 @@ def mteb_prompts(prompts: Mapping[str, str | None] | None) -> dict[str, str] | N
     sentence-transformers 6 adds empty 'query'/'document' prompts to every model, so a non-empty prompt under any
     of the accepted keys wins over an empty one (a model trained with prompts={'anchor': ...} gets that for queries).
     """
-    prompts = {k: v for k, v in (prompts or {}).items() if v is not None}
-    if not any(k in prompts for k in QUERY_PROMPT_KEYS + DOCUMENT_PROMPT_KEYS):
+    given = {k: v for k, v in (prompts or {}).items() if v is not None}
+    if not any(k in given for k in QUERY_PROMPT_KEYS + DOCUMENT_PROMPT_KEYS):
         return None
     return {
-        "query": _first_nonempty(prompts, QUERY_PROMPT_KEYS),
-        "document": _first_nonempty(prompts, DOCUMENT_PROMPT_KEYS),
+        "query": _first_nonempty(given, QUERY_PROMPT_KEYS),
+        "document": _first_nonempty(given, DOCUMENT_PROMPT_KEYS),
     }
 
 
