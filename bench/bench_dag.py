@@ -75,8 +75,6 @@ def _count(self, *args, **kwargs):
             unit = group if group is not None else job
             kind = ("group " + str(self.parent_groupids.get(group.groupid, group.groupid)) if group is not None
                     else job.rule.name)
-            if kind.startswith("evaluate_"):
-                kind = "evaluate_*"
         row = kinds[kind]
         row["jobs"] += 1
         row["local"] = local(job.rule)

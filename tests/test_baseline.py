@@ -79,7 +79,7 @@ def test_baseline_scores_offline_and_differs_from_the_trained_embedder(baseline,
         out = tmp_path / "eval" / model / "HrsaLee50.json"
         assert main(["evaluate", "--model", str(path), "--task", "HrsaLee50", "--model-name", f"hrsa/{model}",
                      "--revision", (path / "revision.txt").read_text().strip(), "--cache", str(tmp_path / "mteb"),
-                     "--instructions", "task", "--device", "cpu", "--out", str(out)]) == 0
+                     "--config", json.dumps({"instructions": "task"}), "--device", "cpu", "--out", str(out)]) == 0
         result = json.loads(out.read_text())["results"]["HrsaLee50"]
         assert result["query_prompt"].startswith("Instruct: ")  # the task's own instruction, as for embedders
         scores[model] = result["main_score"]
@@ -119,9 +119,9 @@ def test_dry_run_lists_baseline_jobs_only_when_switched_on(repo, tmp_path):
     out = _dry_run(repo, tmp_path, True)
     off, on = _counts(_dry_run(repo, tmp_path, False)), _counts(out)
     # one evaluate job per model scores its 5 local tasks (one task group): 3 roles x 2 seeds, then + 3 baselines
-    assert "baseline_embedder" not in off and off["evaluate_0"] == 6
-    assert on["baseline_embedder"] == 3 and on["evaluate_0"] == 6 + 3
-    assert {k: v for k, v in on.items() if k not in ("baseline_embedder", "evaluate_0")} == {
-        k: v for k, v in off.items() if k != "evaluate_0"}
-    job = out[out.index("output: results/eval/tiny.reason/HrsaWordSim353.json") - 300:]
+    assert "baseline_embedder" not in off and off["evaluate"] == 6
+    assert on["baseline_embedder"] == 3 and on["evaluate"] == 6 + 3
+    assert {k: v for k, v in on.items() if k not in ("baseline_embedder", "evaluate")} == {
+        k: v for k, v in off.items() if k != "evaluate"}
+    job = out[out.index("output: results/eval/tiny.reason/groups/tasks-saved-0.json") - 300:]
     assert "input: results/baselines/tiny.reason" in job.split("output:")[0]

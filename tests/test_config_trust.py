@@ -206,7 +206,7 @@ def test_safe_name_rejects_a_trailing_newline(config, repo):
 
 def test_mteb_revision_rejects_a_trailing_newline():
     from hrsa.errors import HrsaError
-    from hrsa.evaluation.run import check_model_id
+    from hrsa.evaluation.encoder import check_model_id
 
     check_model_id("hrsa/tiny", "r1")
     with pytest.raises(HrsaError, match="revision"):

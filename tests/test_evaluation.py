@@ -44,7 +44,7 @@ def minilm_run(minilm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
     from hrsa.evaluation.run import evaluate
 
     cache = tmp_path_factory.mktemp("mteb-cache")
-    return evaluate(minilm_dir, LOCAL, NAME, REV, cache, batch_size=32, device="cpu"), cache
+    return evaluate(minilm_dir, LOCAL, NAME, REV, cache, batch_size=32, device="cpu", instructions="model"), cache
 
 
 @pytest.fixture(scope="session")
@@ -101,7 +101,8 @@ def test_random_encoder_is_clearly_worse_on_wordsim(
 ) -> None:
     from hrsa.evaluation.run import evaluate
 
-    rand = evaluate(random_encoder, ["HrsaWordSim353"], "hrsa/random-test", "seed0", tmp_path, device="cpu")
+    rand = evaluate(random_encoder, ["HrsaWordSim353"], "hrsa/random-test", "seed0", tmp_path, device="cpu",
+                    instructions="model")
     r, m = rand["HrsaWordSim353"]["main_score"], minilm_run[0]["HrsaWordSim353"]["main_score"]
     assert r < 0.25 and m - r > 0.4, (r, m)
 
@@ -114,7 +115,7 @@ def test_second_evaluate_is_a_noop_with_same_numbers(minilm_run: tuple[dict[str,
     before = result_files(cache)
     assert set(before) == {f"{t}.json" for t in LOCAL}
     # a model directory that does not exist proves that nothing is loaded or encoded
-    again = evaluate(tmp_path / "no-such-model", LOCAL, NAME, REV, cache)
+    again = evaluate(tmp_path / "no-such-model", LOCAL, NAME, REV, cache, instructions="model")
     assert again == first
     assert result_files(cache) == before
 
@@ -124,8 +125,9 @@ def test_differently_named_models_do_not_share_cache(minilm_run: tuple[dict[str,
 
     first, cache = minilm_run
     before = result_files(cache)
-    other = evaluate(minilm_dir, ["HrsaWordSim353"], "hrsa/minilm-other", REV, cache, device="cpu")
-    other_rev = evaluate(minilm_dir, ["HrsaWordSim353"], NAME, "r2", cache, device="cpu")
+    other = evaluate(minilm_dir, ["HrsaWordSim353"], "hrsa/minilm-other", REV, cache, device="cpu",
+                     instructions="model")
+    other_rev = evaluate(minilm_dir, ["HrsaWordSim353"], NAME, "r2", cache, device="cpu", instructions="model")
     assert set(result_files(cache, "hrsa/minilm-other", REV)) == {"HrsaWordSim353.json"}
     assert set(result_files(cache, NAME, "r2")) == {"HrsaWordSim353.json"}
     assert result_files(cache) == before  # the first model's entries are untouched
@@ -149,7 +151,8 @@ def test_unnamed_or_bad_model_ids_are_refused(tmp_path: Path) -> None:
 
 # -------------------------------------------------------------------------------------------------- task names
 def test_unknown_task_name_is_an_error_naming_it(tmp_path: Path) -> None:
-    from hrsa.evaluation.run import evaluate, resolve_tasks
+    from hrsa.evaluation.names import resolve_tasks
+    from hrsa.evaluation.run import evaluate
 
     with pytest.raises(HrsaError, match="NoSuchTask42") as err:
         resolve_tasks(["HrsaWordSim353", "NoSuchTask42", "AlsoMissing"])
@@ -159,7 +162,7 @@ def test_unknown_task_name_is_an_error_naming_it(tmp_path: Path) -> None:
 
 
 def test_resolve_local_mteb_and_benchmark_names() -> None:
-    from hrsa.evaluation.run import resolve_tasks
+    from hrsa.evaluation.names import resolve_tasks
 
     names = [t.metadata.name for t in resolve_tasks(["HrsaLee50", "STS12", "BRIGHT(v1.1)"])]
     assert names[:2] == ["HrsaLee50", "STS12"]
@@ -171,7 +174,7 @@ def test_resolve_local_mteb_and_benchmark_names() -> None:
 
 
 def test_task_names_for_expands_benchmarks_offline() -> None:
-    from hrsa.evaluation.run import task_names_for, task_refs_for
+    from hrsa.evaluation.names import task_names_for, task_refs_for
 
     names = task_names_for([{"benchmark": "MTEB(eng, v2)"}, "HrsaWordSim353", {"task": "STS12"}])
     assert len(names) == 41 + 1  # STS12 is already part of MTEB(eng, v2)
@@ -227,7 +230,8 @@ def test_build_eval_data_is_reproducible(tmp_path: Path) -> None:
 
 # -------------------------------------------------------------------------------------------------- prompts, CLI
 def test_model_query_prompt_is_passed_to_mteb(minilm_dir: Path, tmp_path: Path) -> None:
-    from hrsa.evaluation.run import load_encoder, mteb_prompts
+    from hrsa.evaluation.encoder import load_encoder
+    from hrsa.evaluation.prompts import mteb_prompts
 
     assert mteb_prompts({"anchor": "Q: "}) == {"query": "Q: ", "document": ""}
     assert mteb_prompts({"query": "", "document": ""}) == {"query": "", "document": ""}
@@ -270,8 +274,8 @@ def test_cli_writes_summary(minilm_run: tuple[dict[str, Any], Path], minilm_dir:
             str(cache),
             "--out",
             str(out),
-            "--batch-size",
-            "16",
+            "--config",
+            json.dumps({"batch_size": 16, "instructions": "model"}),
             "--device",
             "cpu",
         ]
@@ -290,7 +294,9 @@ def test_task_instructions_follow_the_training_template(minilm_dir: Path, tmp_pa
     from mteb.types import PromptType
 
     from hrsa.data import MATH_INSTRUCTION, VERSE_INSTRUCTION
-    from hrsa.evaluation.run import load_encoder, resolve_tasks, task_prompts
+    from hrsa.evaluation.encoder import load_encoder
+    from hrsa.evaluation.names import resolve_tasks
+    from hrsa.evaluation.prompts import task_prompts
 
     tasks = {t.metadata.name: t for t in resolve_tasks(LOCAL)}
     prompts = task_prompts(list(tasks.values()), {"HrsaLee50": "Given a news article, retrieve similar articles"})
@@ -329,20 +335,27 @@ def test_instructed_scores_differ_and_are_never_reused_across_instructions(
     # MiniLM pools over the instruction too, so its scores move: the instruction really reaches the encoder
     assert instructed[task]["main_score"] != pytest.approx(plain[task]["main_score"], abs=1e-4)
     # back to the saved prompt: the instructed entry is not taken for it either
-    again = evaluate(minilm_dir, [task], NAME, REV, cache, batch_size=32, device="cpu")
+    again = evaluate(minilm_dir, [task], NAME, REV, cache, batch_size=32, device="cpu", instructions="model")
     assert again[task]["main_score"] == pytest.approx(plain[task]["main_score"], abs=1e-4)
     with pytest.raises(HrsaError, match="evaluation.instructions"):
         evaluate(minilm_dir, [task], NAME, REV, cache, instructions="both")
 
 
-@pytest.mark.parametrize("bad", ["not json", "[1]", '{"HrsaLee50": 3}'])
-def test_bad_task_instructions_flag_is_named(bad: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("bad, named", [
+    ("not json", "--config must be a JSON object"),
+    ("[1]", "--config must be a JSON object"),
+    ('{"instructions": "task", "task_instructions": "x"}',
+     "evaluation.task_instructions must be a JSON object of strings"),
+    ('{"instructions": "task", "task_instructions": {"HrsaLee50": 3}}',
+     "evaluation.task_instructions must be a JSON object of strings"),
+])
+def test_bad_task_instructions_flag_is_named(bad: str, named: str, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
     from hrsa.cli import main
 
     rc = main(["evaluate", "--model", str(tmp_path), "--task", "HrsaLee50", "--model-name", "hrsa/x", "--revision",
-               "r1", "--cache", str(tmp_path / "c"), "--out", str(tmp_path / "o.json"), "--instructions", "task",
-               "--task-instructions", bad])
-    assert rc == 2 and "--task-instructions must be a JSON object of strings" in capsys.readouterr().err
+               "r1", "--cache", str(tmp_path / "c"), "--out", str(tmp_path / "o.json"), "--config", bad])
+    assert rc == 2 and named in capsys.readouterr().err
     assert not (tmp_path / "o.json").exists()
 
 
@@ -363,8 +376,10 @@ def test_grouped_job_fails_only_the_broken_task_and_a_rerun_scores_only_it(
     cache, out = tmp_path / "cache", tmp_path / "eval"
     args = ["evaluate", "--model", str(random_encoder), "--task", "HrsaWordSim353", "--task", "HrsaLee50",
             "--task", "HrsaSimLex999", "--model-name", "hrsa/grouped", "--revision", "g1", "--cache", str(cache),
-            "--out-dir", str(out), "--data-dir", str(data), "--device", "cpu", "--threads", "1"]
+            "--out-dir", str(out), "--data-dir", str(data), "--device", "cpu", "--threads", "1",
+            "--out", str(tmp_path / "group.json")]  # the group's summary, as the workflow's evaluate rule declares it
     assert main(args) == 2
+    assert not (tmp_path / "group.json").exists()  # written only when every task of the group is scored
     err = capsys.readouterr().err
     assert "hrsa/grouped: 1 of 3 tasks failed (HrsaLee50:" in err
     assert sorted(p.name for p in out.iterdir()) == ["HrsaSimLex999.json", "HrsaWordSim353.json"]
@@ -373,6 +388,9 @@ def test_grouped_job_fails_only_the_broken_task_and_a_rerun_scores_only_it(
     lee.write_text(good)
     assert main(args) == 0
     assert sorted(p.name for p in out.iterdir()) == ["HrsaLee50.json", "HrsaSimLex999.json", "HrsaWordSim353.json"]
+    group = json.loads((tmp_path / "group.json").read_text())
+    assert group["tasks"] == ["HrsaWordSim353", "HrsaLee50", "HrsaSimLex999"]
+    assert all(group["results"][t] == json.loads((out / f"{t}.json").read_text())["results"][t] for t in group["tasks"])
     after = {p.name: p.stat().st_mtime_ns for p in cache.rglob("Hrsa*.json") if "hrsa-settings" not in str(p)}
     assert {k: after[k] for k in cached} == cached  # the scored tasks were not scored again
     assert "HrsaLee50.json" in after

@@ -34,7 +34,7 @@ def paper_eval() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def paper_refs(paper_eval: dict[str, Any]) -> dict[str, str | None]:
     """{task: benchmark} of the paper grid, expanded offline as the workflow does."""
-    from hrsa.evaluation.run import task_refs_for
+    from hrsa.evaluation.names import task_refs_for
 
     refs: dict[str, str | None] = {}
     for task, bench in task_refs_for(paper_eval["tasks"]):
@@ -53,7 +53,7 @@ def tiny_embedder(tiny_backbone: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 def _paper_table(paper_eval: dict[str, Any]) -> dict[str, str]:
-    from hrsa.evaluation.run import read_instruction_tables
+    from hrsa.evaluation.prompts import read_instruction_tables
 
     return read_instruction_tables([REPO / t for t in paper_eval["instruction_tables"]])
 
@@ -70,7 +70,7 @@ def test_study_table_is_shipped_byte_identical_with_its_source() -> None:
 
 
 def test_instruction_table_reading_takes_the_query_string_and_drops_default(tmp_path: Path) -> None:
-    from hrsa.evaluation.run import read_instruction_table, read_instruction_tables
+    from hrsa.evaluation.prompts import read_instruction_table, read_instruction_tables
 
     table = read_instruction_table(STUDY / "task_prompts.json")
     assert "default" not in table and len(table) == 263
@@ -95,7 +95,9 @@ def test_paper_tasks_all_get_the_study_instruction_and_it_reaches_the_encoder(
     hands the study's wording to queries and nothing to documents."""
     from mteb.types import PromptType
 
-    from hrsa.evaluation.run import load_encoder, prompts_for, resolve_instructions, resolve_tasks
+    from hrsa.evaluation.encoder import load_encoder
+    from hrsa.evaluation.names import resolve_tasks
+    from hrsa.evaluation.prompts import prompts_for, resolve_instructions
 
     table = _paper_table(paper_eval)
     tasks = []
@@ -129,7 +131,8 @@ def test_paper_tasks_all_get_the_study_instruction_and_it_reaches_the_encoder(
 def test_paper_bright_is_the_12_standard_domains_each_with_its_study_instruction(
     paper_eval: dict[str, Any], paper_refs: dict[str, str | None]
 ) -> None:
-    from hrsa.evaluation.run import resolve_instructions, resolve_tasks, task_refs_for
+    from hrsa.evaluation.names import resolve_tasks, task_refs_for
+    from hrsa.evaluation.prompts import resolve_instructions
 
     bright = [t for t, b in paper_refs.items() if b == "BRIGHT(v1.1)"]
     assert len(bright) == 12 and not any("Long" in t for t in bright)
@@ -153,7 +156,7 @@ def test_paper_bright_is_the_12_standard_domains_each_with_its_study_instruction
 
 # ------------------------------------------------------------------------------------- 3. length and batch budget
 def test_max_seq_length_reaches_the_model_and_the_token_budget_sets_the_batch(tiny_embedder: Path) -> None:
-    from hrsa.evaluation.run import load_encoder, token_batch_size
+    from hrsa.evaluation.encoder import load_encoder, token_batch_size
 
     assert load_encoder(tiny_embedder, NAME, REV, "cpu").model.max_seq_length == 64  # as saved by training
     assert load_encoder(tiny_embedder, NAME, REV, "cpu", max_seq_length=8192).model.max_seq_length == 8192
@@ -164,18 +167,46 @@ def test_max_seq_length_reaches_the_model_and_the_token_budget_sets_the_batch(ti
 
 
 def test_paper_jobs_get_full_length_budget_and_tables(paper_eval: dict[str, Any], paper_refs: dict[str, Any]) -> None:
-    from hrsa.evaluation.run import eval_flags
+    from hrsa.evaluation.groups import job_config, task_groups
 
-    flags = eval_flags("BrightAopsRetrieval", "BRIGHT(v1.1)", paper_eval, paper_refs, REPO)
-    assert flags == ["--instruction-table", str(REPO / "data/eval/study/task_prompts.json"),
-                     "--instruction-table", str(REPO / "data/eval/study/bright_instructions.json"),
-                     "--max-seq-length", "8192", "--max-tokens-per-batch", "32768"]
+    groups = task_groups(paper_refs, paper_eval)
+    bright = next(tasks for tasks in groups.values() if "BrightAopsRetrieval" in tasks)
+    job = job_config(bright, paper_refs, paper_eval, REPO)
+    assert job["instruction_tables"] == [str(REPO / "data/eval/study/task_prompts.json"),
+                                         str(REPO / "data/eval/study/bright_instructions.json")]
+    assert job["max_seq_length"] == {"default": 8192} and job["max_tokens_per_batch"] == 32768
     per = {**paper_eval, "max_seq_length": {"default": 8192, "MTEB(Code, v1)": 4096, "STS17": 256}}
-    assert eval_flags("STS17", "MTEB(Multilingual, v2)", per, paper_refs, REPO)[5] == "256"  # task beats benchmark
-    assert eval_flags("CosQA", "MTEB(Code, v1)", per, paper_refs, REPO)[5] == "4096"  # benchmark beats default
-    assert "--max-seq-length" not in eval_flags("STS17", None, {}, paper_refs, REPO)  # demo: the saved length
+    known = {**paper_refs, "STS17": "MTEB(Multilingual, v2)", "CosQA": "MTEB(Code, v1)"}
+    assert job_config(["STS17"], known, per, REPO)["max_seq_length"] == {"default": 256}  # task beats benchmark
+    assert job_config(["CosQA"], known, per, REPO)["max_seq_length"] == {"default": 4096}  # benchmark beats default
+    assert job_config(["STS17"], {"STS17": None}, {}, REPO)["max_seq_length"] == {}  # demo: the saved length
     with pytest.raises(ConfigError, match="evaluation.max_seq_length: \\['STS99'\\]"):
-        eval_flags("STS17", None, {"max_seq_length": {"STS99": 8}}, paper_refs, REPO)
+        task_groups(paper_refs, {"max_seq_length": {"STS99": 8}})
+
+
+def test_groups_are_named_from_the_config_and_each_job_gets_only_its_own_settings(
+    paper_eval: dict[str, Any], paper_refs: dict[str, Any]
+) -> None:
+    """Group names are readable and stable (benchmark, length, index), unique after sanitising; a job's slice holds
+    its own tasks' overrides and no DAG keys, so an override of another group's task reruns nothing here."""
+    import re
+
+    from hrsa.evaluation.groups import job_config, task_groups
+
+    groups = task_groups(paper_refs, paper_eval)
+    assert [t for tasks in groups.values() for t in tasks] == list(paper_refs)  # every task once, in config order
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+", name) for name in groups)
+    assert task_groups(paper_refs, paper_eval) == groups
+    demo = {t: None for t in ("HrsaLee50", "STS12", "STS13")}
+    assert task_groups(demo, {"tasks_per_job": 2}) == {"tasks-saved-0": ["HrsaLee50", "STS12"],
+                                                       "tasks-saved-1": ["STS13"]}
+    clash = {"a": "MTEB(x)", "b": "MTEB x", "c": None}
+    assert task_groups(clash, {"max_seq_length": {"c": 64}}) == {"MTEB_x-saved-0": ["a"], "MTEB_x-saved-1": ["b"],
+                                                                  "tasks-64-0": ["c"]}
+    cfg = {"task_instructions": {"HrsaLee50": "x", "STS13": "y"}, "tasks_per_job": 2}
+    job = job_config(["HrsaLee50", "STS12"], demo, cfg, ".")
+    assert job["task_instructions"] == {"HrsaLee50": "x"}
+    assert not set(job) & {"tasks", "tasks_per_job", "baseline"}
 
 
 # ----------------------------------------------------------------------------- 4. one cache revision per embedder
@@ -239,8 +270,10 @@ def test_cli_passes_length_budget_and_tables(tiny_embedder: Path, tmp_path: Path
     out = tmp_path / "eval.json"
     args = parser.parse_args(["--model", str(tiny_embedder), "--task", "HrsaWordSim353", "--model-name", NAME,
                               "--revision", REV, "--cache", str(tmp_path / "c"), "--out", str(out), "--device", "cpu",
-                              "--instructions", "task", "--instruction-table", str(STUDY / "task_prompts.json"),
-                              "--max-seq-length", "40", "--max-tokens-per-batch", "400"])
+                              "--config", json.dumps({"instructions": "task",
+                                                      "instruction_tables": [str(STUDY / "task_prompts.json")],
+                                                      "max_seq_length": {"default": 40},
+                                                      "max_tokens_per_batch": 400})])
     verb.run(args)
     doc = json.loads(out.read_text())
     assert doc["results"]["HrsaWordSim353"]["settings"]["max_seq_length"] == 40

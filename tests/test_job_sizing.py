@@ -73,7 +73,8 @@ def test_requests_scale_with_the_pair_size_and_the_task_count(tmp_path: Path) ->
     assert all("mem_mb=200," in r for r in res["extract_activations"])
     # an evaluation job asks (3 + 1 x 2) minutes per task: 2 tasks per job, the last group holds what is left
     n_tasks = len(cfg["evaluation"]["tasks"])
-    groups = [res[f"evaluate_{i}"] for i in range((n_tasks + 1) // 2)]
+    groups = [[r for r in res["evaluate"] if f"group=tasks-saved-{i}" in r] for i in range((n_tasks + 1) // 2)]
+    assert all(groups) and sum(map(len, groups)) == len(res["evaluate"])
     assert all("runtime=10," in r for g in groups[: n_tasks // 2] for r in g)
     if n_tasks % 2:
         assert all("runtime=5," in r for r in groups[-1])

@@ -302,6 +302,9 @@ def test_raw_backbone_baselines_are_listed_apart_from_the_seed_statistics(tmp_pa
     assert set(emb.role) == {"base-E", "reason-E", "sft-E"}
 
 
+GROUPS = ["tasks-saved-0", "tasks-saved-1"]  # two evaluation task groups, named as the workflow names them
+
+
 def test_cli_reads_exactly_the_run_records(tmp_path, monkeypatch):
     from hrsa.cli import main
 
@@ -312,7 +315,7 @@ def test_cli_reads_exactly_the_run_records(tmp_path, monkeypatch):
 
     models = [f"{PAIR}.{r}-E.s{s}" for r in ("base", "reason", "sft") for s in SEEDS]
     built = [f"{PAIR}.{r}" for r in ("base", "reason", "sft")]
-    rec = run_inputs(models, ["group0", "group1"], list(PROBES), built + models, built,
+    rec = run_inputs(models, GROUPS, list(PROBES), built + models, built,
                      [str(p.relative_to(tmp_path)) for p in demo["hrsa"]], True)
     for i, path in enumerate(rec["benchmarks"]):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -324,12 +327,12 @@ def test_cli_reads_exactly_the_run_records(tmp_path, monkeypatch):
             "--models", *models, "--tasks", *TASKS, "--task-benchmarks", json.dumps(demo["task_benchmarks"]),
             "--config", json.dumps(demo["config"]["report"]), "--grid", json.dumps(grid_summary(demo["config"])),
             "--run-records", "--probes", *PROBES, "--backbones", *built, "--extract-models", *built, *models, "--mine",
-            "--eval-groups", "group0", "group1", "--out", "results/report"]
+            "--eval-groups", *GROUPS, "--out", "results/report"]
     assert main(args) == 0
     jobs = pd.read_csv("results/report/tables/jobs.tsv", sep="\t")
     assert len(jobs) == len(rec["benchmarks"]) and jobs.wall_s.iloc[0] == 10.0 and jobs.max_rss_mb.iloc[0] == 500.0
     assert set(jobs.rule) == {"backbones", "data", "train", "extract", "knn", "hrsa", "eval"}
-    assert "eval/tiny.base-E.s0/group1" in set(jobs.job)
+    assert "eval/tiny.base-E.s0/tasks-saved-1" in set(jobs.job)
     prov = pd.read_csv("results/report/tables/provenance.tsv", sep="\t")
     assert set(prov.model) == set(built + models) and set(prov.device) == {"cuda"}
     Path(rec["benchmarks"][-1]).unlink()

@@ -3,6 +3,7 @@ benchmark TSVs, model directories with provenance) are exactly the rule's declar
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from hrsa.cli import build_parser  # noqa: E402
 
 @pytest.mark.parametrize("baseline", [False, True])
 def test_report_verb_reads_exactly_the_declared_inputs(tmp_path, baseline):
+    from hrsa.evaluation.groups import task_groups
     from hrsa.report import run_inputs
 
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
@@ -31,16 +33,18 @@ def test_report_verb_reads_exactly_the_declared_inputs(tmp_path, baseline):
     assert args.run_records and args.mine and args.task_benchmarks
     rec = run_inputs(args.models, args.eval_groups, args.probes, args.extract_models, args.backbones, args.hrsa,
                      args.mine)
-    evals = {f"{args.eval_dir}/{m}/{t}.json" for m in args.models for t in args.tasks}
+    # the report reads {eval_dir}/{model}/{task}.json; each is written by the declared job of its task's group
+    groups = task_groups(json.loads(args.task_benchmarks), cfg["evaluation"])
+    assert list(groups) == args.eval_groups and sorted(t for g in groups.values() for t in g) == sorted(args.tasks)
+    evals = {f"{args.eval_dir}/{m}/groups/{g}.json" for m in args.models for g in args.eval_groups}
     maps = {str(p) for p in args.procrustes_maps}
     assert len(maps) == len(args.hrsa) and all(m.endswith(".procrustes.npz") for m in maps)
     read = {str(p) for p in args.hrsa} | maps | evals | set(rec["benchmarks"]) | set(rec["models"])
     assert read == declared
     # backbones, mine, train, extract, knn, compare, evaluate groups (embedders; with the baseline also the 3 raw
     # backbones)
-    groups = len(args.eval_groups)
-    assert groups >= 1
-    assert len(rec["benchmarks"]) == 3 + 1 + 6 + 18 + 18 + 24 + (6 + (3 if baseline else 0)) * groups
-    assert ("results/eval/tiny.base/HrsaLee50.json" in declared) == baseline
+    assert len(groups) >= 1
+    assert len(rec["benchmarks"]) == 3 + 1 + 6 + 18 + 18 + 24 + (6 + (3 if baseline else 0)) * len(groups)
+    assert ("results/eval/tiny.base/groups/tasks-saved-0.json" in declared) == baseline
     assert {"benchmarks/train/tiny.base-E.s0.tsv", "results/embedders/tiny.sft-E.s1",
             "results/backbones/tiny.reason"} <= declared

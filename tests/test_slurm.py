@@ -31,6 +31,7 @@ PARAMS_B = 0.1  # the reduced default's pair declares its size: jobs ask for mem
 # Test-only speed knob: the plugin's first status check after 2 s instead of 20 s.
 FAST = ("--slurm-init-seconds-before-status-checks", "2")
 FAILING_TASK = "STSBenchmark"  # an mteb task whose dataset is not in the (offline) HF cache: fails at run time
+FAILING_GROUP = "tasks-saved-0"  # its evaluation group: no benchmark, the saved max_seq_length, the first such group
 STEPS, SAVE = 20, 10  # the reduced default's training
 LONG, LONG_SAVE = 100, 10  # seed 1's training, cancelled or orphaned after its first checkpoint
 
@@ -186,15 +187,15 @@ def first_run(work: Path) -> subprocess.CompletedProcess[str]:
 def test_run_submits_site_flags_and_reports_the_failed_job(work, first_run):
     out = first_run.stdout + first_run.stderr
     assert first_run.returncode != 0, "a failed job must make the run exit non-zero"
-    failed = "logs/eval/tiny.base-E.s0/group0.log"  # the evaluate job of the task group holding the failing task
-    assert "Error in rule evaluate_0" in out and failed in out
+    failed = f"logs/eval/tiny.base-E.s0/{FAILING_GROUP}.log"  # the evaluate job of the group of the failing task
+    assert "Error in rule evaluate" in out and failed in out
     # keep-going: every job independent of the failed one finished
     assert (work / "results/embedders/tiny.base-E.s0").is_dir()
     assert (work / "results/knn/works/tiny.base-E.s0/layer=pooled.npz").is_file()  # every layer in one job
     assert (work / "results/hrsa/works/tiny.base~base-E.s0.parquet").is_file()
     calls = sbatch_calls(out)
     # one submission per training job, per model's features and per bundle of comparisons; preparation is local
-    assert sorted(calls) == ["evaluate_0", "group_features_tiny.base", "group_features_tiny.base-E.s0", "group_hrsa",
+    assert sorted(calls) == ["evaluate", "group_features_tiny.base", "group_features_tiny.base-E.s0", "group_hrsa",
                              "train_embedder"], sorted(calls)
     train = calls["train_embedder"][0]
     # memory scaled by the pair's size: resources.train.mem_mb + mem_mb_per_b x params_b = 16000 + 16000 x 0.1
@@ -212,7 +213,7 @@ def test_run_submits_site_flags_and_reports_the_failed_job(work, first_run):
     (compare,) = calls["group_hrsa"]
     assert "--gpus" not in compare and "--gres" not in compare  # hrsa.gpu is off: a CPU job
     # the failed evaluation was retried once with twice the runtime (resources.evaluate.runtime: 15 min per task)
-    retried = calls["evaluate_0"]  # the task group holding the failing task (its only task here)
+    retried = calls["evaluate"]  # the task group holding the failing task (its only task here)
     assert len(retried) == 2 and "-t 15 " in retried[0] and "-t 30 " in retried[1], retried
     # SLURM logs of successful jobs are kept
     assert list((work / ".snakemake/slurm_logs/rule_train_embedder").rglob("*.log"))
@@ -220,13 +221,13 @@ def test_run_submits_site_flags_and_reports_the_failed_job(work, first_run):
 
 @pytest.mark.slurm
 def test_rerun_of_the_failed_rule_alone(work, first_run):
-    target = f"results/eval/tiny.base-E.s0/{FAILING_TASK}.json"
+    target = f"results/eval/tiny.base-E.s0/groups/{FAILING_GROUP}.json"
     done = work / "results/hrsa/works/tiny.base~base-E.s0.parquet"
     before = done.stat().st_mtime_ns
     # targets first: --configfile takes several values and would swallow a target after it
     proc = run(work, target, "--configfile", str(work / "config.yaml"), "--retries", "0", limit=240)
     calls = sbatch_calls(proc.stdout + proc.stderr)
-    assert list(calls) == ["evaluate_0"] and len(calls["evaluate_0"]) == 1  # that task group's job alone
+    assert list(calls) == ["evaluate"] and len(calls["evaluate"]) == 1  # that task group's job alone
     assert done.stat().st_mtime_ns == before
     assert proc.returncode != 0  # still offline: the dataset is not in the HF cache (README: pre-fill it)
 

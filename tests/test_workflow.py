@@ -55,11 +55,27 @@ def test_paper_dag_offline(tmp_path):
     assert counts["prepare_training_data"] == counts["mine_hard_negatives"] == 1
     assert counts["extract_activations"] == 2 * (6 + 18)
     assert counts["knn_graph"] == 2 * (6 + 18)  # one job per (model, probe): every layer of it
-    groups = {rule: n for rule, n in counts.items() if rule.startswith("evaluate_")}
-    assert set(groups.values()) == {18}  # every task group once per embedder
+    groups = re.findall(r"wildcards: model=\S+, group=(\S+)", out)
+    assert {g: groups.count(g) for g in groups} == {g: 18 for g in PAPER_GROUPS}  # every task group once per embedder
     # 154 tasks in groups of at most evaluation.tasks_per_job (48), split by benchmark: Multilingual 131 in 3, Code 1,
     # BRIGHT 1
-    assert sum(groups.values()) == 18 * 5
+    assert counts["evaluate"] == 18 * 5
+
+
+PAPER_GROUPS = ["MTEB_Multilingual_v2-8192-0", "MTEB_Multilingual_v2-8192-1", "MTEB_Multilingual_v2-8192-2",
+                "MTEB_Code_v1-8192-0", "BRIGHT_v1.1-8192-0"]
+
+
+def test_one_evaluation_group_is_targeted_and_forced_by_name(tmp_path):
+    """The evaluate rule's jobs are named by model and group: one group's summary is a target, `-R evaluate` forces
+    every evaluation and nothing else."""
+    config = str(REPO / "config/config.yaml")
+    target = "results/eval/tiny.base-E.s0/groups/tasks-saved-0.json"
+    out = snakemake("-n", target, "--configfile", config, cwd=tmp_path).stdout
+    assert job_counts(out)["evaluate"] == 1 and "group=tasks-saved-0" in out
+    assert "--task HrsaWordSim353" in snakemake("-n", "-p", target, "--configfile", config, cwd=tmp_path).stdout
+    forced = job_counts(snakemake("-n", "-R", "evaluate", "--configfile", config, cwd=tmp_path).stdout)
+    assert forced["evaluate"] == 6
 
 
 def test_config_error_names_key(tmp_path, repo):

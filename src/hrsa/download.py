@@ -80,8 +80,7 @@ def _task_datasets(task: Any) -> list[dict[str, str | None]]:
 
 def _mteb_tasks(task_refs: Mapping[str, str | None]) -> list[dict[str, Any]]:
     """Every evaluated mteb task (local tasks need nothing) with its benchmark and datasets, from mteb's metadata."""
-    from hrsa.evaluation.names import LOCAL_TASK_NAMES
-    from hrsa.evaluation.run import resolve_tasks
+    from hrsa.evaluation.names import LOCAL_TASK_NAMES, resolve_tasks
 
     out = []
     for bench, names in _by_benchmark(task_refs, skip=LOCAL_TASK_NAMES).items():
@@ -137,8 +136,7 @@ def fetch_dataset(repo_id: str, config: str | None, split: str) -> int:
 
 def fetch_tasks(task_refs: Mapping[str, str | None]) -> None:
     """Load every mteb task's data as the evaluation takes it (a benchmark's subsets), filling the datasets cache."""
-    from hrsa.evaluation.names import LOCAL_TASK_NAMES
-    from hrsa.evaluation.run import resolve_tasks
+    from hrsa.evaluation.names import LOCAL_TASK_NAMES, resolve_tasks
 
     for bench, names in _by_benchmark(task_refs, skip=LOCAL_TASK_NAMES).items():
         for task in resolve_tasks(names, benchmark=bench):

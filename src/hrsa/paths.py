@@ -19,6 +19,7 @@ HRSA_TABLE = "results/hrsa/{probe}/{comparison}.parquet"
 PROCRUSTES_MAP = "results/hrsa/{probe}/{comparison}.procrustes.npz"
 EVAL_DIR = "results/eval/{model}"
 EVAL = "results/eval/{model}/{task}.json"
+EVAL_GROUP = "results/eval/{model}/groups/{group}.json"  # every task of one evaluate job (its declared output)
 MTEB_CACHE = "results/mteb-cache"
 DOWNLOADED = "results/download/fetched.json"
 REPORT_DIR = "results/report"

@@ -16,7 +16,7 @@ from hrsa.grid import (  # noqa: E402
     model_id,
     parse_model_id,
 )
-from hrsa.evaluation.run import seq_length_for  # noqa: E402
+from hrsa.evaluation.groups import job_config, task_groups  # noqa: E402
 from snakemake.exceptions import WorkflowError  # noqa: E402
 
 try:
@@ -50,6 +50,14 @@ def _eval_tasks():
 
 EVAL_BENCHMARKS = _eval_tasks()
 EVAL_TASKS = list(EVAL_BENCHMARKS)
+try:
+    # {group name: [task, ...]}: one evaluate job per (evaluated model, group); hrsa.evaluation.groups names them
+    # `<benchmark or 'tasks'>-<max_seq_length or 'saved'>-<i>` from the config alone, e.g. MTEB_eng_v2-saved-0
+    EVAL_GROUPS = task_groups(
+        EVAL_BENCHMARKS, lookup(dpath="evaluation", within=config, default={})
+    )
+except ConfigError as exc:
+    raise WorkflowError(f"invalid config: {exc}") from None
 _unknown_overrides = set(
     lookup(dpath="evaluation/task_instructions", within=config, default={})
 ) - set(EVAL_TASKS)
@@ -68,6 +76,7 @@ wildcard_constraints:
     layer=r"\d+|pooled",
     comparison=_alternatives(c.name for c in STUDY.comparisons),
     task=_alternatives(EVAL_TASKS),
+    group=_alternatives(EVAL_GROUPS),
 
 
 def q(value):
@@ -155,11 +164,19 @@ def eval_model_dir(model):
 
 
 def evaluation_results():
-    """Every evaluation result of the grid: one per evaluated model (embedders, baselines) and task."""
-    return expand(
-        "results/eval/{model}/{task}.json",
-        model=evaluated_models(),
-        task=EVAL_TASKS,
+    """Every evaluate job's result of the grid: one per evaluated model (embedders, baselines) and task group. Each job
+    also writes results/eval/{model}/{task}.json per task of its group, which the report reads.
+    """
+    return expand(paths.EVAL_GROUP, model=evaluated_models(), group=EVAL_GROUPS)
+
+
+def eval_job_config(group):
+    """The `evaluation:` slice of one group's job: its own tasks' settings only (hrsa.evaluation.groups.job_config)."""
+    return job_config(
+        EVAL_GROUPS[group],
+        EVAL_BENCHMARKS,
+        lookup(dpath="evaluation", within=config, default={}),
+        repo_path("."),
     )
 
 
@@ -208,12 +225,6 @@ def comparison_knn(probe, comparison, side):
     return f"results/knn/{probe}/{STUDY.comparison(comparison).model(side)}"
 
 
-def task_instruction_override(task):
-    """{task: instruction} when the config overrides this task's query instruction, else {}."""
-    overrides = lookup(dpath="evaluation/task_instructions", within=config, default={})
-    return {task: overrides[task]} if task in overrides else {}
-
-
 def benchmark_flag(task):
     """--benchmark NAME for tasks that come from a benchmark (it may restrict their subsets)."""
     bench = EVAL_BENCHMARKS.get(task)
@@ -245,23 +256,6 @@ def hub_cache():
     """Input of every job that may load from the hub: the download when download.enabled, else nothing. Ancient: a
     download rerun for a new config entry never reruns finished jobs."""
     return ancient(DOWNLOADED) if DOWNLOAD else []
-
-
-def evaluation_chunks():
-    """Evaluated tasks grouped into jobs: tasks sharing a benchmark and max_seq_length, at most
-    evaluation.tasks_per_job per job (one model load serves them; a failing task fails alone, named).
-    """
-    per_job = int(lookup(dpath="evaluation/tasks_per_job", within=config))
-    lengths = lookup(dpath="evaluation/max_seq_length", within=config, default={}) or {}
-    groups = {}
-    for task in EVAL_TASKS:
-        bench = EVAL_BENCHMARKS.get(task)
-        groups.setdefault((bench, seq_length_for(task, bench, lengths)), []).append(
-            task
-        )
-    return [
-        g[i : i + per_job] for g in groups.values() for i in range(0, len(g), per_job)
-    ]
 
 
 def stage_threads(stage):

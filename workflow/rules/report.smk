@@ -7,13 +7,10 @@ localrules:
     report,
 
 
-# TODO(lead): list(EVAL_GROUPS)
-EVAL_GROUP_NAMES = [f"group{i}" for i in range(len(evaluation_chunks()))]
-
 REPORT_RECORDS = grid_records(
     STUDY,
     evaluated_models(),
-    EVAL_GROUP_NAMES,
+    list(EVAL_GROUPS),
     report_hrsa_tables(),
     bool(lookup(dpath="training_data/mine/enabled", within=config)),
 )
@@ -68,7 +65,7 @@ rule report:
         backbones=" ".join(map(q, REPORT_RECORDS["built"])),
         extracted=" ".join(map(q, REPORT_RECORDS["extracted"])),
         mine="--mine" if REPORT_RECORDS["mine"] else "",
-        groups=" ".join(map(q, EVAL_GROUP_NAMES)),
+        groups=" ".join(map(q, EVAL_GROUPS)),
     shell:
         # the evaluations, benchmarks and provenance files are named by the grid (exactly input.evals,
         # input.benchmarks and input.models, through hrsa.report.run_inputs): their ~5,000 paths on the paper grid

@@ -1,7 +1,8 @@
 """Score an embedder on local, mteb or benchmark tasks with mteb (result cache keyed by --model-name and --revision).
 
-Writes {"results": {task: {main_score, main_score_name, scores}}, "model": ..., "provenance": ...} to --out.
-Tasks already in the cache for the same name and revision are not rerun.
+Writes {"results": {task: {main_score, main_score_name, scores}}, "model": ..., "provenance": ...} to --out (every
+task), and one such file per task to --out-dir. Tasks already in the cache for the same name, revision and settings
+are not rerun. How tasks are scored comes from --config, the `evaluation:` config slice, filled from the schema.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hrsa.schema import default
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of `hrsa evaluate`."""
+    """Flags of `hrsa evaluate`: the job's model, tasks and files, and the `evaluation:` slice as --config."""
     parser.add_argument(
         "--model", required=True, type=Path, metavar="DIR", help="sentence-transformers model directory"
     )
@@ -38,12 +41,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="revision under which mteb caches the results: put the checkpoint identity here",
     )
     parser.add_argument("--cache", required=True, type=Path, metavar="DIR", help="mteb ResultCache folder")
-    out = parser.add_mutually_exclusive_group(required=True)
-    out.add_argument("--out", type=Path, metavar="JSON", help="summary JSON of every task (written atomically)")
-    out.add_argument("--out-dir", type=Path, metavar="DIR",
-                     help="one summary JSON per task, DIR/{task}.json (a grouped job: a failing task fails alone)")
-    parser.add_argument("--batch-size", type=int, default=32, help="encoding batch size (default 32)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument(
+        "--config",
+        default="{}",
+        metavar="JSON",
+        help="the `evaluation:` config slice as a JSON object; keys left out take the schema's defaults (batch_size, "
+        "instructions, task_instructions of these tasks, instruction_tables, max_seq_length, max_tokens_per_batch)",
+    )
+    parser.add_argument("--out", type=Path, metavar="JSON", help="summary JSON of every task (written atomically)")
+    parser.add_argument("--out-dir", type=Path, metavar="DIR",
+                        help="one summary JSON per task, DIR/{task}.json (a grouped job: a failing task fails alone); "
+                        "with --out, --out is written last")
+    parser.add_argument("--device", default=default("resources/device"), help="auto, cpu, cuda or cuda:N")
     parser.add_argument(
         "--benchmark",
         default=None,
@@ -51,46 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="take mteb tasks as this benchmark defines them (its language subsets and splits)",
     )
     parser.add_argument(
-        "--instructions",
-        choices=["task", "model"],
-        default="model",
-        help="task: each task's own query instruction (config override, task metadata, mteb default for its type); "
-        "model: the embedder's saved query prompt for every task (default)",
-    )
-    parser.add_argument(
-        "--task-instructions",
-        default="{}",
-        metavar="JSON",
-        help="per-task instruction overrides as a JSON object {task: instruction} (with --instructions task)",
-    )
-    parser.add_argument(
         "--trust-remote-code",
         action="store_true",
         help="allow the embedder's custom modelling code (its pair's trust_remote_code; off)",
-    )
-    parser.add_argument(
-        "--instruction-table",
-        action="append",
-        default=[],
-        type=Path,
-        metavar="JSON",
-        dest="instruction_tables",
-        help="table {task: instruction or {query: ...}} in the study's format (with --instructions task); repeatable, "
-        "the first table naming a task wins; tasks in none fall back to mteb's metadata (logged)",
-    )
-    parser.add_argument(
-        "--max-seq-length",
-        type=int,
-        default=None,
-        metavar="N",
-        help="tokens per text, longer texts truncated (default: the length saved with the model)",
-    )
-    parser.add_argument(
-        "--max-tokens-per-batch",
-        type=int,
-        default=None,
-        metavar="N",
-        help="token budget per encoding batch: batch size = max(1, min(--batch-size, N // max_seq_length))",
     )
     parser.add_argument(
         "--data-dir",
@@ -101,41 +73,63 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def settings_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The `evaluation:` slice of --config filled from the schema, checked, with the job's one max_seq_length."""
+    from hrsa.errors import HrsaError
+    from hrsa.evaluation.groups import seq_length_for
+    from hrsa.schema import with_defaults
+
+    try:
+        given = json.loads(args.config)
+    except ValueError:
+        given = None
+    if not isinstance(given, dict):
+        raise HrsaError(f"--config must be a JSON object (the evaluation: config slice), got {args.config!r}")
+    spec = with_defaults("evaluation", given)
+    overrides = spec["task_instructions"]
+    if not isinstance(overrides, dict) or not all(isinstance(v, str) for v in overrides.values()):
+        raise HrsaError(f"evaluation.task_instructions must be a JSON object of strings, got {overrides!r}")
+    if not isinstance(spec["batch_size"], int) or spec["batch_size"] < 1:
+        raise HrsaError(f"evaluation.batch_size must be at least 1, got {spec['batch_size']!r}")
+    lengths = {seq_length_for(task, args.benchmark, spec["max_seq_length"]) for task in args.tasks}
+    if len(lengths) > 1:
+        found = sorted(lengths, key=str)
+        raise HrsaError(f"evaluation.max_seq_length gives the tasks of one job different lengths ({found}): score "
+                        "them in separate jobs")
+    return {**spec, "max_seq_length": lengths.pop()}
+
+
 def run(args: argparse.Namespace) -> None:
-    """Evaluate, then write the summary with the model identity and package versions."""
+    """Evaluate, then write the summaries with the model identity and package versions."""
     from hrsa.errors import HrsaError
     from hrsa.evaluation.run import EvaluationFailed
-    from hrsa.io import package_versions, write_json
+    from hrsa.io import package_versions
 
-    if args.batch_size < 1:
-        raise HrsaError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.out is None and args.out_dir is None:
+        raise HrsaError("give --out, --out-dir or both")
+    settings = settings_of(args)
     try:
-        overrides = json.loads(args.task_instructions)
-    except ValueError:
-        overrides = None
-    if not isinstance(overrides, dict) or not all(isinstance(v, str) for v in overrides.values()):
-        raise HrsaError(f"--task-instructions must be a JSON object of strings, got {args.task_instructions!r}")
-    try:
-        results = _evaluate(args, overrides)
+        results = _evaluate(args, settings)
     except EvaluationFailed as exc:
         if args.out_dir is not None:  # the tasks that were scored keep their files
-            _write_each(args, exc.results, package_versions())
+            _write(args, settings, exc.results, package_versions(), whole=False)
         raise
-    if args.out_dir is not None:
-        _write_each(args, results, package_versions())
-    else:
-        write_json(args.out, summary_document(args, results, package_versions()))
+    _write(args, settings, results, package_versions(), whole=True)
 
 
-def _write_each(args: argparse.Namespace, results: dict[str, Any], packages: dict[str, str]) -> None:
-    """DIR/{task}.json per scored task, each a summary document of that task alone."""
+def _write(args: argparse.Namespace, settings: dict[str, Any], results: dict[str, Any], packages: dict[str, str],
+           *, whole: bool) -> None:
+    """DIR/{task}.json per scored task (each a summary of that task alone), then, for a whole run, --out."""
     from hrsa.io import write_json
 
-    for task, entry in results.items():
-        write_json(args.out_dir / f"{task}.json", summary_document(args, {task: entry}, packages))
+    if args.out_dir is not None:
+        for task, entry in results.items():
+            write_json(args.out_dir / f"{task}.json", document(args, settings, {task: entry}, packages))
+    if whole and args.out is not None:
+        write_json(args.out, document(args, settings, results, packages))
 
 
-def _evaluate(args: argparse.Namespace, overrides: dict[str, str]) -> dict[str, Any]:
+def _evaluate(args: argparse.Namespace, settings: dict[str, Any]) -> dict[str, Any]:
     from hrsa.evaluation.run import evaluate
 
     return evaluate(
@@ -144,39 +138,35 @@ def _evaluate(args: argparse.Namespace, overrides: dict[str, str]) -> dict[str, 
         args.model_name,
         args.revision,
         args.cache,
-        args.batch_size,
+        settings["batch_size"],
         args.device,
         benchmark=args.benchmark,
         data_dir=args.data_dir,
-        instructions=args.instructions,
-        task_instructions=overrides,
+        instructions=settings["instructions"],
+        task_instructions=settings["task_instructions"],
         trust_remote_code=args.trust_remote_code,
-        instruction_tables=args.instruction_tables,
-        max_seq_length=args.max_seq_length,
-        max_tokens_per_batch=args.max_tokens_per_batch,
+        instruction_tables=settings["instruction_tables"],
+        max_seq_length=settings["max_seq_length"],
+        max_tokens_per_batch=settings["max_tokens_per_batch"],
     )
 
 
-def summary_document(args: argparse.Namespace, results: dict[str, Any], packages: dict[str, str]) -> dict[str, Any]:
-    """The --out JSON: results plus what produced them (model dir, name, revision, tasks, versions)."""
-    return {
-        "results": results,
-        "model": {"dir": str(Path(args.model).resolve()), "name": args.model_name, "revision": args.revision},
-        "tasks": list(results),
-        "provenance": {
-            "params": {
-                "tasks": args.tasks,
-                "benchmark": args.benchmark,
-                "batch_size": args.batch_size,
-                "device": args.device,
-                "cache": str(Path(args.cache).resolve()),
-                "data_dir": str(args.data_dir) if args.data_dir else None,
-                "instructions": args.instructions,
-                "instruction_tables": [str(t) for t in args.instruction_tables],
-                "max_seq_length": args.max_seq_length,
-                "max_tokens_per_batch": args.max_tokens_per_batch,
-            },
-            "mteb_version": packages.get("mteb"),
-            "packages": packages,
-        },
+def document(args: argparse.Namespace, settings: dict[str, Any], results: dict[str, Any],
+             packages: dict[str, str]) -> dict[str, Any]:
+    """A result file: results plus what produced them (model dir, name, revision, tasks, settings, versions)."""
+    from hrsa.evaluation.results import summary_document
+
+    model = {"dir": str(Path(args.model).resolve()), "name": args.model_name, "revision": args.revision}
+    params = {
+        "tasks": args.tasks,
+        "benchmark": args.benchmark,
+        "batch_size": settings["batch_size"],
+        "device": args.device,
+        "cache": str(Path(args.cache).resolve()),
+        "data_dir": str(args.data_dir) if args.data_dir else None,
+        "instructions": settings["instructions"],
+        "instruction_tables": [str(t) for t in settings["instruction_tables"]],
+        "max_seq_length": settings["max_seq_length"],
+        "max_tokens_per_batch": settings["max_tokens_per_batch"],
     }
+    return summary_document(results, model, params, packages)

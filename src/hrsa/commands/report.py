@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--probes", nargs="*", default=[], metavar="PROBE", help="probe sets of the grid")
     p.add_argument("--mine", action="store_true", help="the grid mines hard negatives (read its benchmark)")
     p.add_argument("--eval-groups", nargs="*", default=[], metavar="GROUP",
-                   help="names of the task groups each model is scored in (benchmarks/eval/{model}/{group}.tsv)")
+                   help="task groups each model is scored in (their records: benchmarks/eval/{model}/{group}.tsv)")
     p.add_argument("--procrustes-maps", nargs="*", default=[], type=Path, metavar="NPZ",
                    help="Procrustes maps ({probe}/{comparison}.procrustes.npz with O and layer) to draw")
     p.add_argument("--out", required=True, help="report directory")

@@ -1,4 +1,5 @@
-"""The `evaluation.tasks` config entries as concrete (task, benchmark) references, every name checked at DAG time.
+"""Task names: the `evaluation.tasks` config entries as concrete (task, benchmark) references, benchmark expansion,
+mteb task objects, and a cache of the expansion, every name checked at DAG time.
 
 Local task names are known without importing mteb (slow to import), so a config of local tasks builds its DAG fast;
 mteb is imported only when an entry is not a local task, and its answer can be kept in a cache file keyed by the
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,112 @@ LOCAL_TASK_NAMES = (
 )
 
 
+# ------------------------------------------------------------------------------------------ config entries -> tasks
+def _as_entries(spec: Any) -> list[Any]:
+    """A config value (a name, a {benchmark|task|tasks: ...} mapping, or a list of those) as a flat list."""
+    if isinstance(spec, (str, Mapping)):
+        return [spec]
+    if isinstance(spec, Iterable):
+        return [e for item in spec for e in _as_entries(item)]
+    raise HrsaError(f"evaluation task entry must be a name, a mapping or a list, got {spec!r}")
+
+
+def _benchmark_tasks(name: str) -> list[Any]:
+    """Task objects of an mteb benchmark (metadata only; offline-safe); HrsaError if the benchmark is unknown."""
+    import mteb
+
+    try:
+        return list(mteb.get_benchmark(name).tasks)
+    except KeyError as exc:
+        raise HrsaError(f"unknown mteb benchmark {name!r}: {exc}") from exc
+
+
+def _is_mteb_task(name: str) -> bool:
+    import mteb
+
+    try:
+        mteb.get_tasks(tasks=[name])
+    except KeyError:
+        return False
+    return True
+
+
+def task_refs_for(spec: Any) -> list[tuple[str, str | None]]:
+    """(task name, benchmark or None) per concrete task of a config entry, in order, without duplicates.
+
+    The benchmark is kept because a benchmark may restrict a task (e.g. MTEB(eng, v2) evaluates only the English
+    subsets of STS17): pass it back to `resolve_tasks(..., benchmark=...)` / `hrsa evaluate --benchmark`.
+    """
+    refs: list[tuple[str, str | None]] = []
+    for entry in _as_entries(spec):
+        if isinstance(entry, Mapping):
+            unknown = set(entry) - {"benchmark", "task", "tasks", "exclude"}
+            if unknown or len(set(entry) - {"exclude"}) != 1 or ("exclude" in entry and "benchmark" not in entry):
+                raise HrsaError(f"evaluation task entry {dict(entry)!r}: use one of benchmark (optionally with "
+                                "exclude), task or tasks")
+            if "benchmark" in entry:
+                refs += _benchmark_refs(str(entry["benchmark"]), entry.get("exclude") or [])
+            else:
+                refs += task_refs_for(entry.get("task", entry.get("tasks")))
+        elif entry in LOCAL_TASK_NAMES or _is_mteb_task(entry):
+            refs.append((entry, None))
+        else:  # a plain benchmark name
+            refs += [(t.metadata.name, entry) for t in _benchmark_tasks(entry)]
+    return list(dict.fromkeys(refs))
+
+
+def _benchmark_refs(bench: str, exclude: Sequence[str]) -> list[tuple[str, str | None]]:
+    """(task, bench) for the tasks of a benchmark less `exclude` (e.g. BRIGHT's long-document tasks); excluding a
+    task the benchmark does not have is an error, so a typo cannot silently keep a task."""
+    names = [t.metadata.name for t in _benchmark_tasks(bench)]
+    if isinstance(exclude, str) or not all(isinstance(x, str) for x in exclude):
+        raise HrsaError(f"evaluation task entry for {bench!r}: exclude must be a list of task names, got {exclude!r}")
+    stray = sorted(set(exclude) - set(names))
+    if stray:
+        raise HrsaError(f"evaluation task entry for {bench!r}: exclude names tasks it does not have: {stray}")
+    return [(name, bench) for name in names if name not in set(exclude)]
+
+
+def task_names_for(spec: Any) -> list[str]:
+    """Concrete task names of config entries such as {"benchmark": "MTEB(eng, v2)"} or plain names; no network."""
+    return list(dict.fromkeys(name for name, _ in task_refs_for(spec)))
+
+
+def resolve_tasks(
+    names: Sequence[str], *, benchmark: str | None = None, data_dir: str | os.PathLike[str] | None = None
+) -> list[Any]:
+    """mteb task objects for local task names, mteb task names or benchmark names; HrsaError names all unknowns.
+
+    With `benchmark`, an mteb task is taken as that benchmark defines it (its language subsets and splits).
+    """
+    import mteb
+
+    from hrsa.evaluation.tasks import LOCAL_TASKS
+
+    bench_tasks = {t.metadata.name: t for t in _benchmark_tasks(benchmark)} if benchmark else {}
+    tasks: list[Any] = []
+    unknown: list[str] = []
+    for name in names:
+        if name in LOCAL_TASKS:
+            tasks.append(LOCAL_TASKS[name](data_dir=data_dir))
+        elif name in bench_tasks:
+            tasks.append(bench_tasks[name])
+        elif _is_mteb_task(name):
+            tasks.extend(mteb.get_tasks(tasks=[name]))
+        else:
+            try:
+                tasks.extend(mteb.get_benchmark(name).tasks)
+            except KeyError:
+                unknown.append(name)
+    if unknown:
+        raise HrsaError(
+            f"unknown evaluation task(s) {', '.join(map(repr, unknown))}: not a local task "
+            f"({', '.join(LOCAL_TASKS)}), an mteb task or an mteb benchmark"
+        )
+    return list({t.metadata.name: t for t in tasks}.values())
+
+
+# ---------------------------------------------------------------------------------- the config's tasks, cached
 def task_refs_cache_name(entries: Sequence[Any]) -> str:
     """File name of the cached answer for these entries under the installed mteb version."""
     from importlib.metadata import version
@@ -39,7 +147,7 @@ def cached_config_task_refs(entries: Sequence[Any], cache_dir: str | Path,
     that passed every check are kept; an unreadable file is recomputed). shipped_dir holds answers the repository
     ships for its own configs under the pinned mteb (a test keeps them equal to mteb's)."""
     name = task_refs_cache_name(entries)
-    for folder in filter(None, (shipped_dir, cache_dir)):
+    for folder in [f for f in (shipped_dir, cache_dir) if f]:
         try:
             return {task: bench for task, bench in json.loads((Path(folder) / name).read_text())}
         except (OSError, ValueError, TypeError):
@@ -66,8 +174,6 @@ def config_task_refs(entries: Sequence[Any]) -> dict[str, str | None]:
         if isinstance(entry, str) and entry in LOCAL_TASK_NAMES:
             refs.setdefault(entry, None)
             continue
-        from hrsa.evaluation.run import task_refs_for
-
         try:
             found = task_refs_for(entry)
         except HrsaError as exc:
