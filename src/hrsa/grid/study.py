@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hrsa.grid import config as cfg
+import hrsa.grid.config as cfg
 from hrsa.grid.config import Backbone
 from hrsa.grid.ids import POOLED, Comparison, model_id
 from hrsa.grid.shapes import Shape, pair_shape
