@@ -5,19 +5,14 @@ evaluation.baseline is on."""
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from hrsa.cli import main
+from smk import demo_config, dry_run, job_counts, write_config
 
-BIN = Path(sys.executable).parent
 SHAPE = {"attention": "bidirectional", "pooling": "mean", "max_length": 64}
 TEXTS = ["Of Man's first disobedience, and the fruit", "Q: 12+7=? A: 19", "Sing, heavenly Muse"]
 
@@ -97,27 +92,15 @@ def test_a_baseline_of_an_embedder_id_is_refused(tiny_backbone, tmp_path, capsys
     assert not (tmp_path / "o").exists()
 
 
-def _dry_run(repo: Path, tmp_path: Path, baseline: bool) -> str:
-    cfg = yaml.safe_load((repo / "config/config.yaml").read_text())
+def _dry_run(tmp_path: Path, baseline: bool) -> str:
+    cfg = demo_config()
     cfg["evaluation"]["baseline"] = baseline
-    config = tmp_path / f"baseline-{baseline}.yaml"
-    config.write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([str(BIN / "snakemake"), "-s", str(repo / "Snakefile"), "--directory", str(tmp_path), "-n",
-                           "--configfile", str(config)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
-
-
-def _counts(output: str) -> dict[str, int]:
-    return {m.group(1): int(m.group(2)) for line in output.splitlines()
-            if (m := re.fullmatch(r"(\w+)\s+(\d+)", line.strip())) and m.group(1) != "total"}
+    return dry_run(tmp_path, write_config(tmp_path, cfg, f"baseline-{baseline}.yaml")).stdout
 
 
 def test_dry_run_lists_baseline_jobs_only_when_switched_on(repo, tmp_path):
-    out = _dry_run(repo, tmp_path, True)
-    off, on = _counts(_dry_run(repo, tmp_path, False)), _counts(out)
+    out = _dry_run(tmp_path, True)
+    off, on = job_counts(_dry_run(tmp_path, False)), job_counts(out)
     # one evaluate job per model scores its 5 local tasks (one task group): 3 roles x 2 seeds, then + 3 baselines
     assert "baseline_embedder" not in off and off["evaluate"] == 6
     assert on["baseline_embedder"] == 3 and on["evaluate"] == 6 + 3

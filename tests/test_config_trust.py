@@ -290,7 +290,7 @@ def test_comparison_names_parse_back(repo):
 
 # ---- DAG-time wiring ------------------------------------------------------------------------------------------
 def test_dry_run_prints_skipped_comparisons_and_schedules_noise_floors(tmp_path, repo):
-    from test_workflow import snakemake
+    from smk import snakemake
 
     cfg = yaml.safe_load((repo / "config/config.yaml").read_text())
     cfg["pairs"].append({"name": "solo", "base": {"recipe": "pretrain", "num_layers": 2},

@@ -21,6 +21,7 @@ from snakemake.utils import validate
 from hrsa.cli import main
 from hrsa.download import download_plan, plan_config, plan_ids
 from hrsa.hub import hub_load, is_hub_miss
+from smk import environment, snakemake
 
 BIN = Path(sys.executable).parent
 
@@ -185,13 +186,6 @@ def test_offline_miss_is_one_line_naming_the_id(verb, tmp_path, tiny_backbone, r
 
 
 # ------------------------------------------------------------------------------------------------- the rule
-def snakemake(*args: str, cwd: Path, repo: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": str(repo / "src")}
-    return subprocess.run([str(BIN / "snakemake"), "-s", str(repo / "Snakefile"), "--directory", str(cwd), *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-
-
 def demo_config(repo: Path, tmp: Path, enabled: bool) -> Path:
     cfg = yaml.safe_load((repo / "config/config.yaml").read_text())
     cfg = copy.deepcopy(cfg)
@@ -205,7 +199,7 @@ def test_jobs_wait_for_the_download_only_when_enabled(repo, tmp_path):
     target = "results/data/probes/prose.jsonl"
     for enabled in (True, False):
         proc = snakemake(target, "-n", "--configfile", str(demo_config(repo, tmp_path, enabled)), cwd=tmp_path,
-                         repo=repo)
+                         check=False)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert ("rule download:" in proc.stdout) is enabled
         assert "rule prepare_probe:" in proc.stdout
@@ -215,7 +209,7 @@ def test_download_rule_runs_locally_and_jobs_run_offline(repo, tmp_path):
     """The demo needs nothing from the hub: the rule writes an empty plan; the probe job after it runs offline."""
     config = demo_config(repo, tmp_path, True)
     proc = snakemake("results/data/probes/prose.jsonl", "--cores", "1", "--configfile", str(config), cwd=tmp_path,
-                     repo=repo)
+                     check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     fetched = json.loads((tmp_path / "results/download/fetched.json").read_text())
     assert fetched == {"plan": {"models": [], "datasets": [], "mteb_tasks": []},
@@ -246,12 +240,9 @@ def test_jobs_after_the_download_run_offline(repo, tmp_path, enabled):
         shutil.copytree(repo / part, work / part)
     (work / "Snakefile").write_text((repo / "Snakefile").read_text() + ENV_PROBE)
     (work / "src").symlink_to(repo / "src")
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_OFFLINE")}
-    env["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
-    proc = subprocess.run([str(BIN / "snakemake"), "env.txt", "--cores", "1", "--configfile",
-                           str(demo_config(repo, tmp_path, enabled))], cwd=work, env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    env = {k: v for k, v in environment().items() if not k.endswith("_OFFLINE")}
+    snakemake("env.txt", "--cores", "1", "--configfile", str(demo_config(repo, tmp_path, enabled)), cwd=work,
+              snakefile=work / "Snakefile", env=env)
     offline = ["HF_DATASETS_OFFLINE=1", "HF_HUB_OFFLINE=1"] if enabled else []
     assert (work / "env.txt").read_text().split() == offline
     assert (work / "results/download/fetched.json").is_file() is enabled

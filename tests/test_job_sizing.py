@@ -5,19 +5,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from hrsa.grid import Study
-
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from smk import REPO, dry_run, environment, job_blocks, write_config
 
 
 def _validated(config: dict) -> dict:
@@ -48,17 +42,10 @@ def test_params_b_is_given_or_estimated_from_the_architecture(tmp_path: Path) ->
 
 
 def _dry_run_resources(tmp_path: Path, config: dict, profile: str = "local", **environ: str) -> dict[str, list[str]]:
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    proc = subprocess.run(
-        ["timeout", "-k", "10", "240", str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory",
-         str(tmp_path), "-n", "--profile", str(REPO / "profiles" / profile), "--configfile", str(path)],
-        cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", **environ})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out: dict[str, list[str]] = {}  # per rule, each job's block (threads and resources lines)
-    for m in re.finditer(r"^( *)rule (\w+):\n((?:\1    .*\n)*)", proc.stdout + proc.stderr, flags=re.M):
-        out.setdefault(m.group(2), []).append(m.group(3))  # grouped jobs are listed one level deeper
-    return out
+    """Each job's block (threads and resources lines) per rule, in a dry run through a profile."""
+    proc = dry_run(tmp_path, write_config(tmp_path, config), "--profile", str(REPO / "profiles" / profile),
+                   timeout=240, env=environment(**environ))
+    return job_blocks(proc.stdout + proc.stderr)
 
 
 def test_requests_scale_with_the_pair_size_and_the_task_count(tmp_path: Path) -> None:
@@ -100,8 +87,11 @@ def test_the_slurm_profile_caps_requests_at_the_node_and_partition_limits(tmp_pa
 def test_gpu_count_reaches_either_flavour(tmp_path: Path, flag: str) -> None:
     """Multi-GPU training and a GPU compare ask for their GPUs as --gpus=N or --gres=gpu:N (never both)."""
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    default = _dry_run_resources(tmp_path, cfg, HRSA_SLURM_GPU_FLAG=flag)
+    for rule in ("compare", "knn_graph"):  # no GPU unless resources.<stage>.gpu asks (a CPU FAISS ignores one)
+        assert all("gpu_slots=0" in b and "gres" not in b for b in default[rule]), default[rule][0]
     cfg["training"]["devices"] = 2
-    cfg["hrsa"]["gpu"] = True
+    cfg["resources"] = {"compare": {"gpu": True}, "knn": {"gpu": True}}
     res = _dry_run_resources(tmp_path, cfg, HRSA_SLURM_GPU_FLAG=flag)
     want = {"train_embedder": 2, "compare": 1, "knn_graph": 1, "extract_activations": 1}
     for rule, n in want.items():

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+from smk import snakemake  # noqa: E402
 from test_report_demo import build_demo, run_report  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,11 +156,8 @@ def snakemake_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo-like report, packed by `snakemake --report results/report.html` in a working directory."""
     work = tmp_path_factory.mktemp("browser")
     run_report(work, build_demo(work))
-    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile",
-                           str(REPO / "config/config.yaml"), "--report", "results/report.html"],
-                          cwd=work, capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    snakemake("--configfile", str(REPO / "config/config.yaml"), "--report", "results/report.html", cwd=work,
+              timeout=600)
     return work / "results/report.html"
 
 

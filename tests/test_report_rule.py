@@ -11,9 +11,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import pytest  # noqa: E402
 import yaml  # noqa: E402
-from test_rules_trust import REPO, dry_run, hrsa_argv, shell_commands  # noqa: E402
 
 from hrsa.cli import build_parser  # noqa: E402
+from smk import REPO, dry_run, hrsa_argv, shell_commands  # noqa: E402
 
 
 @pytest.mark.parametrize("baseline", [False, True])
@@ -24,7 +24,7 @@ def test_report_verb_reads_exactly_the_declared_inputs(tmp_path, baseline):
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
     cfg["evaluation"]["baseline"] = baseline
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
-    proc = dry_run(REPO / "Snakefile", tmp_path, tmp_path / "config.yaml")
+    proc = dry_run(tmp_path, tmp_path / "config.yaml", check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (command,) = [c for c in shell_commands(proc.stdout) if c.startswith("hrsa report ")]
     args = build_parser(only="report").parse_args(hrsa_argv(command))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -17,30 +16,9 @@ import pytest
 import yaml
 
 from hrsa.cli import build_parser, main
+from smk import REPO, dry_run, hrsa_argv, shell_commands
 
-BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[1]
 UNQUOTED = re.compile(r"\{(output|log|input|wildcards)(\.[A-Za-z_]+)?\}")
-
-
-def dry_run(snakefile: Path, workdir: Path, configfile: Path) -> subprocess.CompletedProcess:
-    """`snakemake -n --printshellcmds` of a Snakefile in a working directory (offline)."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([str(BIN / "snakemake"), "-s", str(snakefile), "--directory", str(workdir), "-n",
-                           "--printshellcmds", "--configfile", str(configfile)],
-                          cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
-
-
-def shell_commands(output: str) -> list[str]:
-    """The `hrsa ...` shell commands of a dry run's output."""
-    return [line.removeprefix("Shell command: ") for line in output.splitlines() if line.startswith("Shell command: hrsa ")]
-
-
-def hrsa_argv(command: str) -> list[str]:
-    """The argv of `hrsa` in a rule's shell command (up to the log redirection)."""
-    words = shlex.split(command)
-    assert words[0] == "hrsa", command
-    return words[1:words.index(">")]
 
 
 def demo_config(tmp_path: Path, **changes) -> Path:
@@ -59,7 +37,7 @@ def demo_config(tmp_path: Path, **changes) -> Path:
 def trusted_single_seed(tmp_path_factory) -> list[str]:
     """Shell commands of the demo DAG with seeds [0] and trust_remote_code: true on its pair."""
     tmp = tmp_path_factory.mktemp("trusted")
-    proc = dry_run(REPO / "Snakefile", tmp, demo_config(tmp, seeds=[0], trust_remote_code=True))
+    proc = dry_run(tmp, demo_config(tmp, seeds=[0], trust_remote_code=True), check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return shell_commands(proc.stdout)
 
@@ -130,7 +108,7 @@ def test_no_rule_has_an_unquoted_path_placeholder():
 
 def test_injected_task_name_fails_the_dag_and_runs_nothing(tmp_path):
     cfg = demo_config(tmp_path, evaluation={"tasks": ["HrsaLee50", "x$(touch pwned)"]})
-    proc = dry_run(REPO / "Snakefile", tmp_path, cfg)
+    proc = dry_run(tmp_path, cfg, check=False)
     assert proc.returncode != 0
     lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "evaluation.tasks[1]" in ln]
     assert lines and "'x$(touch pwned)' is not a local task" in lines[0] and "fix the name" in lines[0]
@@ -194,7 +172,7 @@ def test_two_checkouts_give_identical_shell_commands_without_their_paths(tmp_pat
     commands = []
     for where in (tmp_path / "a" / "hrsa", tmp_path / "elsewhere" / "clone"):
         root = _copy_checkout(where)
-        proc = dry_run(root / "Snakefile", root, root / "config/config.yaml")
+        proc = dry_run(root, root / "config/config.yaml", snakefile=root / "Snakefile", check=False)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         cmds = shell_commands(proc.stdout)
         assert cmds and not [c for c in cmds if str(tmp_path) in c]

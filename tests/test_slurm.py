@@ -13,7 +13,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[1]
+from smk import BIN, REPO, SNAKEFILE, environment, job_resources, snakemake
+
 SCRIPT = REPO / "tests/slurm/slurm-local.sh"
 # What a user sets once for a site (profiles/slurm/config.yaml reads these); the local cluster has one partition.
 SITE = {"HRSA_SLURM_ACCOUNT": "ci", "HRSA_SLURM_CPU_PARTITION": "debug", "HRSA_SLURM_GPU_PARTITION": "debug",
@@ -75,7 +74,7 @@ pooled layer, one probe, one comparison, one (failing) task."""
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
     cfg.update(
         pairs=[{"name": "tiny", "base": str(backbone), "num_layers": 2, "params_b": PARAMS_B}], seeds=[0],
-        layers=["pooled"], device="cpu",
+        layers=["pooled"],
         comparisons=["base~base-E"], hrsa={"knn_k": [5], "bootstrap": 2, "permutations": 2, "seed": 0},
         evaluation={**cfg["evaluation"], "tasks": [FAILING_TASK]},
     )
@@ -90,14 +89,12 @@ pooled layer, one probe, one comparison, one (failing) task."""
 
 
 def env() -> dict[str, str]:
-    return {**os.environ, **SITE, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
-            "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"),
-                                                                                 os.environ.get("PYTHONPATH")]))}
+    return environment(**SITE, OMP_NUM_THREADS="1")
 
 
 def snakemake_cmd(work: Path, *args: str, limit: int) -> list[str]:
-    """Every snakemake call is wrapped in `timeout -k`, so a hang fails the test instead of the CI."""
-    return ["timeout", "-k", "20", str(limit), str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"),
+    """Every snakemake call is wrapped in `timeout -k`, so a hang fails the test instead of the CI; Popen-able."""
+    return ["timeout", "-k", "20", str(limit), str(BIN / "snakemake"), "-s", str(SNAKEFILE),
             "--directory", str(work), "--profile", str(REPO / "profiles/slurm"), *FAST, "--verbose", *args]
 
 
@@ -325,17 +322,12 @@ def test_profile_alone_sets_site_resources(tmp_path, flag):
     """No SLURM needed: a dry run through the profile reads only it (no implicit workflow profile), takes the site's
     account and partitions from the environment and maps GPU rules to `gpu=1` or `gres=gpu:1`."""
     assert not (REPO / "profiles/default").exists(), "Snakemake would load profiles/default on top of --profile"
-    proc = subprocess.run(
-        ["timeout", "-k", "10", "180", str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory",
-         str(tmp_path), "--profile", str(REPO / "profiles/slurm"), "-n", "--configfile",
-         str(REPO / "config/config.yaml")], cwd=tmp_path, capture_output=True, text=True,
-        env={**env(), "HRSA_SLURM_GPU_FLAG": flag, "HRSA_SLURM_GPU_PARTITION": "a100", "HRSA_SLURM_ACCOUNT": "lab"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = snakemake("--profile", str(REPO / "profiles/slurm"), "-n", "--configfile", str(REPO / "config/config.yaml"),
+                     cwd=tmp_path, timeout=180, env={**env(), "HRSA_SLURM_GPU_FLAG": flag,
+                                                     "HRSA_SLURM_GPU_PARTITION": "a100", "HRSA_SLURM_ACCOUNT": "lab"})
     out = proc.stdout + proc.stderr
     assert out.count("Using profile") == 1 and "profiles/local" not in out
-    # grouped jobs (features_{model}, hrsa) are listed one level deeper
-    resources = {m.group(2): m.group(3) for m in re.finditer(
-        r"^( *)rule (\w+):\n(?:\1    .*\n)*?\1    resources: (.*)$", out, flags=re.M)}
+    resources = job_resources(out)
     train, knn = resources["train_embedder"], resources["knn_graph"]
     assert "slurm_account=lab" in train and "slurm_partition=a100" in train and "runtime=720" in train
     assert "slurm_partition=a100" in knn  # FAISS on the GPU: all layers of a (model, probe) in one job

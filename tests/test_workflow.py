@@ -2,37 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[1]
-
-
-def snakemake(*args: str, cwd: Path, timeout: int = 300, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(cwd), *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """Parse the 'Job stats' table of a dry run."""
-    counts = {}
-    for line in output.splitlines():
-        m = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
-        if m and m.group(1) != "total":
-            counts[m.group(1)] = int(m.group(2))
-    return counts
+from smk import BIN, REPO, job_counts, snakemake
 
 
 def test_lint(tmp_path):
@@ -118,6 +96,16 @@ def test_demo_dag_end_to_end(tmp_path):
 
     again = snakemake("-n", "--cores", "2", "--configfile", cfg, cwd=work)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+    # scheduling keys never rerun a finished job: every stage's threads, memory and time, GPU requests and device
+    rescheduled = yaml.safe_load(Path(cfg).read_text())
+    stages = ("backbone", "mine", "train", "extract", "knn", "compare", "evaluate", "baseline")
+    rescheduled["resources"] = {"device": "cpu", **{s: {"threads": 2, "mem_mb": 999, "runtime": 7} for s in stages}}
+    rescheduled["resources"]["compare"]["gpu"] = rescheduled["resources"]["knn"]["gpu"] = True
+    moved = tmp_path / "rescheduled.yaml"
+    moved.write_text(yaml.safe_dump(rescheduled))
+    same = snakemake("-n", "--cores", "2", "--configfile", str(moved), cwd=work)
+    assert "Nothing to be done" in same.stdout + same.stderr, same.stdout[-3000:]
 
     three_seeds = tmp_path / "three-seeds.yaml"
     three_seeds.write_text(Path(cfg).read_text().replace("seeds: [0, 1]", "seeds: [0, 1, 2]"))

@@ -79,7 +79,8 @@ class RlvrSettings:
             raise HrsaError(f"recipes.rlvr.num_generations must be >= 2 (GRPO compares completions), got {self.num_generations}")
         if self.batch_size % self.num_generations:
             raise HrsaError(
-                f"--batch-size ({self.batch_size}) must be a multiple of --num-generations " f"({self.num_generations})"
+                f"recipes.rlvr.batch_size ({self.batch_size}) must be a multiple of recipes.rlvr.num_generations "
+                f"({self.num_generations})"
             )
         if self.lr <= 0:
             raise HrsaError(f"recipes.rlvr.lr must be > 0, got {self.lr}")
