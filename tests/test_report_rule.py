@@ -11,9 +11,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import pytest  # noqa: E402
 import yaml  # noqa: E402
-from test_rules_trust import REPO, dry_run, hrsa_argv, shell_commands  # noqa: E402
 
 from hrsa.cli import build_parser  # noqa: E402
+from test_rules_trust import REPO, dry_run, hrsa_argv, shell_commands  # noqa: E402
 
 
 @pytest.mark.parametrize("baseline", [False, True])

@@ -6,8 +6,7 @@ import math
 
 import pytest
 
-from hrsa.data import demo_training_records
-from hrsa.data import QUERY_TEMPLATE
+from hrsa.data import QUERY_TEMPLATE, demo_training_records
 from hrsa.train import Recipe, build_trainer
 
 

@@ -94,8 +94,8 @@ def test_reload_check_catches_a_lossy_save(workdir, tmp_path):
     """Saving without the bidirectional attention flag changes the embeddings: the check must refuse it."""
     import shutil
 
-    from hrsa.errors import HrsaError
     from hrsa.embedder import check_reload, load_embedder
+    from hrsa.errors import HrsaError
 
     model = load_embedder(workdir / "emb")
     shutil.copytree(workdir / "emb", tmp_path / "lossy")
