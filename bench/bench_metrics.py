@@ -266,7 +266,7 @@ def table(args: argparse.Namespace, r: dict[str, dict[str, Any]]) -> str:
         rows.append(("Jaccard k=5,10,50 from graphs", f"{k['jaccard_s']:.2f}",
                      " / ".join(f"{v[0]:.3f}" for v in k["jaccard"].values()), "-", "-"))
     widths = [max(len(str(row[i])) for row in rows) for i in range(5)]
-    lines = [" | ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
+    lines = [" | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines)
 

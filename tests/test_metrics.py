@@ -101,7 +101,7 @@ def _layers(seed: int, n: int = 60) -> tuple[list[np.ndarray], list[np.ndarray]]
 
 def _split(xs: list[np.ndarray], ys: list[np.ndarray], cuts: list[int]) -> list[tuple[list, list]]:
     edges = [0, *cuts, xs[0].shape[0]]
-    return [([x[a:b] for x in xs], [y[a:b] for y in ys]) for a, b in zip(edges[:-1], edges[1:])]
+    return [([x[a:b] for x in xs], [y[a:b] for y in ys]) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 @pytest.mark.parametrize("debiased", [False, True])
@@ -175,7 +175,7 @@ def test_streaming_equals_one_shot_for_any_split(seed: int, n: int, cuts: list[f
     x, y = _related(n, 5, 5, seed=seed, offset=offset)
     stats = StreamingPairStats()
     edges = sorted({0, n, *(int(c * n) for c in cuts)})
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
         stats.update(x[a:b], y[a:b])
     xc, yc = x - x.mean(0), y - y.mean(0)  # the Gram form on raw data loses digits at offset 1e3; ours does not
     for debiased in (False, True):

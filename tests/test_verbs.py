@@ -168,7 +168,7 @@ def test_extract_token_and_sentence(workdir, tiny_backbone):
     same = np.nonzero(tid == tid[0])[0]
     assert np.allclose(X0[same], X0[same[0]])
     text_ids, pos = load_rows(out / "t.base", "0")
-    assert (pos >= 0).all() and len(set(zip(text_ids, pos))) == 200
+    assert (pos >= 0).all() and len(set(zip(text_ids, pos, strict=True))) == 200
 
     sspec = {"granularity": "sentence", "max_length": 64}  # = the embedder's max_seq_length
     assert main(["extract", "--model", str(workdir / "emb"), "--model-id", "t.base-E.s0", "--probe",
