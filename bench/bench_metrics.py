@@ -88,7 +88,7 @@ def stage_gemm(args: argparse.Namespace) -> dict[str, Any]:
                                    "cka_kernel": (args.d, args.batch_rows, args.d * args.layers, True)}.items():
         a = torch.randn(k, m) if trans else torch.randn(m, k)
         b = torch.randn(k, n)
-        mm = (lambda: a.T @ b) if trans else (lambda: a @ b)
+        mm = (lambda a=a, b=b: a.T @ b) if trans else (lambda a=a, b=b: a @ b)
         mm()
         t, reps = time.perf_counter(), 0
         while time.perf_counter() - t < 2.0:
