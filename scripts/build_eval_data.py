@@ -219,7 +219,8 @@ SOLUTION_VERBS = {
 
 def solution_text(p: Problem, rng: HashRng) -> str:
     """A worked solution with varied wording: running totals, then the answer."""
-    steps = [rng.choice(list(SOLUTION_VERBS[o])).format(x=x, r=r) for o, x, r in zip(p.ops, p.args, p.steps(), strict=True)]
+    steps = [rng.choice(list(SOLUTION_VERBS[o])).format(x=x, r=r)
+             for o, x, r in zip(p.ops, p.args, p.steps(), strict=True)]
     opener = rng.choice(["Start with {s}", "Begin at {s}", "We have {s} to begin with"]).format(s=p.start)
     return f"{opener}; " + "; ".join(steps) + f". The answer is {p.steps()[-1]}."
 

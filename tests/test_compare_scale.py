@@ -289,7 +289,8 @@ def test_sentence_probe_resamples_sentences_and_probe_test_rows(tmp_path: Path) 
                          "--config", json.dumps({"knn_k": [4]}),
                          "--out", str(tmp_path / "knn" / name / f"layer={layer}.npz")]) == 0
     probe = tmp_path / "probe.jsonl"
-    probe.write_text("".join(json.dumps({"id": i, "text": "t", "label": str(lab)}) + "\n" for i, lab in enumerate(labels)))
+    probe.write_text("".join(json.dumps({"id": i, "text": "t", "label": str(lab)}) + "\n"
+                             for i, lab in enumerate(labels)))
     out = tmp_path / "o.parquet"
     assert main(["compare", "--left", str(tmp_path / "acts/a"), "--right", str(tmp_path / "acts/b"),
                  "--knn-left", str(tmp_path / "knn/a"), "--knn-right", str(tmp_path / "knn/b"), "--probe", str(probe),

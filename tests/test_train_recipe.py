@@ -1,4 +1,5 @@
-"""The training recipe as wired into sentence-transformers: values from config reach the trainer, one source per batch."""
+"""The training recipe as wired into sentence-transformers: values from config reach the trainer, one source per
+batch."""
 
 from __future__ import annotations
 

@@ -41,7 +41,8 @@ def _gpu_resources() -> Any:
 
 
 def prepare_rows(X: Any, metric: KnnMetric = "cosine") -> np.ndarray:
-    """float32 C-contiguous rows for FAISS (L2-normalised for cosine); HrsaError on NaN/inf or zero rows under cosine."""
+    """float32 C-contiguous rows for FAISS (L2-normalised for cosine); HrsaError on NaN/inf or zero rows under
+    cosine."""
     from hrsa.tensors import to_numpy
 
     if metric not in ("cosine", "l2"):
@@ -186,6 +187,6 @@ def read_graph(path: str | Path, activations: str | Path, layer: str) -> tuple[n
         n = len(rows)
     in_range = n == 0 or 0 <= indices.min() <= indices.max() < n
     if indices.shape != (n, k) or similarities.shape != (n, k) or not in_range:
-        raise HrsaError(f"kNN graph {path} holds arrays of shape {indices.shape}/{similarities.shape} or indices out of "
-                        f"range for {n} rows and k={k}; {redo}")
+        raise HrsaError(f"kNN graph {path} holds arrays of shape {indices.shape}/{similarities.shape} or indices "
+                        f"out of range for {n} rows and k={k}; {redo}")
     return indices, similarities
