@@ -144,8 +144,9 @@ def write_graph(path: str | Path, indices: np.ndarray, similarities: np.ndarray,
     extra = {} if rows is None else {"rows": np.asarray(rows, dtype=np.int64)}
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
+            # mypy checks the ** dicts against savez's `allow_pickle: bool` too (a stub/mypy quirk, not a bug)
             np.savez(fh, indices=indices.astype(np.int32), similarities=similarities.astype(np.float32),
-                     k=np.array(indices.shape[1]), **{key: np.array(stamp[key]) for key in STAMP_KEYS}, **extra)
+                     k=np.array(indices.shape[1]), **{key: np.array(stamp[key]) for key in STAMP_KEYS}, **extra)  # type: ignore[arg-type]
 
 
 def graph_rows(path: str | Path) -> np.ndarray | None:

@@ -254,7 +254,7 @@ def _geometry() -> list[Metric]:
 def _function() -> list[Metric]:
     ms = []
     for side in ("target", "source"):
-        units = _probe_units(side)  # type: ignore[arg-type]
+        units = _probe_units(side)
         inv = ALL if side == "source" else frozenset()
         note = "" if side == "target" else " (reference for the target score: depends on X only)"
         for stat, reduce in (("accuracy", _accuracy), ("macro-f1", _macro_f1)):
