@@ -299,7 +299,11 @@ GPU_JOBS = lookup(dpath="resources/device", within=config) != "cpu"
 def gpu_request(count):
     """Resources of a rule that uses `count` GPUs (an int, or a function of the wildcards); none under
     resources.device: cpu."""
-    n = (count if callable(count) else (lambda wc: count)) if GPU_JOBS else (lambda wc: 0)
+    n = (
+        (count if callable(count) else (lambda wc: count))
+        if GPU_JOBS
+        else (lambda wc: 0)
+    )
     if GPU_AS_GRES:
         return {
             "gpu": 0,
