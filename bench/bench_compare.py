@@ -319,7 +319,8 @@ def report(args: argparse.Namespace, wd: Path) -> None:
               f"{pr['cpu_s'] / 60:.0f} min (linear core scaling assumed)")
     pr = projection(args, rates, 150_000, 1536, 29, 1, 1.0)
     print(f"projection same job on a GPU (assumed {GPU_FP32 / 1e12:.0f} TFLOP/s fp32/fp64, {GPU_SVD_S:.2f} s per SVD): "
-          f"{pr['gpu_s'] / 60:.1f} min; block sums per layer {pr['accumulator_gib']:.1f} GiB (float64, B={args.blocks})")
+          f"{pr['gpu_s'] / 60:.1f} min; block sums per layer {pr['accumulator_gib']:.1f} GiB "
+          f"(float64, B={args.blocks})")
 
 if __name__ == "__main__":
     main()

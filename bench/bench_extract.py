@@ -7,7 +7,7 @@ extraction must run it, and (2) `hrsa.extract.extract`, which also gathers the k
 writes every layer to Parquet. Prints tokens/s of both, their ratio (target <= 1.15), the Parquet write rate and the
 on-disk bytes per stored value.
 
-    .venv/bin/python bench/bench_extract.py                       # Qwen2.5-0.5B and -1.5B block shapes, float16 and float32
+    .venv/bin/python bench/bench_extract.py  # Qwen2.5-0.5B and -1.5B block shapes, float16 and float32
     .venv/bin/python bench/bench_extract.py --backbone results/backbones/tiny.base --dtypes float32
 """
 
@@ -37,8 +37,8 @@ def build_backbone(out: Path, hidden: int, layers: int, tokenizer_texts: list[st
 
     tok = train_tokenizer(tokenizer_texts, vocab_size=4096)
     heads, kv, mlp = SHAPES.get(hidden, (max(1, hidden // 64), max(1, hidden // 128), 4 * hidden))
-    settings = PretrainSettings.from_config(dict(vocab_size=4096, hidden_size=hidden, num_layers=layers, num_heads=heads,
-                                num_kv_heads=kv, intermediate_size=mlp, seed=0))
+    settings = PretrainSettings.from_config(dict(vocab_size=4096, hidden_size=hidden, num_layers=layers,
+                                                 num_heads=heads, num_kv_heads=kv, intermediate_size=mlp, seed=0))
     build_model(settings, tok).save_pretrained(out)
     tok.save_pretrained(out)
     return out
@@ -69,7 +69,8 @@ def bare_forward(model_path: str, probe: Path, spec: dict, batch_size: int) -> t
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backbone", help="a saved causal LM instead of the random widths")
-    p.add_argument("--widths", default="896,1536", help="hidden sizes of the random backbones (896, 1024, 1536: real block shapes)")
+    p.add_argument("--widths", default="896,1536",
+                   help="hidden sizes of the random backbones (896, 1024, 1536: real block shapes)")
     p.add_argument("--layers", type=int, default=4, help="transformer blocks of the random backbones")
     p.add_argument("--dtypes", default="float16,float32")
     p.add_argument("--texts", type=int, default=600, help="probe texts (Milton lines, every token kept)")

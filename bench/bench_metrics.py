@@ -88,7 +88,7 @@ def stage_gemm(args: argparse.Namespace) -> dict[str, Any]:
                                    "cka_kernel": (args.d, args.batch_rows, args.d * args.layers, True)}.items():
         a = torch.randn(k, m) if trans else torch.randn(m, k)
         b = torch.randn(k, n)
-        mm = (lambda: a.T @ b) if trans else (lambda: a @ b)
+        mm = (lambda a=a, b=b: a.T @ b) if trans else (lambda a=a, b=b: a @ b)
         mm()
         t, reps = time.perf_counter(), 0
         while time.perf_counter() - t < 2.0:
@@ -117,7 +117,8 @@ def stage_cka(args: argparse.Namespace) -> dict[str, Any]:
     fl = cka_flops(args.n, [args.d] * args.layers, [args.d] * args.layers)
     return {"seconds": total, "generation_s": gen, "compute_s": max(total - gen, 1e-9),
             "flops_cross": fl["cross"], "flops_total": fl["total"], "peak_mib": (_rss_kib("VmHWM") - base) / 1024,
-            "diag": np.round(np.diag(grid), 4).tolist(), "offdiag_mean": float(grid[~np.eye(args.layers, dtype=bool)].mean())}
+            "diag": np.round(np.diag(grid), 4).tolist(),
+            "offdiag_mean": float(grid[~np.eye(args.layers, dtype=bool)].mean())}
 
 
 def stage_dimwise(args: argparse.Namespace) -> dict[str, Any]:
@@ -246,7 +247,8 @@ def table(args: argparse.Namespace, r: dict[str, dict[str, Any]]) -> str:
         rate = c["flops_total"] / c["compute_s"] / 1e9
         cross = c["flops_cross"] / c["compute_s"] / 1e9
         share = f" = {100 * rate / r['gemm']['square_gflops']:.0f}% of GEMM" if "gemm" in r else ""
-        rows.append((f"CKA {args.layers}x{args.layers} grid", f"{c['compute_s']:.1f}" + (f" (+{c['generation_s']:.1f} gen)" if c["generation_s"] else ""),
+        gen_note = f" (+{c['generation_s']:.1f} gen)" if c["generation_s"] else ""
+        rows.append((f"CKA {args.layers}x{args.layers} grid", f"{c['compute_s']:.1f}" + gen_note,
                      f"{rate:.1f} GFLOP/s all GEMMs{share}; cross only {cross:.1f}", f"{c['peak_mib']:.0f}",
                      f"<= {2 * pair_mib + acc_mib:.0f} (2 x pair {pair_mib:.0f} + acc {acc_mib:.0f})"))
     if "dimwise" in r:
@@ -254,7 +256,8 @@ def table(args: argparse.Namespace, r: dict[str, dict[str, Any]]) -> str:
                      f"{r['dimwise']['peak_mib']:.0f}", "-"))
     if "procrustes" in r:
         rows.append((f"Procrustes x{args.layers} (diag)", f"{r['procrustes']['seconds']:.2f}",
-                     f"{r['procrustes']['seconds'] / args.layers:.2f} s/pair", f"{r['procrustes']['peak_mib']:.0f}", "-"))
+                     f"{r['procrustes']['seconds'] / args.layers:.2f} s/pair", f"{r['procrustes']['peak_mib']:.0f}",
+                     "-"))
     if "knn" in r:
         k = r["knn"]
         rows.append((f"kNN FAISS k=50 ({k['graphs']} graphs)", f"{k['faiss_s']:.1f}",
@@ -266,7 +269,7 @@ def table(args: argparse.Namespace, r: dict[str, dict[str, Any]]) -> str:
         rows.append(("Jaccard k=5,10,50 from graphs", f"{k['jaccard_s']:.2f}",
                      " / ".join(f"{v[0]:.3f}" for v in k["jaccard"].values()), "-", "-"))
     widths = [max(len(str(row[i])) for row in rows) for i in range(5)]
-    lines = [" | ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
+    lines = [" | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines)
 

@@ -1,9 +1,9 @@
 """Benchmark of the training rule against a bare SentenceTransformerTrainer on the same data (not a test).
 
 Both run the embedded default's recipe (tiny pretrained base from a demo run, CachedMNRL, bidirectional attention,
-one dataset per source with its instruction, the same samplers and seed, so the same batches) in fresh subprocesses, alternating, --repeats times; prints medians of the wall time (imports, loading,
-saving included), the training loop's time per step (the trainer's own train_runtime) and peak RSS, and the ratio of
-the step times (target <= 1.05).
+one dataset per source with its instruction, the same samplers and seed, so the same batches) in fresh subprocesses,
+alternating, --repeats times; prints medians of the wall time (imports, loading, saving included), the training
+loop's time per step (the trainer's own train_runtime) and peak RSS, and the ratio of the step times (target <= 1.05).
 
     .venv/bin/python bench/bench_train.py --backbone results/backbones/tiny.base --data results/data/train.mined.jsonl
 """
@@ -29,7 +29,8 @@ recipe = json.loads(sys.argv[3])
 rows = [json.loads(l) for l in open(sys.argv[2])]
 t = Transformer(sys.argv[1], max_seq_length=recipe["max_length"])
 t.auto_model.config.is_causal = False
-model = SentenceTransformer(modules=[t, Pooling(t.get_embedding_dimension(), "mean", include_prompt=False)], device="cpu")
+model = SentenceTransformer(modules=[t, Pooling(t.get_embedding_dimension(), "mean", include_prompt=False)],
+                            device="cpu")
 from datasets import DatasetDict
 from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
 groups = {}
@@ -47,7 +48,8 @@ args = SentenceTransformerTrainingArguments(output_dir=sys.argv[5], per_device_t
     learning_rate=recipe["learning_rate"], max_steps=recipe["max_steps"], save_strategy="no", use_cpu=True,
     report_to="none", seed=0, disable_tqdm=True, prompts=prompts, batch_sampler=BatchSamplers.NO_DUPLICATES,
     multi_dataset_batch_sampler=MultiDatasetBatchSamplers.PROPORTIONAL, dataloader_drop_last=True)
-loss = CachedMultipleNegativesRankingLoss(model, scale=1 / recipe["temperature"], mini_batch_size=recipe["mini_batch_size"])
+loss = CachedMultipleNegativesRankingLoss(model, scale=1 / recipe["temperature"],
+                                          mini_batch_size=recipe["mini_batch_size"])
 out = SentenceTransformerTrainer(model=model, args=args, train_dataset=ds, loss=loss).train()
 print("TRAIN_RUNTIME", out.metrics["train_runtime"])
 '''

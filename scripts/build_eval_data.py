@@ -174,7 +174,7 @@ class Problem:
     def steps(self) -> list[int]:
         """Running totals after each operation."""
         out, acc = [], self.start
-        for op, x in zip(self.ops, self.args):
+        for op, x in zip(self.ops, self.args, strict=True):
             acc = APPLY[op](acc, x)
             out.append(acc)
         return out
@@ -196,17 +196,17 @@ SYMBOLS = {"+": "+", "-": "-", "*": "x"}
 def query_text(p: Problem, style: int) -> str:
     """The problem as a question, in one of three styles (words, symbols, story)."""
     if style == 0:
-        body = " ".join(f"{QUERY_OPS[o]} {num(x, True)}" for o, x in zip(p.ops, p.args))
+        body = " ".join(f"{QUERY_OPS[o]} {num(x, True)}" for o, x in zip(p.ops, p.args, strict=True))
         return f"Q: What is {num(p.start, True)} {body}?"
     if style == 1:
-        body = " ".join(f"{SYMBOLS[o]} {x}" for o, x in zip(p.ops, p.args))
+        body = " ".join(f"{SYMBOLS[o]} {x}" for o, x in zip(p.ops, p.args, strict=True))
         return f"Q: Compute {p.start} {body}, working from left to right."
     story = {
         "+": "then {x} more are added",
         "-": "then {x} are taken out",
         "*": "then the number of marbles is multiplied by {x}",
     }
-    parts = ", ".join(story[o].format(x=x) for o, x in zip(p.ops, p.args))
+    parts = ", ".join(story[o].format(x=x) for o, x in zip(p.ops, p.args, strict=True))
     return f"Q: A jar holds {p.start} marbles; {parts}. How many marbles are in the jar now?"
 
 
@@ -219,7 +219,8 @@ SOLUTION_VERBS = {
 
 def solution_text(p: Problem, rng: HashRng) -> str:
     """A worked solution with varied wording: running totals, then the answer."""
-    steps = [rng.choice(list(SOLUTION_VERBS[o])).format(x=x, r=r) for o, x, r in zip(p.ops, p.args, p.steps())]
+    steps = [rng.choice(list(SOLUTION_VERBS[o])).format(x=x, r=r)
+             for o, x, r in zip(p.ops, p.args, p.steps(), strict=True)]
     opener = rng.choice(["Start with {s}", "Begin at {s}", "We have {s} to begin with"]).format(s=p.start)
     return f"{opener}; " + "; ".join(steps) + f". The answer is {p.steps()[-1]}."
 

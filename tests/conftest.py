@@ -31,8 +31,8 @@ def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.set_num_threads(1)
     texts = read_corpus(REPO / "data/corpus/milton")[:2000]
     tok = train_tokenizer(texts, vocab_size=512)
-    settings = PretrainSettings.from_config(dict(vocab_size=512, hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1,
-                                intermediate_size=64, seed=0))
+    settings = PretrainSettings.from_config(dict(vocab_size=512, hidden_size=32, num_layers=2, num_heads=2,
+                                                 num_kv_heads=1, intermediate_size=64, seed=0))
     model = build_model(settings, tok)
     out = tmp_path_factory.mktemp("tiny-backbone")
     model.save_pretrained(out)

@@ -184,7 +184,8 @@ def test_rlvr_reads_prompts_from_jsonl(base: Path, tmp_path: Path) -> None:
     data = tmp_path / "prompts.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"Q: {i}+1=? A:", "answer": i + 1}) + "\n" for i in range(8)))
     out = tmp_path / "reason"
-    args = ["rlvr", "--model", str(base), "--out", str(out), *cfg(steps=1, batch_size=4, num_generations=2, data=str(data))]
+    args = ["rlvr", "--model", str(base), "--out", str(out),
+            *cfg(steps=1, batch_size=4, num_generations=2, data=str(data))]
     assert main(args) == 0
     assert json.loads((out / "provenance.json").read_text())["inputs"]["data"]["path"] == str(data)
 

@@ -43,7 +43,8 @@ def setup(tmp_path):
     rotated = {k: 2.0 * v @ Q + 1.0 for k, v in base.items()}  # CKA- and kNN-invariant transform
     noise = {k: rng.normal(size=(N, D)) for k in base}
     probe = tmp_path / "probe.jsonl"
-    probe.write_text("".join(json.dumps({"id": i, "text": f"t{i}", "label": str(lab)}) + "\n" for i, lab in enumerate(labels)))
+    probe.write_text("".join(json.dumps({"id": i, "text": f"t{i}", "label": str(lab)}) + "\n"
+                             for i, lab in enumerate(labels)))
     for name, layers in (("x", base), ("rot", rotated), ("noise", noise)):
         write_acts(tmp_path / "acts" / name, layers, name)
         for layer in layers:
@@ -80,7 +81,8 @@ def test_self_comparison_and_noise(setup):
     d = same[same.layer_x == same.layer_y].set_index(["layer_x", "metric"])
     assert d.loc[("1", "knn-jaccard-k10-cosine"), "value"] == pytest.approx(1.0)
     assert d.loc[("1", "procrustes-rvr"), "value"] == pytest.approx(0.0, abs=1e-5)
-    assert d.loc[("1", "probe-transfer-target-accuracy"), "value"] == d.loc[("1", "probe-transfer-source-accuracy"), "value"]
+    assert (d.loc[("1", "probe-transfer-target-accuracy"), "value"]
+            == d.loc[("1", "probe-transfer-source-accuracy"), "value"])
     assert d.loc[("1", "cka-linear-biased"), "null_mean"] < 0.3  # chance level reported beside the score
     noise = run_compare(setup, "x", "noise", {"bootstrap": 0, "permutations": 0})
     n = noise[noise.layer_x == noise.layer_y].set_index(["layer_x", "metric"])["value"]

@@ -93,9 +93,9 @@ def test_rv_permutation_moments_equal_all_permutations() -> None:
     x = rng.normal(size=(n, 3)) * [1.0, 4.0, 0.5] + 2.0
     y = rng.normal(size=(n, 4)) ** 2
     st = _block_stats(x, y, np.zeros(n, np.int64), 1, step=3)
-    k, l = (x - x.mean(0)) @ (x - x.mean(0)).T, (y - y.mean(0)) @ (y - y.mean(0)).T
+    K, L = (x - x.mean(0)) @ (x - x.mean(0)).T, (y - y.mean(0)) @ (y - y.mean(0)).T
     perms = np.array(list(itertools.permutations(range(n))))
-    brute = np.einsum("ij,pij->p", k, l[perms[:, :, None], perms[:, None, :]]) / np.sqrt((k * k).sum() * (l * l).sum())
+    brute = np.einsum("ij,pij->p", K, L[perms[:, :, None], perms[:, None, :]]) / np.sqrt((K * K).sum() * (L * L).sum())
     assert brute[0] == pytest.approx(linear_cka(x, y), rel=1e-12)  # the identity permutation: the observed CKA
     mean, var = st.rv_null()
     assert mean == pytest.approx(brute.mean(), rel=1e-10)
@@ -289,7 +289,8 @@ def test_sentence_probe_resamples_sentences_and_probe_test_rows(tmp_path: Path) 
                          "--config", json.dumps({"knn_k": [4]}),
                          "--out", str(tmp_path / "knn" / name / f"layer={layer}.npz")]) == 0
     probe = tmp_path / "probe.jsonl"
-    probe.write_text("".join(json.dumps({"id": i, "text": "t", "label": str(lab)}) + "\n" for i, lab in enumerate(labels)))
+    probe.write_text("".join(json.dumps({"id": i, "text": "t", "label": str(lab)}) + "\n"
+                             for i, lab in enumerate(labels)))
     out = tmp_path / "o.parquet"
     assert main(["compare", "--left", str(tmp_path / "acts/a"), "--right", str(tmp_path / "acts/b"),
                  "--knn-left", str(tmp_path / "knn/a"), "--knn-right", str(tmp_path / "knn/b"), "--probe", str(probe),

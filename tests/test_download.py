@@ -160,7 +160,8 @@ def _verb(name: str, tmp: Path, tiny: Path) -> tuple[list[str], str]:
         "mine": (["mine", "--data", str(_records(tmp / "r.jsonl")), "--model", "Qwen/Qwen3-Embedding-0.6B",
                   "--device", "cpu"], "Qwen/Qwen3-Embedding-0.6B"),
         "rlvr": (["rlvr", "--model", "Qwen/Qwen2.5-1.5B"], "Qwen/Qwen2.5-1.5B"),
-        "sft": (["sft", "--model", str(tiny), "--config", json.dumps({"problems": {"dataset": "openai/gsm8k", "config": "main"}})],
+        "sft": (["sft", "--model", str(tiny),
+                 "--config", json.dumps({"problems": {"dataset": "openai/gsm8k", "config": "main"}})],
                 "openai/gsm8k"),
         "baseline": (["baseline", "--backbone", qwen, "--model-id", "q.base"], qwen),
     }

@@ -30,7 +30,8 @@ def extract_args(model: Path, probe: Path, out: Path, *extra: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, tiny_backbone, probe):
-    """Uninterrupted single-shard result for a batch size (batch composition changes float rounding, shards must not)."""
+    """Uninterrupted single-shard result for a batch size (batch composition changes float rounding, shards must
+    not)."""
     cache: dict[int, Path] = {}
 
     def get(batch_size: int) -> Path:

@@ -1,4 +1,5 @@
-"""The checkpoint writer lock (hrsa.locks) across real processes: exclusion, holder named, freed when its holder dies."""
+"""The checkpoint writer lock (hrsa.locks) across real processes: exclusion, holder named, freed when its holder
+dies."""
 
 from __future__ import annotations
 

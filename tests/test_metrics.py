@@ -40,22 +40,22 @@ def _related(n: int, dx: int, dy: int, seed: int, offset: float = 3.0) -> tuple[
 
 
 # ------------------------------------------------------------------ Gram-matrix reference (test only: O(n^2))
-def _hsic_gram(k: np.ndarray, l: np.ndarray, debiased: bool) -> float:
-    n = k.shape[0]
+def _hsic_gram(K: np.ndarray, L: np.ndarray, debiased: bool) -> float:
+    n = K.shape[0]
     if not debiased:
         h = np.eye(n) - 1.0 / n
-        return float(np.trace(h @ k @ h @ l))
-    k, l = k.copy(), l.copy()
-    np.fill_diagonal(k, 0.0)
-    np.fill_diagonal(l, 0.0)
+        return float(np.trace(h @ K @ h @ L))
+    K, L = K.copy(), L.copy()
+    np.fill_diagonal(K, 0.0)
+    np.fill_diagonal(L, 0.0)
     one = np.ones(n)
-    val = np.trace(k @ l) + k.sum() * l.sum() / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (one @ k @ l @ one)
+    val = np.trace(K @ L) + K.sum() * L.sum() / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (one @ K @ L @ one)
     return float(val / (n * (n - 3)))  # Song et al. (2007), unbiased HSIC
 
 
 def _gram_cka(x: np.ndarray, y: np.ndarray, debiased: bool) -> float:
-    k, l = x @ x.T, y @ y.T
-    return _hsic_gram(k, l, debiased) / np.sqrt(_hsic_gram(k, k, debiased) * _hsic_gram(l, l, debiased))
+    K, L = x @ x.T, y @ y.T
+    return _hsic_gram(K, L, debiased) / np.sqrt(_hsic_gram(K, K, debiased) * _hsic_gram(L, L, debiased))
 
 
 @pytest.mark.parametrize("debiased", [False, True])
@@ -101,7 +101,7 @@ def _layers(seed: int, n: int = 60) -> tuple[list[np.ndarray], list[np.ndarray]]
 
 def _split(xs: list[np.ndarray], ys: list[np.ndarray], cuts: list[int]) -> list[tuple[list, list]]:
     edges = [0, *cuts, xs[0].shape[0]]
-    return [([x[a:b] for x in xs], [y[a:b] for y in ys]) for a, b in zip(edges[:-1], edges[1:])]
+    return [([x[a:b] for x in xs], [y[a:b] for y in ys]) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 @pytest.mark.parametrize("debiased", [False, True])
@@ -175,7 +175,7 @@ def test_streaming_equals_one_shot_for_any_split(seed: int, n: int, cuts: list[f
     x, y = _related(n, 5, 5, seed=seed, offset=offset)
     stats = StreamingPairStats()
     edges = sorted({0, n, *(int(c * n) for c in cuts)})
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
         stats.update(x[a:b], y[a:b])
     xc, yc = x - x.mean(0), y - y.mean(0)  # the Gram form on raw data loses digits at offset 1e3; ours does not
     for debiased in (False, True):

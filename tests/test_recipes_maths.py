@@ -41,7 +41,8 @@ def test_reward_verifies_known_worked_answers() -> None:
 
 
 def test_gsm8k_and_boxed_solutions_split_into_worked_solution_and_gold_answer() -> None:
-    solution, answer = split_solution("Half is 48/2 = <<48/2=24>>24.\nTotal 48+24 = <<48+24=72>>72.\n#### 1,072", "gsm8k")
+    solution, answer = split_solution("Half is 48/2 = <<48/2=24>>24.\nTotal 48+24 = <<48+24=72>>72.\n#### 1,072",
+                                      "gsm8k")
     assert answer == "1072"
     assert "<<" not in solution and solution.endswith("The final answer is \\boxed{1072}.")
     assert last_boxed("so \\boxed{2} then \\boxed{\\frac{1}{2}}.") == "\\frac{1}{2}"

@@ -120,7 +120,8 @@ def test_local_task_names_match_the_registry_without_importing_mteb():
     from hrsa.evaluation.tasks import LOCAL_TASKS
 
     assert LOCAL_TASK_NAMES == tuple(LOCAL_TASKS)
-    code = "from hrsa.evaluation.names import config_task_refs as f; import sys; f(['HrsaLee50']); print('mteb' in sys.modules)"
+    code = ("from hrsa.evaluation.names import config_task_refs as f; import sys; "
+            "f(['HrsaLee50']); print('mteb' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           env={**os.environ, "PYTHONPATH": str(REPO / "src")})
     assert proc.stdout.strip() == "False"  # a local-only config builds its DAG without the slow mteb import

@@ -1,6 +1,7 @@
-"""The SLURM profile against a real single-node cluster (tests/slurm/slurm-local.sh: slurmctld + slurmd + munge, one fake
-GPU): a reduced embedded default through `--profile profiles/slurm` with only the site settings a user gives, one job that
-fails, re-running that rule alone, a training job cancelled mid-way, and the snakemake process itself killed mid-way.
+"""The SLURM profile against a real single-node cluster (tests/slurm/slurm-local.sh: slurmctld + slurmd + munge, one
+fake GPU): a reduced embedded default through `--profile profiles/slurm` with only the site settings a user gives, one
+job that fails, re-running that rule alone, a training job cancelled mid-way, and the snakemake process itself killed
+mid-way.
 
 Needs root and Debian's slurm packages (the script installs them with apt-get when missing); skipped otherwise.
 """

@@ -1,4 +1,5 @@
-"""The training recipe as wired into sentence-transformers: values from config reach the trainer, one source per batch."""
+"""The training recipe as wired into sentence-transformers: values from config reach the trainer, one source per
+batch."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ import math
 
 import pytest
 
-from hrsa.data import demo_training_records
-from hrsa.data import QUERY_TEMPLATE
+from hrsa.data import QUERY_TEMPLATE, demo_training_records
 from hrsa.train import Recipe, build_trainer
 
 

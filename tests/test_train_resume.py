@@ -1,4 +1,5 @@
-"""A training job killed mid-way (SIGKILL, as a SLURM time limit does) resumes and ends with the uninterrupted weights."""
+"""A training job killed mid-way (SIGKILL, as a SLURM time limit does) resumes and ends with the uninterrupted
+weights."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ RECIPE = {"max_length": 64, "batch_size": 8, "mini_batch_size": 4, "max_steps": 
 
 
 def train_cmd(backbone: Path, data: Path, ckpt: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "hrsa.cli", "train", "--threads", "1", "--backbone", str(backbone), "--data", str(data),
-            "--seed", "3", "--config", json.dumps(RECIPE), "--num-negatives", "2", "--checkpoints", str(ckpt),
-            "--model-id", "t.base-E.s3",
+    return [sys.executable, "-m", "hrsa.cli", "train", "--threads", "1", "--backbone", str(backbone),
+            "--data", str(data), "--seed", "3", "--config", json.dumps(RECIPE), "--num-negatives", "2",
+            "--checkpoints", str(ckpt), "--model-id", "t.base-E.s3",
             "--device", "cpu", "--out", str(out)]
 
 

@@ -47,8 +47,8 @@ def rebuild(backbone: Path, seed: int) -> None:
     from hrsa.backbones.pretrain import PretrainSettings, build_model
 
     tok = AutoTokenizer.from_pretrained(backbone)
-    settings = PretrainSettings.from_config(dict(vocab_size=512, hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1,
-                                intermediate_size=64, seed=seed))
+    settings = PretrainSettings.from_config(dict(vocab_size=512, hidden_size=32, num_layers=2, num_heads=2,
+                                                 num_kv_heads=1, intermediate_size=64, seed=seed))
     build_model(settings, tok).save_pretrained(backbone)
 
 

@@ -1,4 +1,5 @@
-"""Training records from local JSONL/Parquet files and from dataset ids (a local dataset directory stands in for the hub)."""
+"""Training records from local JSONL/Parquet files and from dataset ids (a local dataset directory stands in for the
+hub)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ RECORDS = [{"query": ["Find the line", f"question {i}"], "pos": [f"answer {i}"],
 def _triplets(path, n=12, negative=True):
     """A dataset directory with the column layout of sentence-transformers' hub mirrors (anchor/positive/negative)."""
     path.mkdir()
-    cols = {"anchor": [f"who wrote line {i}" for i in range(n)], "positive": [f"Milton wrote line {i}" for i in range(n)]}
+    cols = {"anchor": [f"who wrote line {i}" for i in range(n)],
+            "positive": [f"Milton wrote line {i}" for i in range(n)]}
     if negative:
         cols["negative"] = [f"Shakespeare wrote line {i}" for i in range(n)]
     pq.write_table(pa.table(cols), path / "train.parquet")

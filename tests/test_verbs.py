@@ -20,7 +20,8 @@ def workdir(tmp_path_factory, repo, tiny_backbone) -> Path:
     """Training data, two probe sets and one trained embedder, shared by the tests of this module."""
     wd = tmp_path_factory.mktemp("verbs")
     spec = {"builtin": "demo", "n_records": 48, "num_negatives": 2}
-    assert main(["make-data", "train", "--config", json.dumps(spec), "--root", str(repo), "--out", str(wd / "train.jsonl")]) == 0
+    assert main(["make-data", "train", "--config", json.dumps(spec), "--root", str(repo),
+                 "--out", str(wd / "train.jsonl")]) == 0
     for name, spec in {"tok": {"builtin": "milton-lines", "n_texts": 40},
                        "sent": {"builtin": "milton-works", "n_texts": 60, "granularity": "sentence"}}.items():
         assert main(["make-data", "probe", "--config", json.dumps(spec), "--root", str(repo),
@@ -94,8 +95,8 @@ def test_reload_check_catches_a_lossy_save(workdir, tmp_path):
     """Saving without the bidirectional attention flag changes the embeddings: the check must refuse it."""
     import shutil
 
-    from hrsa.errors import HrsaError
     from hrsa.embedder import check_reload, load_embedder
+    from hrsa.errors import HrsaError
 
     model = load_embedder(workdir / "emb")
     shutil.copytree(workdir / "emb", tmp_path / "lossy")
@@ -117,7 +118,8 @@ def test_bidirectional_differs_from_causal(tiny_backbone):
         model = build_model(str(tiny_backbone), Recipe.from_config({"attention": mode, "max_length": 16}))
         tok, auto = model[0].tokenizer, model[0].auto_model
         with torch.inference_mode():
-            outs = [auto(**tok(t, return_tensors="pt")).last_hidden_state[0, 0] for t in ("And the end", "And then more")]
+            outs = [auto(**tok(t, return_tensors="pt")).last_hidden_state[0, 0]
+                    for t in ("And the end", "And then more")]
         first[mode] = float((outs[0] - outs[1]).abs().max())
     assert first["causal"] < 1e-6
     assert first["bidirectional"] > 1e-4
@@ -168,7 +170,7 @@ def test_extract_token_and_sentence(workdir, tiny_backbone):
     same = np.nonzero(tid == tid[0])[0]
     assert np.allclose(X0[same], X0[same[0]])
     text_ids, pos = load_rows(out / "t.base", "0")
-    assert (pos >= 0).all() and len(set(zip(text_ids, pos))) == 200
+    assert (pos >= 0).all() and len(set(zip(text_ids, pos, strict=True))) == 200
 
     sspec = {"granularity": "sentence", "max_length": 64}  # = the embedder's max_seq_length
     assert main(["extract", "--model", str(workdir / "emb"), "--model-id", "t.base-E.s0", "--probe",
@@ -228,7 +230,8 @@ def test_lora_trains_adapters_only_and_saves_merged_weights(tmp_path, workdir, t
     assert json.loads((tmp_path / "lora/config.json").read_text())["is_causal"] is False
     base = load_file(tiny_backbone / "model.safetensors")
     key = next(k for k in saved if k.endswith("q_proj.weight"))
-    assert not np.allclose(saved[key].numpy(), base["model." + key].numpy() if "model." + key in base else base[key].numpy())
+    ref = base["model." + key] if "model." + key in base else base[key]
+    assert not np.allclose(saved[key].numpy(), ref.numpy())
     emb = load_embedder(tmp_path / "lora").encode(["a test"], convert_to_numpy=True)
     assert np.isfinite(emb).all()
 

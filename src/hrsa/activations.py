@@ -107,7 +107,8 @@ class LayerWriter:
             return
         t0 = time.perf_counter()
         cols = [np.concatenate([b[i] for b in self.buffer]) for i in range(4)]
-        # zero-copy from numpy (the dtype already matches); an explicit pyarrow type made float16 go through Python (50x)
+        # zero-copy from numpy (the dtype already matches); an explicit pyarrow type made float16 go through Python
+        # (50x)
         flat = pa.array(np.ascontiguousarray(cols[3]).reshape(-1))
         assert flat.type == self.schema.field("vector").type.value_type
         table = pa.Table.from_arrays(

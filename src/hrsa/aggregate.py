@@ -75,7 +75,7 @@ def benchmark_means(long_df: pd.DataFrame, task_benchmarks: Mapping[str, str | N
         missing = [t for t in expected[bench] if t not in set(group["task"])]
         type_means = group.groupby("task_type")["score"].mean()
         rows.append({
-            **dict(zip(KEYS, key)),
+            **dict(zip(KEYS, key, strict=True)),
             "n_tasks": len(group),
             "n_expected": len(expected[bench]),
             "mean_task": float(group["score"].mean()),

@@ -27,7 +27,8 @@ def _verse_groups(corpus_dir: Path, size: int = 2, min_words: int = 4) -> list[t
     """Consecutive groups of `size` verse lines per work: (work, text)."""
     out = []
     for path in corpus_files(corpus_dir):
-        lines = [ln for ln in split_lines(path.read_text(encoding="utf-8", errors="replace")) if len(ln.split()) >= min_words]
+        text = path.read_text(encoding="utf-8", errors="replace")
+        lines = [ln for ln in split_lines(text) if len(ln.split()) >= min_words]
         out += [(path.stem, " ".join(lines[i : i + size])) for i in range(0, len(lines) - size + 1, size)]
     return out
 
@@ -111,7 +112,8 @@ def numbered_records(path: str | Path) -> Iterator[tuple[int, Any]]:
 
 
 def validate_training_records(source: str | Path, num_negatives: int) -> list[dict]:
-    """Read and check every record of a JSONL or Parquet file before any training step; errors name file and line (row)."""
+    """Read and check every record of a JSONL or Parquet file before any training step; errors name file and line
+    (row)."""
     out = [check_record(rec, f"{source}:{line}", num_negatives) for line, rec in numbered_records(source)]
     if not out:
         raise DataError(f"{source}: no training records")

@@ -41,7 +41,8 @@ def _gpu_resources() -> Any:
 
 
 def prepare_rows(X: Any, metric: KnnMetric = "cosine") -> np.ndarray:
-    """float32 C-contiguous rows for FAISS (L2-normalised for cosine); HrsaError on NaN/inf or zero rows under cosine."""
+    """float32 C-contiguous rows for FAISS (L2-normalised for cosine); HrsaError on NaN/inf or zero rows under
+    cosine."""
     from hrsa.tensors import to_numpy
 
     if metric not in ("cosine", "l2"):
@@ -143,8 +144,9 @@ def write_graph(path: str | Path, indices: np.ndarray, similarities: np.ndarray,
     extra = {} if rows is None else {"rows": np.asarray(rows, dtype=np.int64)}
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
+            # mypy checks the ** dicts against savez's `allow_pickle: bool` too (a stub/mypy quirk, not a bug)
             np.savez(fh, indices=indices.astype(np.int32), similarities=similarities.astype(np.float32),
-                     k=np.array(indices.shape[1]), **{key: np.array(stamp[key]) for key in STAMP_KEYS}, **extra)
+                     k=np.array(indices.shape[1]), **{key: np.array(stamp[key]) for key in STAMP_KEYS}, **extra)  # type: ignore[arg-type]
 
 
 def graph_rows(path: str | Path) -> np.ndarray | None:
@@ -186,6 +188,6 @@ def read_graph(path: str | Path, activations: str | Path, layer: str) -> tuple[n
         n = len(rows)
     in_range = n == 0 or 0 <= indices.min() <= indices.max() < n
     if indices.shape != (n, k) or similarities.shape != (n, k) or not in_range:
-        raise HrsaError(f"kNN graph {path} holds arrays of shape {indices.shape}/{similarities.shape} or indices out of "
-                        f"range for {n} rows and k={k}; {redo}")
+        raise HrsaError(f"kNN graph {path} holds arrays of shape {indices.shape}/{similarities.shape} or indices "
+                        f"out of range for {n} rows and k={k}; {redo}")
     return indices, similarities

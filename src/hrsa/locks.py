@@ -1,8 +1,10 @@
-"""One writer per resume directory: an exclusive `flock` that dies with its process, so a dead job never blocks a re-run.
+"""One writer per resume directory: an exclusive `flock` that dies with its process, so a dead job never blocks a
+re-run.
 
-Why: when Snakemake itself is killed, its SLURM jobs keep running; a re-run then submits a second job for the same output.
-Two trainers sharing one checkpoint directory corrupt each other's schedule. The second writer waits for the first (the
-orphan finishes its schedule, the waiter then resumes from the final checkpoint), naming the holder while it waits.
+Why: when Snakemake itself is killed, its SLURM jobs keep running; a re-run then submits a second job for the same
+output. Two trainers sharing one checkpoint directory corrupt each other's schedule. The second writer waits for the
+first (the orphan finishes its schedule, the waiter then resumes from the final checkpoint), naming the holder while it
+waits.
 """
 
 from __future__ import annotations

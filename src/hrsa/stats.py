@@ -249,7 +249,9 @@ def normal_null_q95(mean: float, var: float, higher_is_more_similar: bool = True
 
 
 # ------------------------------------------------------------------------------------------ Table 1 inference
-def crossed_delta(d: Any, weights: Sequence[float] | None = None, confidence: float = 0.90) -> dict[str, Any]:
+def crossed_delta(
+    d: Any, weights: Sequence[float] | np.ndarray | None = None, confidence: float = 0.90
+) -> dict[str, Any]:
     """Benchmark-level Δ from an S x T matrix of per-seed, per-task differences (sibling - base, paired by seed).
 
     Model: d[s, t] = Δ_t + a_s + e[s, t], tasks fixed (the benchmark is its task list), seeds random (a_s, the seed

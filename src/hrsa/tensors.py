@@ -1,4 +1,5 @@
-"""Input handling shared by the metrics: numpy or torch in, validated floating torch tensors out (no copy when possible)."""
+"""Input handling shared by the metrics: numpy or torch in, validated floating torch tensors out (no copy when
+possible)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ CHUNK_BYTES = 1 << 25
 
 
 def to_tensor(a: Any, name: str, device: Device = None, check_finite: bool = True) -> torch.Tensor:
-    """2-D floating tensor (float32 or float64) on `device` (default: where it lives); HrsaError on bad shape or NaN/inf."""
+    """2-D floating tensor (float32 or float64) on `device` (default: where it lives); HrsaError on bad shape or
+    NaN/inf."""
     if isinstance(a, torch.Tensor):
         t = a.detach()
     else:

@@ -298,7 +298,8 @@ GPU_JOBS = lookup(dpath="resources/device", within=config) != "cpu"
 
 def gpu_request(count):
     """Resources of a rule that uses `count` GPUs (an int, or a function of the wildcards); none under
-    resources.device: cpu. A rule that never asks for a GPU sets no `gres` (a group's jobs must agree on it)."""
+    resources.device: cpu. A rule that never asks for a GPU sets no `gres` (a group's jobs must agree on it).
+    """
     if not GPU_JOBS or count == 0:
         return {"gpu": 0, "gpu_slots": 0}
     n = count if callable(count) else (lambda wc: count)

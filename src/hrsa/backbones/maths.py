@@ -143,7 +143,9 @@ def load_problems(source: ProblemSource) -> list[Problem]:
         try:
             solution, answer = split_solution(row[source.solution_field], source.answer_format)
         except ValueError as exc:
-            raise DataError(f"{where}: {exc} in {source.solution_field!r} (answer_format {source.answer_format})")
+            raise DataError(
+                f"{where}: {exc} in {source.solution_field!r} (answer_format {source.answer_format})"
+            ) from exc
         problems.append(Problem(PROMPT.format(question=row[source.question_field].strip()), answer, solution))
     if not problems:
         raise DataError(f"problems: no records in {source.path or source.dataset}")

@@ -76,7 +76,8 @@ class RlvrSettings:
             if getattr(self, name) < 1:
                 raise HrsaError(f"recipes.rlvr.{name} must be >= 1, got {getattr(self, name)}")
         if self.num_generations < 2:
-            raise HrsaError(f"recipes.rlvr.num_generations must be >= 2 (GRPO compares completions), got {self.num_generations}")
+            raise HrsaError("recipes.rlvr.num_generations must be >= 2 (GRPO compares completions), "
+                            f"got {self.num_generations}")
         if self.batch_size % self.num_generations:
             raise HrsaError(
                 f"recipes.rlvr.batch_size ({self.batch_size}) must be a multiple of recipes.rlvr.num_generations "

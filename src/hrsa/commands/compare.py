@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from hrsa.schema import default, node
+from hrsa.schema import default
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

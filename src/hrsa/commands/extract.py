@@ -22,7 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="texts per forward pass (activations.batch_size)")
     p.add_argument("--device", default=default("resources/device"), choices=["auto", "cpu", "cuda"])
     p.add_argument("--trust-remote-code", action="store_true")
-    p.add_argument("--attention", default=default("activations/attention"), choices=["bidirectional", "causal", "model"],
+    p.add_argument("--attention", default=default("activations/attention"),
+                   choices=["bidirectional", "causal", "model"],
                    help="attention mask during extraction: bidirectional (the study's), causal, or each model's own")
     p.add_argument("--work-dir", default=None,
                    help="where finished shards wait (kept when the job dies, so a re-run resumes); default OUT.partial")

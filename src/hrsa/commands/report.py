@@ -1,9 +1,10 @@
 """Build the report: Table 1 with equivalence tests and verdicts, HRSA figures, realignment summary, what was run.
 
 Reads exactly the files named: the HRSA tables given, `{eval-dir}/{model}/{task}.json` for every model and task given,
-and (with --run-records) the provenance and `benchmark:` files of the grid named by --models, --eval-groups, --backbones,
---probes, --extract-models, --mine and the HRSA tables (named by grid, not listed, so the command line stays short on
-the paper's grid of ~5,800 input files; the rule declares the same files through hrsa.report.run_inputs).
+and (with --run-records) the provenance and `benchmark:` files of the grid named by --models, --eval-groups,
+--backbones, --probes, --extract-models, --mine and the HRSA tables (named by grid, not listed, so the command line
+stays short on the paper's grid of ~5,800 input files; the rule declares the same files through
+hrsa.report.run_inputs).
 """
 
 from __future__ import annotations

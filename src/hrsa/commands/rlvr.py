@@ -1,4 +1,5 @@
-"""Make the RLVR sibling of a backbone: GRPO with a verifiable reward (arithmetic, or maths problems with math-verify)."""
+"""Make the RLVR sibling of a backbone: GRPO with a verifiable reward (arithmetic, or maths problems with
+math-verify)."""
 
 from __future__ import annotations
 

@@ -153,8 +153,8 @@ def compare(
     device: str | None = None,
 ) -> list[dict[str, Any]]:
     """All HRSA rows of one comparison (long format, COLUMNS); `settings` is the `hrsa:` slice (keys it leaves out
-    from the schema), `device` the torch device (None: the schema's `resources.device`); `procrustes_map` also saves the last
-    numbered layer's Procrustes map O* there (for the report's figure)."""
+    from the schema), `device` the torch device (None: the schema's `resources.device`); `procrustes_map` also saves
+    the last numbered layer's Procrustes map O* there (for the report's figure)."""
     from hrsa.runtime import torch_device
 
     settings = settings_of(settings)

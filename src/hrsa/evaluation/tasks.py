@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from datasets import Dataset, DatasetDict
@@ -16,12 +16,15 @@ from mteb._create_dataloaders import create_dataloader  # private, but the STS e
 from mteb.abstasks.retrieval import AbsTaskRetrieval
 from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 from mteb.abstasks.sts import AbsTaskSTS
-from mteb.abstasks.task_metadata import TaskMetadata
+from mteb.abstasks.task_metadata import TaskMetadata, TaskType
 from mteb.similarity_functions import compute_pairwise_similarity
 from sklearn.metrics.pairwise import paired_cosine_distances, paired_euclidean_distances, paired_manhattan_distances
 
 from hrsa.data import MATH_INSTRUCTION, VERSE_INSTRUCTION
 from hrsa.errors import DataError
+
+if TYPE_CHECKING:
+    from mteb._evaluators.any_sts_evaluator import STSEvaluatorScores  # as mteb.abstasks.sts imports it
 
 DATA_ENV = "HRSA_DATA_DIR"
 # Bump when a file under data/eval changes meaning: mteb stores it as the dataset revision of every result.
@@ -121,7 +124,7 @@ _COMMON: dict[str, Any] = {
 }
 
 
-def _metadata(name: str, type_: str, main_score: str, path: str, **fields: Any) -> TaskMetadata:
+def _metadata(name: str, type_: TaskType, main_score: str, path: str, **fields: Any) -> TaskMetadata:
     """TaskMetadata for a local task; the dataset path is the file's place under data/ (no hub involved)."""
     return TaskMetadata(
         name=name,
@@ -163,7 +166,7 @@ class _LocalSTS(_LocalTask, AbsTaskSTS):
         row = {t: i for i, t in enumerate(distinct)}
         return emb[[row[t] for t in texts]]
 
-    def _evaluate_subset(  # type: ignore[override]
+    def _evaluate_subset(
         self,
         model: Any,
         data_split: Dataset,
@@ -182,7 +185,7 @@ class _LocalSTS(_LocalTask, AbsTaskSTS):
             emb = self._encode_distinct(model, texts1 + texts2, encode_kwargs, **where)
             e1, e2 = emb[: len(texts1)], emb[len(texts1) :]
         with timer("Scoring", split=hf_split, subset=hf_subset):
-            scores = {
+            scores: STSEvaluatorScores = {
                 "cosine_scores": (1 - paired_cosine_distances(e1, e2)).tolist(),
                 "manhattan_distances": (-paired_manhattan_distances(e1, e2)).tolist(),
                 "euclidean_distances": (-paired_euclidean_distances(e1, e2)).tolist(),

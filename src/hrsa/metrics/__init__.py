@@ -37,6 +37,6 @@ __all__ = [
     "INVARIANCES", "NEEDS", "REGISTRY", "Metric", "StreamingPairStats", "cka_flops", "cka_matrix_from_batches",
     "dimwise_correlation", "get_metric", "graph_k", "jaccard_from_indices", "jaccard_per_row", "knn_jaccard",
     "knn_jaccard_per_row", "knn_metrics", "linear_cka", "probe_predictions", "probe_transfer", "procrustes",
-    "registry_for", "retention_from_indices", "retention_per_row", "twonn_dimension", "twonn_dimension_of", "twonn_from_ratios",
-    "twonn_ratios", "twonn_ratios_of",
+    "registry_for", "retention_from_indices", "retention_per_row", "twonn_dimension", "twonn_dimension_of",
+    "twonn_from_ratios", "twonn_ratios", "twonn_ratios_of",
 ]

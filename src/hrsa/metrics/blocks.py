@@ -267,7 +267,8 @@ class PairStats:
         return torch.as_tensor(w, dtype=F64, device=self.n.device).reshape(-1, self.n_blocks)
 
     def cka(self, w: np.ndarray | torch.Tensor) -> dict[str, np.ndarray]:
-        """Biased and debiased linear CKA per weighting (NaN where a self term is not positive or a layer is constant)."""
+        """Biased and debiased linear CKA per weighting (NaN where a self term is not positive or a layer is
+        constant)."""
         tw = self._w(w)
         out = {}
         for name, deb in (("biased", False), ("debiased", True)):
@@ -355,7 +356,9 @@ def rotation_stats_batched(o: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return rie, (o.abs() < SPARSITY_EPS).to(F64).mean((1, 2))
 
 
-def rv_permutation_moments(n: float, x: tuple[float, float, float], y: tuple[float, float, float]) -> tuple[float, float]:
+def rv_permutation_moments(
+    n: float, x: tuple[float, float, float], y: tuple[float, float, float]
+) -> tuple[float, float]:
     """Mean and variance of RV(X, Y P) over all n! row permutations P, from (tr W, tr W^2, sum_i W_ii^2) of each
     centred Gram matrix (Kazi-Aoual et al. 1995, as given by Josse, Pages & Husson 2008, CSDA 53:82-91)."""
     if n < 4:

@@ -1,4 +1,5 @@
-"""Linear CKA in feature space (never an n x n matrix): one layer pair, or an Lx x Ly layer grid streamed over batches."""
+"""Linear CKA in feature space (never an n x n matrix): one layer pair, or an Lx x Ly layer grid streamed over
+batches."""
 
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ def _as_layers(side: Any, name: str, device: Device) -> list[torch.Tensor]:
 def _plan_passes(wx: Sequence[int], wy: Sequence[int], budget: int) -> list[dict[str, list[int]]]:
     """Greedy packing of the d x d accumulation jobs (cross rows, self terms) into passes within `budget` bytes."""
     dy = sum(wy)
-    jobs = ([("cross_x", i, 8 * w * dy) for i, w in enumerate(wx)] + [("self_x", i, 8 * w * w) for i, w in enumerate(wx)]
+    jobs = ([("cross_x", i, 8 * w * dy) for i, w in enumerate(wx)]
+            + [("self_x", i, 8 * w * w) for i, w in enumerate(wx)]
             + [("self_y", j, 8 * w * w) for j, w in enumerate(wy)])
     passes: list[dict[str, list[int]]] = []
     used = budget + 1
@@ -83,7 +85,8 @@ class _Pass:
             tx, ty = _as_layers(xs, f"batch {b} xs", self.device), _as_layers(ys, f"batch {b} ys", self.device)
             if [m.shape[1] for m in tx] != self.wx or [m.shape[1] for m in ty] != self.wy:
                 raise HrsaError(f"batch {b}: layer count or widths differ from the first batch "
-                                f"(xs {[m.shape[1] for m in tx]} vs {self.wx}, ys {[m.shape[1] for m in ty]} vs {self.wy})")
+                                f"(xs {[m.shape[1] for m in tx]} vs {self.wx}, "
+                                f"ys {[m.shape[1] for m in ty]} vs {self.wy})")
             if tx[0].shape[0] != ty[0].shape[0]:
                 raise HrsaError(f"batch {b}: xs has {tx[0].shape[0]} rows but ys has {ty[0].shape[0]}")
             mom.update(tx, ty)

@@ -10,8 +10,8 @@ from hrsa.errors import HrsaError
 from hrsa.knn import KnnMetric, knn_graph
 
 
-def _indices(I: Any, name: str, k: int) -> np.ndarray:
-    a = np.asarray(I)
+def _indices(neighbours: Any, name: str, k: int) -> np.ndarray:
+    a = np.asarray(neighbours)
     if a.ndim != 2 or not np.issubdtype(a.dtype, np.integer):
         raise HrsaError(f"{name} must be a 2-D integer array of neighbour indices, got {a.dtype} shape {a.shape}")
     if a.shape[1] < k:

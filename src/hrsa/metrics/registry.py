@@ -62,7 +62,8 @@ class Metric:
             raise ValueError(f"{self.name}: bad level {self.level!r}")
 
     def check_hp(self, hp: dict[str, Any]) -> None:
-        """HrsaError on missing labels or unknown hyper-parameters (labels are accepted, and ignored, by every metric)."""
+        """HrsaError on missing labels or unknown hyper-parameters (labels are accepted, and ignored, by every
+        metric)."""
         unknown = set(hp) - self.params - {"labels"}
         if unknown:
             raise HrsaError(f"metric {self.name} does not take {sorted(unknown)}; it takes {sorted(self.params)}")
@@ -172,7 +173,8 @@ def _representation() -> list[Metric]:
     mom, same = frozenset({"moments"}), frozenset({"moments", "same-width"})
     return [
         Metric("cka-linear-biased", _cka(False), ALL, "representation", False, True,
-               "column-centred linear CKA (biased HSIC): global geometry", family="cka", stat="biased", needs=mom, bounds=(0.0, 1.0)),
+               "column-centred linear CKA (biased HSIC): global geometry", family="cka", stat="biased", needs=mom,
+               bounds=(0.0, 1.0)),
         Metric("cka-linear-debiased", _cka(True), ALL, "representation", False, True,
                "linear CKA with the unbiased HSIC estimator (Song et al. 2007): no small-n/large-d inflation",
                family="cka", stat="debiased", needs=mom),
@@ -183,8 +185,9 @@ def _representation() -> list[Metric]:
                False, "residual variance ratio ||XO - Y||^2 / ||Y||^2 after orthogonal alignment (lower: closer)",
                family="procrustes", stat="rvr", needs=same,
                bounds=(0.0, math.inf)),
-        Metric("procrustes-cosine", _procrustes("cosine"), frozenset({"orthogonal", "permutation", "isotropic-scaling"}),
-               "representation", False, True, "mean row cosine of XO and Y after orthogonal alignment",
+        Metric("procrustes-cosine", _procrustes("cosine"),
+               frozenset({"orthogonal", "permutation", "isotropic-scaling"}), "representation", False, True,
+               "mean row cosine of XO and Y after orthogonal alignment",
                family="procrustes", stat="cosine", needs=same, bounds=(-1.0, 1.0)),
         Metric("procrustes-rie", _procrustes("rie"), frozenset({"permutation", "isotropic-scaling", "translation"}),
                "representation", False, True,
@@ -251,7 +254,7 @@ def _geometry() -> list[Metric]:
 def _function() -> list[Metric]:
     ms = []
     for side in ("target", "source"):
-        units = _probe_units(side)  # type: ignore[arg-type]
+        units = _probe_units(side)
         inv = ALL if side == "source" else frozenset()
         note = "" if side == "target" else " (reference for the target score: depends on X only)"
         for stat, reduce in (("accuracy", _accuracy), ("macro-f1", _macro_f1)):
