@@ -71,10 +71,12 @@ def test_load_problems_builds_prompts_and_honours_limit(problems_file: Path) -> 
     assert problems[0].answer == "7" and problems[0].solution.endswith("\\boxed{7}.")
 
 
-def _run(verb: str, base: Path, out: Path, problems_file: Path, *extra: str) -> None:
-    spec = json.dumps({"path": str(problems_file), "answer_format": "gsm8k"})
-    assert main([verb, "--model", str(base), "--out", str(out), "--problems", spec, "--steps", "4",
-                 "--batch-size", "4", "--threads", "1", *extra]) == 0
+def _run(verb: str, base: Path, out: Path, problems_file: Path, **recipe: object) -> None:
+    """`hrsa VERB` on the problems file: 4 steps of 4, the recipe's other keys as given (the rest from the schema)."""
+    config = {"problems": {"path": str(problems_file), "answer_format": "gsm8k"}, "steps": 4, "batch_size": 4,
+              **recipe}
+    assert main([verb, "--model", str(base), "--out", str(out), "--config", json.dumps(config),
+                 "--threads", "1"]) == 0
 
 
 def test_rlvr_on_maths_problems_keeps_checkpoints_and_reward_curve(
@@ -83,8 +85,7 @@ def test_rlvr_on_maths_problems_keeps_checkpoints_and_reward_curve(
     from transformers import AutoModelForCausalLM
 
     out = tmp_path / "reason"
-    _run("rlvr", tiny_backbone, out, problems_file, "--num-generations", "2", "--max-completion-length", "6",
-         "--save-steps", "2")
+    _run("rlvr", tiny_backbone, out, problems_file, num_generations=2, max_completion_length=6, save_steps=2)
     kept = sorted(p.name for p in (out / "checkpoints").iterdir())
     assert kept == ["step-2", "step-4"]
     states = []
@@ -104,9 +105,8 @@ def test_rlvr_on_maths_problems_keeps_checkpoints_and_reward_curve(
 def test_sft_and_rlvr_siblings_start_from_the_same_base_and_problems(
     tiny_backbone: Path, problems_file: Path, tmp_path: Path
 ) -> None:
-    _run("rlvr", tiny_backbone, tmp_path / "reason", problems_file, "--num-generations", "2",
-         "--max-completion-length", "4")
-    _run("sft", tiny_backbone, tmp_path / "sft", problems_file, "--max-length", "64")
+    _run("rlvr", tiny_backbone, tmp_path / "reason", problems_file, num_generations=2, max_completion_length=4)
+    _run("sft", tiny_backbone, tmp_path / "sft", problems_file, max_length=64)
     prov = {r: json.loads((tmp_path / r / "provenance.json").read_text()) for r in ("reason", "sft")}
     assert prov["reason"]["inputs"]["model"]["sha256"] == prov["sft"]["inputs"]["model"]["sha256"]
     digests = {r: p["params"]["problems_sha256"] for r, p in prov.items()}
