@@ -6,11 +6,11 @@ rule build_backbone:
         parent=lambda wc: backbone_parent(wc.pair, wc.role),
         hub=hub_cache(),
     output:
-        directory("results/backbones/{pair}.{role}"),
+        directory(paths.BACKBONE),
     log:
-        "logs/backbones/{pair}.{role}.log",
+        paths.LOG_BACKBONE,
     benchmark:
-        "benchmarks/backbones/{pair}.{role}.tsv"
+        paths.BENCH_BACKBONE
     conda:
         "../../envs/hrsa.yaml"
     threads: stage_threads("backbone")

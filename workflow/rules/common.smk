@@ -100,7 +100,7 @@ def model_path(model):
     """Directory or hub id a model is loaded from."""
     pair, role, seed = parse_model_id(model)
     if seed is not None:
-        return f"results/embedders/{model}"
+        return paths.MODEL_EMBEDDER.format(model=model)
     return STUDY.backbone_path(STUDY.backbone(pair, role))
 
 
@@ -130,7 +130,7 @@ def recipe_trust_flag(pair, role):
 def report_procrustes_maps():
     """The Procrustes map (last numbered layer) saved beside every HRSA table."""
     return [
-        f"results/hrsa/{probe}/{c.name}.procrustes.npz"
+        paths.PROCRUSTES_MAP.format(probe=probe, comparison=c.name)
         for c in STUDY.comparisons
         for probe in STUDY.probes
     ]
@@ -139,7 +139,7 @@ def report_procrustes_maps():
 def report_hrsa_tables():
     """Every HRSA table of the grid: one per comparison and probe set."""
     return [
-        f"results/hrsa/{probe}/{c.name}.parquet"
+        paths.HRSA_TABLE.format(probe=probe, comparison=c.name)
         for c in STUDY.comparisons
         for probe in STUDY.probes
     ]
@@ -147,7 +147,7 @@ def report_hrsa_tables():
 
 def all_targets():
     """The whole grid: report, HRSA tables, kNN graphs, evaluations."""
-    return ["results/report/index.md", *report_hrsa_tables(), *evaluation_results()]
+    return [paths.REPORT_INDEX, *report_hrsa_tables(), *evaluation_results()]
 
 
 def evaluated_models():
@@ -159,8 +159,8 @@ def evaluated_models():
 def eval_model_dir(model):
     """The SentenceTransformer directory `hrsa evaluate` scores: an embedder, or a backbone's untrained baseline."""
     if parse_model_id(model)[2] is None:
-        return f"results/baselines/{model}"
-    return f"results/embedders/{model}"
+        return paths.MODEL_BASELINE.format(model=model)
+    return paths.MODEL_EMBEDDER.format(model=model)
 
 
 def evaluation_results():
@@ -189,11 +189,22 @@ def prepared_data_spec():
     return spec
 
 
+def mine_replace_flag():
+    """--replace-existing unless training_data.mine.keep_existing (mine only what records lack, the study's way)."""
+    keep = lookup(dpath="training_data/mine/keep_existing", within=config)
+    return "" if keep else "--replace-existing"
+
+
+def report_mine_flag(records):
+    """--mine when the grid mines hard negatives (the report then reads the miner's job record)."""
+    return "--mine" if records["mine"] else ""
+
+
 def training_records():
     """The records every embedder trains on: re-mined when training_data.mine.enabled, else as prepared."""
     if lookup(dpath="training_data/mine/enabled", within=config):
-        return "results/data/train.mined.jsonl"
-    return "results/data/train.prepared.jsonl"
+        return paths.TRAIN_MINED
+    return paths.TRAIN_PREPARED
 
 
 def backbone_parent(pair, role):
@@ -220,9 +231,9 @@ def recipe_config(pair, role):
     return as_json(opts)
 
 
-def comparison_knn(probe, comparison, side):
-    """The kNN graph directory (every layer) of one side of a comparison."""
-    return f"results/knn/{probe}/{STUDY.comparison(comparison).model(side)}"
+def comparison_side(pattern, probe, comparison, side):
+    """A path of one side of a comparison (its activations or kNN graphs: paths.ACTIVATIONS, paths.KNN)."""
+    return pattern.format(probe=probe, model=STUDY.comparison(comparison).model(side))
 
 
 def benchmark_flag(task):
@@ -244,7 +255,7 @@ def training_launcher(pair):
 
 # Offline compute nodes: the local `download` rule (download.smk) fetches what the config names from the hub first.
 DOWNLOAD = bool(lookup(dpath="download/enabled", within=config))
-DOWNLOADED = "results/download/fetched.json"
+DOWNLOADED = paths.DOWNLOADED
 
 if DOWNLOAD:
     # every job's shell (here and on the compute nodes, which read this Snakefile too) runs offline; the download

@@ -11,9 +11,9 @@ rule prepare_training_data:
     input:
         hub=hub_cache(),
     output:
-        "results/data/train.prepared.jsonl",
+        paths.TRAIN_PREPARED,
     log:
-        "logs/data/train.log",
+        paths.LOG_TRAIN_DATA,
     conda:
         "../../envs/hrsa.yaml"
     threads: 1
@@ -29,14 +29,14 @@ rule prepare_training_data:
 
 rule mine_hard_negatives:
     input:
-        data="results/data/train.prepared.jsonl",
+        data=paths.TRAIN_PREPARED,
         hub=hub_cache(),
     output:
-        "results/data/train.mined.jsonl",
+        paths.TRAIN_MINED,
     log:
-        "logs/data/mine.log",
+        paths.LOG_MINE,
     benchmark:
-        "benchmarks/data/mine.tsv"
+        paths.BENCH_MINE
     conda:
         "../../envs/hrsa.yaml"
     threads: stage_threads("mine")
@@ -52,11 +52,7 @@ rule mine_hard_negatives:
         trust=trust_option(
             lookup(dpath="training_data/mine/trust_remote_code", within=config)
         ),
-        replace=(
-            ""
-            if lookup(dpath="training_data/mine/keep_existing", within=config)
-            else "--replace-existing"
-        ),
+        replace=mine_replace_flag(),
     shell:
         "hrsa mine --threads {threads} --data {input.data:q} --model {params.model} --num-negatives {params.num_negatives}"
         " --relative-margin {params.margin} --range-max {params.range_max} --gpus {resources.gpu_slots}"
@@ -67,9 +63,9 @@ rule prepare_probe:
     input:
         hub=hub_cache(),
     output:
-        "results/data/probes/{probe}.jsonl",
+        paths.PROBE,
     log:
-        "logs/data/probe.{probe}.log",
+        paths.LOG_PROBE,
     conda:
         "../../envs/hrsa.yaml"
     threads: 1

@@ -12,7 +12,7 @@ rule download:
     output:
         DOWNLOADED,
     log:
-        "logs/download.log",
+        paths.LOG_DOWNLOAD,
     conda:
         "../../envs/hrsa.yaml"
     threads: 1

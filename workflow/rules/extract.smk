@@ -7,14 +7,14 @@
 rule extract_activations:
     input:
         model=lambda wc: model_input(wc.model),
-        probe="results/data/probes/{probe}.jsonl",
+        probe=paths.PROBE,
         hub=hub_cache(),
     output:
-        directory("results/activations/{probe}/{model}"),
+        directory(paths.ACTIVATIONS),
     log:
-        "logs/extract/{probe}/{model}.log",
+        paths.LOG_EXTRACT,
     benchmark:
-        "benchmarks/extract/{probe}/{model}.tsv"
+        paths.BENCH_EXTRACT
     group:
         "features_{model}"
     conda:
@@ -33,7 +33,7 @@ rule extract_activations:
         batch_size=lookup(dpath="activations/batch_size", within=config),
         shard_rows=lookup(dpath="activations/shard_rows", within=config),
         compression=q(lookup(dpath="activations/compression", within=config)),
-        work=lambda wc: q(f"results/checkpoints/extract/{wc.probe}/{wc.model}"),
+        work=lambda wc: q(paths.EXTRACT_WORK.format(probe=wc.probe, model=wc.model)),
         attention=q(lookup(dpath="activations/attention", within=config)),
     shell:
         "hrsa extract --threads {threads} --model {params.model} --model-id {wildcards.model:q}"

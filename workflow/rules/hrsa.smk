@@ -4,18 +4,24 @@
 
 rule compare:
     input:
-        left=lambda wc: f"results/activations/{wc.probe}/{STUDY.comparison(wc.comparison).model('left')}",
-        right=lambda wc: f"results/activations/{wc.probe}/{STUDY.comparison(wc.comparison).model('right')}",
-        knn_left=lambda wc: comparison_knn(wc.probe, wc.comparison, "left"),
-        knn_right=lambda wc: comparison_knn(wc.probe, wc.comparison, "right"),
-        probe="results/data/probes/{probe}.jsonl",
+        left=lambda wc: comparison_side(
+            paths.ACTIVATIONS, wc.probe, wc.comparison, "left"
+        ),
+        right=lambda wc: comparison_side(
+            paths.ACTIVATIONS, wc.probe, wc.comparison, "right"
+        ),
+        knn_left=lambda wc: comparison_side(paths.KNN, wc.probe, wc.comparison, "left"),
+        knn_right=lambda wc: comparison_side(
+            paths.KNN, wc.probe, wc.comparison, "right"
+        ),
+        probe=paths.PROBE,
     output:
-        table="results/hrsa/{probe}/{comparison}.parquet",
-        procrustes="results/hrsa/{probe}/{comparison}.procrustes.npz",
+        table=paths.HRSA_TABLE,
+        procrustes=paths.PROCRUSTES_MAP,
     log:
-        "logs/hrsa/{probe}/{comparison}.log",
+        paths.LOG_COMPARE,
     benchmark:
-        "benchmarks/hrsa/{probe}/{comparison}.tsv"
+        paths.BENCH_COMPARE
     group:
         "hrsa"
     conda:

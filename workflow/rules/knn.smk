@@ -4,13 +4,13 @@
 
 rule knn_graph:
     input:
-        "results/activations/{probe}/{model}",
+        paths.ACTIVATIONS,
     output:
-        directory("results/knn/{probe}/{model}"),
+        directory(paths.KNN),
     log:
-        "logs/knn/{probe}/{model}.log",
+        paths.LOG_KNN,
     benchmark:
-        "benchmarks/knn/{probe}/{model}.tsv"
+        paths.BENCH_KNN
     group:
         "features_{model}"
     conda:

@@ -64,7 +64,7 @@ rule report:
         probes=" ".join(map(q, STUDY.probes)),
         backbones=" ".join(map(q, REPORT_RECORDS["built"])),
         extracted=" ".join(map(q, REPORT_RECORDS["extracted"])),
-        mine="--mine" if REPORT_RECORDS["mine"] else "",
+        mine=report_mine_flag(REPORT_RECORDS),
         groups=" ".join(map(q, EVAL_GROUPS)),
     shell:
         # the evaluations, benchmarks and provenance files are named by the grid (exactly input.evals,
