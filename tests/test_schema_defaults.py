@@ -94,3 +94,65 @@ def test_make_data_fills_a_probe_entry_from_the_schema(repo: Path, tmp_path: Pat
     assert main(["make-data", "probe", "--config", json.dumps({"builtin": "milton-lines"}), "--root", str(repo),
                  "--out", str(out)]) == 0
     assert len(out.read_text().splitlines()) == yaml_default("probes/*/n_texts") == 256
+
+
+def _flat_defaults(dpath: str) -> dict[str, Any]:
+    """Every key of a config object with the default its schema file writes (objects as dicts of theirs)."""
+    node: Any = yaml.safe_load(SCHEMA.read_text())
+    for part in dpath.split("/"):
+        node = node["properties"][part]
+    out = {}
+    for key, sub in node["properties"].items():
+        if sub.get("type") == "object" and "properties" in sub:
+            out[key] = _flat_defaults(f"{dpath}/{key}")
+        elif "default" in sub:
+            out[key] = sub["default"]
+    return out
+
+
+def test_train_without_config_trains_the_schemas_recipe() -> None:
+    from hrsa.train import Recipe
+
+    args = parsed("train", "--backbone", "b", "--data", "d.jsonl", "--seed", "0", "--checkpoints", "c",
+                  "--model-id", "t.base-E.s0", "--out", "o")
+    recipe = Recipe.from_config(config_of(args), args.num_negatives)
+    expected = _flat_defaults("training")
+    assert expected.pop("lora")["enabled"] is False and recipe.lora is None  # LoRA off: full fine-tuning
+    for key, value in expected.items():
+        assert getattr(recipe, key) == value, key
+    assert recipe.num_negatives == yaml_default("training_data/num_negatives")
+
+
+@pytest.mark.parametrize("verb,argv,dpath", [
+    ("compare", ["--left", "l", "--right", "r", "--knn-left", "a", "--knn-right", "b", "--comparison", "t.base~reason",
+                 "--out", "o"], "hrsa"),
+    ("report", ["--hrsa", "h.parquet", "--eval-dir", "e", "--out", "o"], "report"),
+])
+def test_analysis_verbs_without_config_use_the_schema(verb: str, argv: list[str], dpath: str) -> None:
+    from hrsa.compare.plan import settings_of as compare_settings
+    from hrsa.report.build import settings_of as report_settings
+
+    settings = {"compare": compare_settings, "report": report_settings}[verb](config_of(parsed(verb, *argv)))
+    assert settings == _flat_defaults(dpath)
+
+
+def test_knn_and_evaluate_fill_their_slices_from_the_schema() -> None:
+    from hrsa.metrics.registry import graph_k
+    from hrsa.schema import with_defaults
+
+    knn = with_defaults("hrsa", config_of(parsed("knn", "--activations", "a", "--out-dir", "o", "--layers", "0")))
+    assert knn["knn_k"] == yaml_default("hrsa/knn_k") and graph_k(knn["knn_k"]) == max(yaml_default("hrsa/knn_k"))
+    evaluation = with_defaults("evaluation", config_of(parsed("evaluate", "--model", "m", "--task", "t",
+                                                              "--model-name", "a/b", "--revision", "r",
+                                                              "--cache", "c", "--out", "o.json")))
+    assert evaluation["instructions"] == yaml_default("evaluation/instructions") == "task"
+    assert evaluation["batch_size"] == yaml_default("evaluation/batch_size")
+
+
+def test_every_verb_is_covered() -> None:
+    """A verb added later must join one of the tests above."""
+    from hrsa.cli import COMMANDS
+
+    covered = {"pretrain", "rlvr", "sft", "mine", "extract", "make-data", "train", "compare", "report", "knn",
+               "evaluate", "download", "baseline"}
+    assert set(COMMANDS) == covered

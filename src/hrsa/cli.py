@@ -32,7 +32,7 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if action.required or action.default in (None, False, argparse.SUPPRESS) or "%(default)" in text:
+        if action.required or action.default in (None, False, "{}", argparse.SUPPRESS) or "%(default)" in text:
             return text
         return f"{text} (default: %(default)s)"
 

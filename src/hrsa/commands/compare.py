@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from hrsa.commands.options import add_config
 from hrsa.schema import default
 
 
@@ -15,8 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--knn-left", required=True, help="kNN graph directory of the left model (layer=*.npz)")
     p.add_argument("--knn-right", required=True, help="kNN graph directory of the right model")
     p.add_argument("--probe", default=None, help="probe set JSONL (labels enable probe transfer)")
-    p.add_argument("--config", default="{}",
-                   help="the `hrsa:` config slice as JSON (its science keys); keys left out take the schema's defaults")
+    add_config(p, "hrsa")
     p.add_argument("--device", default=default("resources/device"), choices=["auto", "cpu", "cuda"],
                    help="torch device of the streaming pass and the SVDs")
     p.add_argument("--comparison", required=True, help="comparison name, e.g. tiny.base~reason")

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hrsa.commands.options import add_config
 from hrsa.schema import default
 
 
@@ -41,13 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="revision under which mteb caches the results: put the checkpoint identity here",
     )
     parser.add_argument("--cache", required=True, type=Path, metavar="DIR", help="mteb ResultCache folder")
-    parser.add_argument(
-        "--config",
-        default="{}",
-        metavar="JSON",
-        help="the `evaluation:` config slice as a JSON object; keys left out take the schema's defaults (batch_size, "
-        "instructions, task_instructions of these tasks, instruction_tables, max_seq_length, max_tokens_per_batch)",
-    )
+    add_config(parser, "evaluation", "the `evaluation:` slice (batch_size, instructions, task_instructions of these "
+               "tasks, instruction_tables, max_seq_length, max_tokens_per_batch)")
     parser.add_argument("--out", type=Path, metavar="JSON", help="summary JSON of every task (written atomically)")
     parser.add_argument("--out-dir", type=Path, metavar="DIR",
                         help="one summary JSON per task, DIR/{task}.json (a grouped job: a failing task fails alone); "

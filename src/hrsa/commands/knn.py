@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 
+from hrsa.commands.options import add_config
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--activations", required=True, help="activation directory of one model on one probe set")
-    p.add_argument("--config", default="{}",
-                   help="the `hrsa:` config slice as JSON; keys left out take the schema's defaults. knn_k sets the "
-                        "neighbours kept per row (the most the metric registry reads for these k), knn_max_rows caps "
-                        "the rows (a seeded sample; 0: all), seed seeds that sample (the same for every model)")
+    add_config(p, "hrsa", "the `hrsa:` slice (knn_k: the graphs keep the most neighbours the metric registry reads "
+               "for these k; knn_max_rows: a seeded sample of rows, 0 = all; seed: that sample's, the same for every "
+               "model)")
     one = p.add_argument_group("one layer")
     one.add_argument("--layer", help="layer name, e.g. 3 or pooled")
     one.add_argument("--out", help="output .npz: indices and similarities, stamped with model, layer, k and "

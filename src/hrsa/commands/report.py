@@ -13,6 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
+from hrsa.commands.options import add_config
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hrsa", nargs="*", default=[], type=Path, metavar="PARQUET",
@@ -23,8 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tasks", nargs="*", default=[], metavar="TASK", help="tasks whose evaluations are read")
     p.add_argument("--task-benchmarks", default=None,
                    help="JSON {task: benchmark or null}: Table 1's grouping (default: every task on its own list)")
-    p.add_argument("--config", default="{}",
-                   help="the config's `report:` block as JSON (keys left out take the schema's defaults)")
+    add_config(p, "report")
     p.add_argument("--grid", default=None,
                    help="JSON grid summary shown under 'what was run' (hrsa.report.grid_summary of the study config)")
     p.add_argument("--run-records", action="store_true",
