@@ -16,11 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from hrsa.errors import DataError, HrsaError
+from hrsa.schema import with_defaults
 
 #: SimpleRL-Zoo's prompt for base models: plain text, the final answer inside \boxed{}
 PROMPT = "Question:\n{question}\nPlease reason step by step, and put your final answer within \\boxed{{}}.\nAnswer:\n"
 ANSWER_FORMATS = ("gsm8k", "boxed")
 _CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations, e.g. <<48/2=24>>
+
+
+def sibling_recipe(dpath: str, block: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A sibling recipe's config object (`recipes/rlvr`, `recipes/sft`) filled from the schema, with its sources as
+    the settings carry them: problems as JSON (None: the generated arithmetic), an empty data path as None."""
+    values = with_defaults(dpath, block)
+    values["problems"] = problems_json(values["problems"])
+    values["data"] = values["data"] or None
+    return values
 
 
 def problems_json(problems: Mapping[str, Any] | None) -> str | None:

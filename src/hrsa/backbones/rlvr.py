@@ -22,13 +22,13 @@ from hrsa.backbones.maths import (
     ProblemSource,
     load_problems,
     problems_digest,
-    problems_json,
+    sibling_recipe,
     verified_reward,
 )
 from hrsa.corpus import arithmetic_problems, correct_reward
 from hrsa.errors import HrsaError
 from hrsa.runtime import progress
-from hrsa.schema import settings_from, with_defaults
+from hrsa.schema import settings_from
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -59,9 +59,7 @@ class RlvrSettings:
     @classmethod
     def from_config(cls, block: Mapping[str, Any] | None = None, trust_remote_code: bool = False) -> RlvrSettings:
         """`recipes.rlvr` with the role's overrides, missing keys from the schema."""
-        values = with_defaults("recipes/rlvr", block)
-        values["problems"] = problems_json(values["problems"])
-        values["data"] = values["data"] or None
+        values = sibling_recipe("recipes/rlvr", block)
         return settings_from(cls, "recipes/rlvr", values, trust_remote_code=trust_remote_code)
 
     def reward_name(self) -> str:

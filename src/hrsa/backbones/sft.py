@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from hrsa.backbones.common import BatchSampler, load_backbone, model_inputs, read_jsonl, save_backbone, train_causal_lm
-from hrsa.backbones.maths import ProblemSource, load_problems, problems_digest, problems_json
+from hrsa.backbones.maths import ProblemSource, load_problems, problems_digest, sibling_recipe
 from hrsa.corpus import arithmetic_problems
 from hrsa.errors import HrsaError
-from hrsa.schema import settings_from, with_defaults
+from hrsa.schema import settings_from
 
 VERB = "sft"
 
@@ -39,9 +39,7 @@ class SftSettings:
     @classmethod
     def from_config(cls, block: Mapping[str, Any] | None = None, trust_remote_code: bool = False) -> SftSettings:
         """`recipes.sft` with the role's overrides, missing keys from the schema."""
-        values = with_defaults("recipes/sft", block)
-        values["problems"] = problems_json(values["problems"])
-        values["data"] = values["data"] or None
+        values = sibling_recipe("recipes/sft", block)
         return settings_from(cls, "recipes/sft", values, trust_remote_code=trust_remote_code)
 
     def validate(self) -> None:
