@@ -1,0 +1,143 @@
+"""Artefacts prove what they are (issue 20, section 1): every reader checks each file against what its rule expects
+(the model and layer a file is stamped with, the content hash it records) and refuses a mismatch with one line naming
+the file and the job to re-run, instead of trusting the file's path."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hrsa.activations import load_layer, part_path
+from hrsa.cli import main
+from hrsa.errors import DataError
+
+SPEC = {"granularity": "sentence", "max_length": 24}
+LAYERS = ["0", "1", "2"]
+SETTINGS = json.dumps({"bootstrap": 0, "permutations": 0, "knn_k": [5, 10]})
+
+
+def extract(model: Path, probe: Path, out: Path, model_id: str) -> Path:
+    assert main(["extract", "--model", str(model), "--model-id", model_id, "--probe", str(probe), "--config",
+                 json.dumps(SPEC), "--layers", ",".join(LAYERS), "--device", "cpu", "--out", str(out)]) == 0
+    return out
+
+
+def graphs(acts: Path, out: Path) -> Path:
+    assert main(["knn", "--activations", str(acts), "--layers", ",".join(LAYERS), "--config",
+                 json.dumps({"knn_k": [10]}), "--out-dir", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, tiny_backbone, probe) -> Path:
+    """Activations and kNN graphs of t.base, t.reason and t.sft laid out as results/ holds them (one backbone under
+    three model ids: cheap, and their stamps are all that tells them apart)."""
+    root = tmp_path_factory.mktemp("stamps")
+    for role in ("base", "reason", "sft"):
+        extract(tiny_backbone, probe, root / "acts" / f"t.{role}", f"t.{role}")
+        graphs(root / "acts" / f"t.{role}", root / "knn" / f"t.{role}")
+    return root
+
+
+@pytest.fixture()
+def wd(built, tmp_path) -> Path:
+    shutil.copytree(built, tmp_path, dirs_exist_ok=True)
+    return tmp_path
+
+
+def compare(wd: Path, comparison: str, capsys) -> tuple[int, str]:
+    c = comparison.split(".", 1)[1]
+    left, right = (f"t.{side}" for side in c.split("~"))
+    capsys.readouterr()
+    rc = main(["compare", "--left", str(wd / "acts" / left), "--right", str(wd / "acts" / right),
+               "--knn-left", str(wd / "knn" / left), "--knn-right", str(wd / "knn" / right), "--config", SETTINGS,
+               "--comparison", comparison, "--out", str(wd / f"{comparison}.parquet")])
+    return rc, capsys.readouterr().err
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+# ---------------------------------------------------------------------------- 1: another model's activations
+def test_another_models_activations_and_graphs_are_refused_by_the_comparison(wd, capsys):
+    rc, _ = compare(wd, "t.base~reason", capsys)
+    assert rc == 0  # the genuine artefacts compare
+    for kind in ("acts", "knn"):
+        shutil.rmtree(wd / kind / "t.reason")
+        shutil.copytree(wd / kind / "t.sft", wd / kind / "t.reason")
+    (wd / "t.base~reason.parquet").unlink()
+    rc, err = compare(wd, "t.base~reason", capsys)
+    line = one_line(err)
+    assert rc == 2 and str(wd / "acts/t.reason") in line and "'t.sft', not 't.reason'" in line
+    assert "re-run its extract job" in line and not (wd / "t.base~reason.parquet").exists()
+    rc, err = compare(wd, "t.base~sft", capsys)  # the copied directory still serves the comparison it belongs to
+    assert rc == 0, err
+
+
+def test_a_comparison_name_that_names_no_models_is_refused(wd, capsys):
+    rc, err = compare(wd, "t.base~reason", capsys)
+    assert rc == 0
+    capsys.readouterr()
+    rc = main(["compare", "--left", str(wd / "acts/t.base"), "--right", str(wd / "acts/t.reason"), "--knn-left",
+               str(wd / "knn/t.base"), "--knn-right", str(wd / "knn/t.reason"), "--config", SETTINGS,
+               "--comparison", "t.x~y", "--out", str(wd / "x.parquet")])
+    assert rc == 2 and "not a comparison name" in one_line(capsys.readouterr().err)
+
+
+# ------------------------------------------------------------------------------------------------ 2: swapped layers
+def test_swapped_layer_folders_are_refused_naming_the_shard(wd, capsys):
+    acts = wd / "acts/t.base"
+    (acts / "layer=1").rename(acts / "swap")
+    (acts / "layer=2").rename(acts / "layer=1")
+    (acts / "swap").rename(acts / "layer=2")
+    rc, err = compare(wd, "t.base~reason", capsys)
+    line = one_line(err)
+    shard = part_path(acts, "1")
+    assert rc == 2 and str(shard) in line and "stamped layer '2'" in line and "its folder says '1'" in line
+    assert "re-run its extract job" in line and not (wd / "t.base~reason.parquet").exists()
+    rc = main(["knn", "--activations", str(acts), "--layer", "1", "--out", str(wd / "g.npz")])
+    assert rc == 2 and str(shard) in one_line(capsys.readouterr().err) and not (wd / "g.npz").exists()
+    with pytest.raises(DataError, match="stamped layer '2'"):
+        load_layer(acts, "1")
+    assert load_layer(acts, "0").shape == (240, 32)  # the layer left in place still reads
+
+
+def test_a_shard_of_another_model_is_refused(wd, capsys):
+    """A shard copied from another model's directory into the same layer folder: its own stamp names its model."""
+    shutil.copy(part_path(wd / "acts/t.sft", "1"), part_path(wd / "acts/t.base", "1"))
+    with pytest.raises(DataError, match=r"stamped model_id 't\.sft', but its _meta\.json says 't\.base'"):
+        load_layer(wd / "acts/t.base", "1")
+
+
+def test_recorded_layer_hash_is_checked_against_the_shards(wd, other_activations, capsys):
+    """A shard replaced by one of the same model id and layer but other content (re-extracted from rebuilt weights):
+    its stamp fits, the recorded layer hash does not; before, the graphs, stamped with that recorded hash, passed."""
+    shutil.copy(part_path(other_activations, "1"), part_path(wd / "acts/t.base", "1"))
+    rc, err = compare(wd, "t.base~reason", capsys)
+    line = one_line(err)
+    assert rc == 2 and str(wd / "acts/t.base/layer=1") in line and "not the ones extraction recorded" in line
+    assert "re-run its extract job" in line and not (wd / "t.base~reason.parquet").exists()
+    rc = main(["knn", "--activations", str(wd / "acts/t.base"), "--layer", "1", "--out", str(wd / "g.npz")])
+    assert rc == 2 and "not the ones extraction recorded" in one_line(capsys.readouterr().err)
+
+
+@pytest.fixture(scope="module")
+def other_activations(tmp_path_factory, tiny_backbone, probe) -> Path:
+    """t.base's activations extracted from perturbed weights (same model id, rows and layers)."""
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+
+    root = tmp_path_factory.mktemp("other")
+    shutil.copytree(tiny_backbone, root / "model")
+    weights = load_file(root / "model/model.safetensors")
+    rng = np.random.default_rng(1)
+    save_file({k: (v + 0.05 * rng.standard_normal(v.shape)).astype(v.dtype) for k, v in weights.items()},
+              root / "model/model.safetensors", metadata={"format": "pt"})
+    return extract(root / "model", probe, root / "acts", "t.base")
+
