@@ -141,3 +141,59 @@ def other_activations(tmp_path_factory, tiny_backbone, probe) -> Path:
               root / "model/model.safetensors", metadata={"format": "pt"})
     return extract(root / "model", probe, root / "acts", "t.base")
 
+
+
+# ------------------------------------------------------------------------- 3 and 4: the report's tables and scores
+MODELS = [f"t.{role}-E.s{seed}" for role in ("base", "reason", "sft") for seed in (0, 1)]
+
+
+@pytest.fixture()
+def report_inputs(tmp_path) -> Path:
+    """Evaluation results and HRSA tables as `hrsa evaluate` and `hrsa compare` write them (each names its model or
+    comparison itself), small enough for a real report."""
+    import pandas as pd
+
+    for i, model in enumerate(MODELS):
+        path = tmp_path / "eval" / model / "HrsaLee50.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"model": {"name": f"hrsa/{model}", "revision": "r"},
+                                    "results": {"HrsaLee50": {"main_score": 0.5 + 0.01 * i,
+                                                              "main_score_name": "spearman"}}}))
+    for name, value in (("t.base~reason", 0.95), ("t.base~sft", 0.70)):
+        rows = [{"comparison": name, "layer_x": lx, "layer_y": ly, "metric": "cka-linear-biased",
+                 "value": value if lx == ly else 0.5, "n": 240} for lx in ("0", "1") for ly in ("0", "1")]
+        path = tmp_path / "hrsa" / "lines" / f"{name}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_parquet(path)
+    return tmp_path
+
+
+def report(root: Path, capsys) -> tuple[int, str]:
+    capsys.readouterr()
+    rc = main(["report", "--hrsa", *map(str, sorted((root / "hrsa").glob("*/*.parquet"))), "--eval-dir",
+               str(root / "eval"), "--models", *MODELS, "--tasks", "HrsaLee50", "--out", str(root / "report")])
+    return rc, capsys.readouterr().err
+
+
+def test_another_comparisons_table_is_refused_by_the_report(report_inputs, capsys):
+    rc, err = report(report_inputs, capsys)
+    assert rc == 0, err
+    shutil.rmtree(report_inputs / "report")
+    target = report_inputs / "hrsa/lines/t.base~reason.parquet"
+    shutil.copy(report_inputs / "hrsa/lines/t.base~sft.parquet", target)
+    rc, err = report(report_inputs, capsys)
+    line = one_line(err)
+    assert rc == 2 and str(target) in line and "comparison t.base~sft, not t.base~reason" in line
+    assert "re-run its compare job" in line and not (report_inputs / "report").exists()
+
+
+def test_another_models_scores_are_refused_by_the_report(report_inputs, capsys):
+    target = report_inputs / "eval/t.reason-E.s0/HrsaLee50.json"
+    shutil.copy(report_inputs / "eval/t.base-E.s0/HrsaLee50.json", target)
+    rc, err = report(report_inputs, capsys)
+    line = one_line(err)
+    assert rc == 2 and str(target) in line and "'hrsa/t.base-E.s0', not 'hrsa/t.reason-E.s0'" in line
+    assert "re-run the evaluate job of t.reason-E.s0" in line and not (report_inputs / "report").exists()
+    target.write_text('{"model": {"name": "hrsa/t.reason-E.s0"}, "resu')  # truncated: one line too
+    rc, err = report(report_inputs, capsys)
+    assert rc == 2 and "truncated or unreadable" in one_line(err) and str(target) in err
