@@ -197,3 +197,62 @@ def test_another_models_scores_are_refused_by_the_report(report_inputs, capsys):
     target.write_text('{"model": {"name": "hrsa/t.reason-E.s0"}, "resu')  # truncated: one line too
     rc, err = report(report_inputs, capsys)
     assert rc == 2 and "truncated or unreadable" in one_line(err) and str(target) in err
+
+
+# ------------------------------------------------------------------------------ 5: weights changed, revision kept
+@pytest.fixture(scope="module")
+def embedders(tiny_backbone, tmp_path_factory) -> Path:
+    """Two saved embedders of one recipe, seeds 0 and 1 (different weights), each with its revision.txt made as
+    `hrsa train` makes it (the content hash of its weights); built from the tiny backbone without training."""
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+
+    from hrsa.io import sha256_tree
+
+    root = tmp_path_factory.mktemp("embedders")
+    shape = {"attention": "bidirectional", "pooling": "mean", "max_length": 32}
+    for seed in (0, 1):
+        out = root / f"t.base-E.s{seed}"
+        assert main(["baseline", "--backbone", str(tiny_backbone), "--config", json.dumps(shape), "--model-id",
+                     "t.base", "--out", str(out)]) == 0
+        weights = load_file(out / "model.safetensors")
+        rng = np.random.default_rng(seed)
+        save_file({k: (v + 0.02 * rng.standard_normal(v.shape)).astype(v.dtype) for k, v in weights.items()},
+                  out / "model.safetensors", metadata={"format": "pt"})
+        (out / "revision.txt").write_text(sha256_tree(out, ("*.safetensors",))[:16] + "\n")  # as save_embedder
+    return root
+
+
+def evaluate(model: Path, out: Path, cache: Path, capsys) -> tuple[int, str]:
+    """`hrsa evaluate` as the evaluate rule runs it: the revision is what `cat revision.txt` gives."""
+    capsys.readouterr()
+    rc = main(["evaluate", "--model", str(model), "--task", "HrsaLee50", "--model-name", f"hrsa/{model.name}",
+               "--revision", (model / "revision.txt").read_text().strip(), "--cache", str(cache), "--device", "cpu",
+               "--out-dir", str(out), "--out", str(out / "groups/tasks-saved-0.json")])
+    return rc, capsys.readouterr().err
+
+
+def test_changed_weights_under_a_kept_revision_are_not_scored_from_the_cache(embedders, tmp_path, capsys):
+    s0, s1 = tmp_path / "t.base-E.s0", embedders / "t.base-E.s1"
+    shutil.copytree(embedders / "t.base-E.s0", s0)
+    rc, err = evaluate(s0, tmp_path / "eval/t.base-E.s0", tmp_path / "cache", capsys)
+    assert rc == 0, err
+    shutil.copy(s1 / "model.safetensors", s0 / "model.safetensors")  # weights of s1, revision.txt of s0
+    shutil.rmtree(tmp_path / "eval")
+    rc, err = evaluate(s0, tmp_path / "eval/t.base-E.s0", tmp_path / "cache", capsys)
+    line = one_line(err)
+    assert rc == 2 and str(s0) in line and "re-run its train_embedder job" in line
+    assert (s1 / "revision.txt").read_text().strip() in line  # the revision the weights hash to
+    assert not (tmp_path / "eval").exists()  # no cached score of the old weights came back
+    rc, err = evaluate(s1, tmp_path / "eval/t.base-E.s1", tmp_path / "cache", capsys)
+    assert rc == 0, err  # s1's own directory is scored
+
+
+def test_a_revision_other_than_the_one_recorded_is_refused(embedders, tmp_path):
+    from hrsa.embedder import check_revision
+
+    model = embedders / "t.base-E.s0"
+    check_revision(model, (model / "revision.txt").read_text().strip())
+    with pytest.raises(DataError, match="is not the revision .*revision.txt records"):
+        check_revision(model, "0123456789abcdef")
+    check_revision(tmp_path, "any-label")  # not saved by hrsa (no revision.txt): scored under the label given
