@@ -58,7 +58,8 @@ def make_data(args: argparse.Namespace, wd: Path) -> None:
     names = [str(i) for i in range(args.layers)]
     for side, drift in (("a", 0.0), ("b", 0.4)):
         root = wd / "acts" / side
-        meta = {"model_id": side, "probe_hash": "p", "granularity": "token", "layers": names, "n_rows": n,
+        role = {"a": "base", "b": "reason"}[side]
+        meta = {"model_id": f"bench.{role}", "probe_hash": "p", "granularity": "token", "layers": names, "n_rows": n,
                 "row_hash": row_hash(text, pos), "tokenizer_hash": "t"}
         root.mkdir(parents=True, exist_ok=True)
         (root / "_meta.json").write_text(json.dumps(meta))
@@ -130,7 +131,8 @@ def stage_job(args: argparse.Namespace, wd: Path) -> dict[str, Any]:
                 "blocks": args.blocks, "procrustes_intervals": [args.procrustes],
                 "max_accumulator_gb": args.accumulator_gb}
     t = time.perf_counter()
-    rows = compare(wd / "acts/a", wd / "acts/b", wd / "knn/a", wd / "knn/b", None, settings, "bench.a~b", device="cpu")
+    rows = compare(wd / "acts/a", wd / "acts/b", wd / "knn/a", wd / "knn/b", None, settings, "bench.base~reason",
+                   device="cpu")
     seconds = time.perf_counter() - t
     write_rows(rows, wd / f"out-{args.bootstrap}-{args.procrustes}.parquet")
     return {"seconds": seconds, "rows": len(rows), "peak_mib": _rss_mib(), "spent": spent}

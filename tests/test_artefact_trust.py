@@ -74,10 +74,11 @@ def one_line(err: str) -> str:
     return lines[0]
 
 
-def compare_args(wd: Path, right_acts: Path | None = None, right_knn: Path | None = None) -> list[str]:
+def compare_args(wd: Path, right_acts: Path | None = None, right_knn: Path | None = None,
+                 comparison: str = "t.base~base") -> list[str]:
     return ["compare", "--left", str(wd / "acts"), "--right", str(right_acts or wd / "acts"),
             "--knn-left", str(wd / "knn"), "--knn-right", str(right_knn or wd / "knn"),
-            "--config", json.dumps({"bootstrap": 0, "permutations": 0, "knn_k": [5, 10]}), "--comparison", "p.x~y",
+            "--config", json.dumps({"bootstrap": 0, "permutations": 0, "knn_k": [5, 10]}), "--comparison", comparison,
             "--out", str(wd / "out.parquet")]
 
 
@@ -150,7 +151,8 @@ def test_a_graph_from_other_activations_is_refused(wd, built, other_backbone, pr
 def test_a_graph_of_another_model_is_refused(wd, built, probe, tiny_backbone, tmp_path, capsys):
     extract(tiny_backbone, probe, tmp_path / "other", model_id="t.reason")
     capsys.readouterr()
-    args = compare_args(wd, right_acts=tmp_path / "other", right_knn=wd / "knn")  # t.base's graphs for t.reason
+    # t.base's graphs for t.reason
+    args = compare_args(wd, right_acts=tmp_path / "other", right_knn=wd / "knn", comparison="t.base~reason")
     rc, err = cli(capsys, *args)
     assert rc == 2 and "built for model 't.base', not 't.reason'" in one_line(err)
     with pytest.raises(HrsaError, match="built for model 't.base', not 't.reason'"):
@@ -276,7 +278,7 @@ def test_capped_graphs_cover_a_shared_row_sample_and_compare_scores_on_it(built,
     assert idx.shape == (100, 10) and idx.max() < 100
     assert graph_rows(graphs(tmp_path / "all", 0) / "layer=1.npz") is None  # no cap: every row
     args = ["compare", "--left", str(built / "acts"), "--right", str(built / "acts"), "--knn-left", str(capped),
-            "--config", json.dumps({"bootstrap": 0, "permutations": 0, "knn_k": [5]}), "--comparison", "p.x~y"]
+            "--config", json.dumps({"bootstrap": 0, "permutations": 0, "knn_k": [5]}), "--comparison", "t.base~base"]
     assert main([*args, "--knn-right", str(capped), "--out", str(tmp_path / "t.parquet")]) == 0
     table = pd.read_parquet(tmp_path / "t.parquet")
     knn_rows = table[table.metric == "knn-jaccard-k5-cosine"]
@@ -294,7 +296,7 @@ def test_compare_saves_the_last_layers_procrustes_map(built, tmp_path):
     out = tmp_path / "m.procrustes.npz"
     assert main(["compare", "--left", str(built / "acts"), "--right", str(built / "acts"), "--knn-left",
                  str(built / "knn"), "--knn-right", str(built / "knn"), "--config",
-                 json.dumps({"bootstrap": 0, "permutations": 0, "knn_k": [5]}), "--comparison", "p.x~y",
+                 json.dumps({"bootstrap": 0, "permutations": 0, "knn_k": [5]}), "--comparison", "t.base~base",
                  "--out", str(tmp_path / "t.parquet"), "--procrustes-map", str(out)]) == 0
     pm = load_procrustes_map(out)
     assert pm["layer"] == "2" and pm["O"].shape == (32, 32)

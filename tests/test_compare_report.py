@@ -13,6 +13,7 @@ from hrsa.activations import LayerWriter, part_path, row_hash
 from hrsa.cli import main
 
 N, D = 120, 16
+ROLE = {"x": "base", "rot": "reason", "noise": "sft"}  # the fixture's models as the roles of pair p
 
 
 def write_acts(root: Path, layers: dict[str, np.ndarray], model_id: str, probe_hash: str = "p") -> None:
@@ -46,7 +47,7 @@ def setup(tmp_path):
     probe.write_text("".join(json.dumps({"id": i, "text": f"t{i}", "label": str(lab)}) + "\n"
                              for i, lab in enumerate(labels)))
     for name, layers in (("x", base), ("rot", rotated), ("noise", noise)):
-        write_acts(tmp_path / "acts" / name, layers, name)
+        write_acts(tmp_path / "acts" / name, layers, f"p.{ROLE[name]}")
         for layer in layers:
             knn(tmp_path / "acts" / name, layer, tmp_path / "knn" / name)
     return tmp_path
@@ -59,7 +60,7 @@ def run_compare(wd: Path, left: str, right: str, settings: dict) -> pd.DataFrame
     assert main(["compare", "--left", str(wd / "acts" / left), "--right", str(wd / "acts" / right),
                  "--knn-left", str(wd / "knn" / left), "--knn-right", str(wd / "knn" / right),
                  "--probe", str(wd / "probe.jsonl"), "--config", json.dumps(settings),
-                 "--comparison", f"p.{left}~{right}", "--out", str(out)]) == 0
+                 "--comparison", f"p.{ROLE[left]}~{ROLE[right]}", "--out", str(out)]) == 0
     return pd.read_parquet(out)
 
 
@@ -95,7 +96,7 @@ def test_misaligned_rows_are_refused(setup, capsys):
     (setup / "acts/noise/_meta.json").write_text(json.dumps(meta))
     rc = main(["compare", "--left", str(setup / "acts/x"), "--right", str(setup / "acts/noise"),
                "--knn-left", str(setup / "knn/x"), "--knn-right", str(setup / "knn/noise"),
-               "--comparison", "p.x~noise", "--out", str(setup / "bad.parquet")])
+               "--comparison", "p.base~sft", "--out", str(setup / "bad.parquet")])
     assert rc == 2 and "do not align" in capsys.readouterr().err
     assert not (setup / "bad.parquet").exists()
 
@@ -107,7 +108,8 @@ def test_report_tables(tmp_path):
     for (role, seed), value in scores.items():
         p = tmp_path / "eval" / f"t.{role}-E.s{seed}" / "TaskA.json"
         p.parent.mkdir(parents=True)
-        p.write_text(json.dumps({"results": {"TaskA": {"main_score": value, "main_score_name": "ndcg"}}}))
+        p.write_text(json.dumps({"model": {"name": f"hrsa/t.{role}-E.s{seed}"},
+                                 "results": {"TaskA": {"main_score": value, "main_score_name": "ndcg"}}}))
     for seed in (0, 1):
         rows = [{"comparison": f"t.base-E~reason-E.s{seed}", "layer_x": lx, "layer_y": ly,
                  "metric": "cka-linear-biased", "value": 0.9 + 0.01 * seed if lx == ly else 0.5}

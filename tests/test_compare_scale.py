@@ -157,7 +157,8 @@ def _write_acts(root: Path, layers: dict[str, np.ndarray], text: np.ndarray, gra
     pos = np.zeros(len(text), np.int32)
     if granularity == "token":
         pos = np.concatenate([np.arange(c) for c in np.unique(text, return_counts=True)[1]]).astype(np.int32)
-    meta = {"model_id": root.name, "probe_hash": "p", "granularity": granularity, "layers": list(layers),
+    meta = {"model_id": {"a": "p.base", "b": "p.reason"}[root.name], "probe_hash": "p", "granularity": granularity,
+            "layers": list(layers),
             "n_rows": len(text), "row_hash": row_hash(text.astype(np.int32), pos), "tokenizer_hash": "t"}
     for layer, X in layers.items():
         w = LayerWriter(part_path(root, layer), layer, X.shape[1], "float32", meta)
@@ -188,7 +189,7 @@ def token_setup(tmp_path_factory) -> Path:
 def _compare(wd: Path, settings: dict, out: str = "out.parquet") -> pd.DataFrame:
     assert main(["compare", "--left", str(wd / "acts/a"), "--right", str(wd / "acts/b"), "--knn-left",
                  str(wd / "knn/a"), "--knn-right", str(wd / "knn/b"), "--config", json.dumps(settings),
-                 "--comparison", "p.a~b", "--out", str(wd / out)]) == 0
+                 "--comparison", "p.base~reason", "--out", str(wd / out)]) == 0
     return pd.read_parquet(wd / out)
 
 
@@ -209,7 +210,8 @@ def test_configured_knn_k_are_the_knn_metrics(token_setup: Path) -> None:
 def test_knn_k_larger_than_the_graph_is_a_named_error(token_setup: Path, capsys) -> None:
     rc = main(["compare", "--left", str(token_setup / "acts/a"), "--right", str(token_setup / "acts/b"),
                "--knn-left", str(token_setup / "knn/a"), "--knn-right", str(token_setup / "knn/b"),
-               "--config", json.dumps({"knn_k": [10], "bootstrap": 0, "permutations": 0}), "--comparison", "p.a~b",
+               "--config", json.dumps({"knn_k": [10], "bootstrap": 0, "permutations": 0}),
+               "--comparison", "p.base~reason",
                "--out", str(token_setup / "bad.parquet")])
     assert rc == 2 and "hrsa.knn_k needs 10" in capsys.readouterr().err
     assert not (token_setup / "bad.parquet").exists()
@@ -295,7 +297,7 @@ def test_sentence_probe_resamples_sentences_and_probe_test_rows(tmp_path: Path) 
     assert main(["compare", "--left", str(tmp_path / "acts/a"), "--right", str(tmp_path / "acts/b"),
                  "--knn-left", str(tmp_path / "knn/a"), "--knn-right", str(tmp_path / "knn/b"), "--probe", str(probe),
                  "--config", json.dumps({"knn_k": [2], "bootstrap": 40, "permutations": 0, "blocks": 200}),
-                 "--comparison", "p.a~b", "--out", str(out)]) == 0
+                 "--comparison", "p.base~reason", "--out", str(out)]) == 0
     df = pd.read_parquet(out)
     acc = df[(df.metric == "probe-transfer-target-accuracy") & (df.layer_x == "0")].iloc[0]
     assert acc.resample_unit == "sentence-blocks" and acc.n_units == n  # one block per sentence

@@ -218,4 +218,7 @@ def test_row_groups_are_sized_for_streaming_and_files_carry_metadata(tmp_path):
     assert all(8 << 20 <= s * dim * 4 <= 64 << 20 for s in sizes[:-1])
     stored = json.loads(meta.metadata[b"hrsa"])
     assert stored["layer"] == "3" and stored["dim"] == dim and stored["tokenizer_hash"] == "tok"
+    # a reader checks each shard's stamp against its directory's _meta.json (model id) and its folder (layer)
+    (tmp_path / "_meta.json").write_text(json.dumps({"model_id": "t.base", "layers": ["3"], "n_rows": n,
+                                                      "row_hash": "r"}))
     assert np.array_equal(load_layer(tmp_path, "3"), vectors)

@@ -46,7 +46,8 @@ def trusted_single_seed(tmp_path_factory) -> list[str]:
 def _write_eval(root: Path, model: str, task: str, score: float) -> Path:
     path = root / "eval" / model / f"{task}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"results": {task: {"main_score": score, "main_score_name": "ndcg"}}}))
+    path.write_text(json.dumps({"model": {"name": f"hrsa/{model}"},
+                                "results": {task: {"main_score": score, "main_score_name": "ndcg"}}}))
     return path
 
 

@@ -8,11 +8,16 @@ shards in row order. Rows of two models align when their `row_hash`
 Integrity: every page carries Parquet's own CRC32 checksum, verified on every read here, so a flipped byte is an error
 naming the shard, never a silently different number; `_meta.json` records a content hash per layer (`layer_hashes`)
 that stamps the kNN graphs built from it.
+
+Identity: each shard carries its own stamp (the `hrsa` key of its Parquet metadata: model id, layer), checked on every
+read against its folder and `_meta.json`, so a shard or a layer folder moved to another place is an error naming it;
+the recorded layer hash is checked against the shard files whenever it is used (`layer_hash`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import time
@@ -172,12 +177,32 @@ def combine_hashes(file_hashes: list[tuple[str, str]]) -> str:
 
 
 def layer_hash(root: str | Path, layer: str) -> str:
-    """Content hash of one layer's shards: recorded by extraction in `_meta.json` (free to read), else computed from the
-    files with the same definition (about 0.3 s per 460 MB layer), e.g. for directories written by other tools."""
+    """Content hash of one layer's shards, computed from the files (about 0.3 s per 460 MB layer, next to reading it)
+    and checked against the hash extraction recorded in `_meta.json`: a layer folder swapped, or a shard replaced or
+    damaged after extraction is a DataError naming the shard (when its pages or stamp tell) or the folder, and its
+    extract job."""
     recorded = read_meta(root).get("layer_hashes", {}).get(layer)
-    if recorded:
-        return str(recorded)
-    return combine_hashes([(p.name, sha256_file(p)) for p in _parts(root, layer)])
+    parts = _parts(root, layer)
+    actual = _content_hash(tuple((str(p), *_stat(p)) for p in parts))
+    if recorded and str(recorded) != actual:
+        for _ in _scan(root, layer, ["text_id", "position", "vector"]):
+            pass  # names the shard when one is corrupt or stamped for another model or layer
+        raise DataError(f"{layer_dir(root, layer)}: its shard files are not the ones extraction recorded (layer hash "
+                        f"{actual[:16]} != {str(recorded)[:16]} in {Path(root) / '_meta.json'}; moved or replaced "
+                        f"after extraction); delete {root} and re-run its extract job")
+    return actual
+
+
+def _stat(path: Path) -> tuple[int, int, int, int]:
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+@functools.lru_cache(maxsize=256)
+def _content_hash(files: tuple[tuple[str, int, int, int, int], ...]) -> str:
+    """combine_hashes of these shard files; cached by (path, inode, size, mtime, ctime) so that one job hashes each
+    layer once, and a file moved, replaced or rewritten is hashed again."""
+    return combine_hashes([(Path(f[0]).name, sha256_file(f[0])) for f in files])
 
 
 def check_aligned(left: dict[str, Any], right: dict[str, Any], allow_mixed_attention: bool = False) -> None:
@@ -222,13 +247,32 @@ def _scan(root: str | Path, layer: str, columns: list[str], batch_rows: int | No
     fmt = ds.ParquetFileFormat(
         default_fragment_scan_options=ds.ParquetFragmentScanOptions(page_checksum_verification=True))
     kwargs = {"batch_size": batch_rows} if batch_rows else {}
+    model_id = str(read_meta(root)["model_id"])
     for part in _parts(root, layer):  # one shard at a time, so an error names its file
         try:
-            yield from ds.dataset(str(part), format=fmt).to_batches(columns=columns, **kwargs)
+            dataset = ds.dataset(str(part), format=fmt)
+            check_shard_stamp(part, dataset.schema.metadata, model_id, layer)
+            yield from dataset.to_batches(columns=columns, **kwargs)
         except (OSError, pa.ArrowException) as exc:
             raise DataError(
                 f"activation shard {part} is corrupt or unreadable ({exc}); delete {root} and re-run its extract job"
             ) from exc
+
+
+def check_shard_stamp(part: Path, metadata: dict[bytes, bytes] | None, model_id: str, layer: str) -> None:
+    """A shard's own stamp (its Parquet metadata, written by LayerWriter) must name the model of its directory's
+    `_meta.json` and the layer of its folder; DataError naming the shard otherwise."""
+    redo = f"delete {part.parent.parent} and re-run its extract job"
+    try:
+        stamp = json.loads((metadata or {}).get(b"hrsa", b"null"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        stamp = None
+    if not isinstance(stamp, dict):
+        raise DataError(f"activation shard {part} carries no hrsa stamp (model, layer) in its Parquet metadata; {redo}")
+    for key, expected, where in (("model_id", model_id, "its _meta.json"), ("layer", layer, "its folder")):
+        if str(stamp.get(key)) != expected:
+            raise DataError(f"activation shard {part} is stamped {key} {stamp.get(key)!r}, but {where} says "
+                            f"{expected!r} (moved from another model or layer); {redo}")
 
 
 def _table(root: str | Path, layer: str, columns: list[str]) -> Any:

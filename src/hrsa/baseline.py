@@ -12,10 +12,12 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from hrsa.embedder import BASELINE_REVISION_FILES
+
 # The recipe keys that shape an untrained embedder; the optimisation settings (and LoRA) do not apply to it.
 BASELINE_KEYS = ("attention", "pooling", "max_length")
 # Files that decide how a baseline encodes (weights, attention mode, module list, pooling, max length): its revision.
-REVISION_FILES = ("*.safetensors", "config.json", "modules.json", "sentence_bert_config.json")
+REVISION_FILES = BASELINE_REVISION_FILES
 
 
 def baseline_recipe(training: Mapping[str, Any]) -> dict[str, Any]:

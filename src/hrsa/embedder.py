@@ -125,3 +125,41 @@ def load_model(path: str, device: str, trust_remote_code: bool = False) -> Loade
         tok = AutoTokenizer.from_pretrained(path, **kwargs)
     digest = sha256_tree(local, ("*.safetensors",)) if local.is_dir() else hub_content_hash(path)
     return LoadedModel(model, tok, [], digest)
+
+
+# ------------------------------------------------------------------------------------------------ revisions
+#: the files whose content hash is a saved model's revision (`revision.txt`, the mteb cache key): a trained embedder's
+#: weights (hrsa.train.trainer.save_embedder), and for an untrained baseline its weights and the files that decide how
+#: it encodes (hrsa.baseline)
+EMBEDDER_REVISION_FILES = ("*.safetensors",)
+BASELINE_REVISION_FILES = ("*.safetensors", "config.json", "modules.json", "sentence_bert_config.json")
+
+
+def check_revision(model_dir: str | os.PathLike[str], revision: str) -> None:
+    """A model directory hrsa saved (it holds `revision.txt`) must be scored under the revision it records, and that
+    revision must still be the content hash of its weights: weights replaced after saving would otherwise be scored
+    as the old ones (or their cached scores reused). DataError naming the directory and the job to re-run. A directory
+    without `revision.txt` (not saved by hrsa) is scored under the revision given."""
+    from hrsa.errors import DataError
+    from hrsa.grid import parse_model_id
+
+    path = Path(model_dir)
+    stamp = path / "revision.txt"
+    if not stamp.is_file():
+        return
+    recorded = stamp.read_text().strip()
+    if recorded != revision:
+        raise DataError(f"--revision {revision!r} is not the revision {stamp} records ({recorded!r}); score a saved "
+                        "model under its own revision")
+    try:
+        seed = parse_model_id(path.name)[2]
+        kinds = [("baseline_embedder", BASELINE_REVISION_FILES) if seed is None
+                 else ("train_embedder", EMBEDDER_REVISION_FILES)]
+    except HrsaError:  # a directory not named by a model id: either definition
+        kinds = [("train_embedder", EMBEDDER_REVISION_FILES), ("baseline_embedder", BASELINE_REVISION_FILES)]
+    actual = [sha256_tree(path, files)[:16] for _, files in kinds]
+    if revision not in actual:
+        job = " or ".join(f"{rule} job" for rule, _ in kinds)
+        raise DataError(f"{path}: its weights hash to revision {actual[0]}, not the {revision} its revision.txt "
+                        f"records (changed after it was saved); delete {path} and re-run its {job}")
+

@@ -155,6 +155,40 @@ def graph_rows(path: str | Path) -> np.ndarray | None:
         return z["rows"] if "rows" in z.files else None
 
 
+_WHAT = {"model_id": "model", "layer": "layer", "activation_hash": "activations (content hash)", "row_hash": "rows"}
+_REDO = "delete it and re-run its knn job"
+
+
+def _open_graph(path: str | Path) -> Any:
+    import zipfile
+
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError as exc:
+        raise HrsaError(f"kNN graph {path} does not exist; run its knn job") from exc
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+        raise HrsaError(f"kNN graph {path} is truncated or unreadable ({exc}); {_REDO}") from exc
+
+
+def check_graph(path: str | Path, activations: str | Path, layer: str) -> None:
+    """The graph's stamp (model, layer, the layer's content hash, rows) against these activations at this layer, read
+    without its arrays (compare checks every graph before its pass); HrsaError naming the file and the mismatch."""
+    import zipfile
+
+    expected = graph_stamp(activations, layer)
+    with _open_graph(path) as z:
+        try:
+            stored = {key: str(z[key]) for key in STAMP_KEYS if key in z.files}
+        except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            raise HrsaError(f"kNN graph {path} is truncated or unreadable ({exc}); {_REDO}") from exc
+    for key in STAMP_KEYS:
+        if key not in stored:
+            raise HrsaError(f"kNN graph {path} carries no {_WHAT[key]} stamp (written by an older hrsa); {_REDO}")
+        if stored[key] != expected[key]:
+            raise HrsaError(f"kNN graph {path} was built for {_WHAT[key]} {stored[key][:16]!r}, "
+                            f"not {expected[key][:16]!r} of {activations} layer {layer}; {_REDO}")
+
+
 def read_graph(path: str | Path, activations: str | Path, layer: str) -> tuple[np.ndarray, np.ndarray]:
     """(indices, similarities) of a stored kNN graph, after checking it was built from exactly these activations at
     this layer; HrsaError naming the file and the mismatch (other model, layer or activations, or a damaged file)."""
@@ -162,25 +196,14 @@ def read_graph(path: str | Path, activations: str | Path, layer: str) -> tuple[n
 
     from hrsa.activations import read_meta
 
-    redo = "delete it and re-run its knn job"
-    expected = graph_stamp(activations, layer)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            stored = {key: str(z[key]) for key in STAMP_KEYS if key in z.files}
+    check_graph(path, activations, layer)
+    with _open_graph(path) as z:
+        try:
             indices, similarities, k = z["indices"], z["similarities"], int(z["k"])
             rows = z["rows"] if "rows" in z.files else None
-    except FileNotFoundError as exc:
-        raise HrsaError(f"kNN graph {path} does not exist; run its knn job") from exc
-    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise HrsaError(f"kNN graph {path} is truncated or unreadable ({exc}); {redo}") from exc
-    what = {"model_id": "model", "layer": "layer", "activation_hash": "activations (content hash)",
-            "row_hash": "rows"}
-    for key in STAMP_KEYS:
-        if key not in stored:
-            raise HrsaError(f"kNN graph {path} carries no {what[key]} stamp (written by an older hrsa); {redo}")
-        if stored[key] != expected[key]:
-            raise HrsaError(f"kNN graph {path} was built for {what[key]} {stored[key][:16]!r}, "
-                            f"not {expected[key][:16]!r} of {activations} layer {layer}; {redo}")
+        except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            raise HrsaError(f"kNN graph {path} is truncated or unreadable ({exc}); {_REDO}") from exc
+    redo = _REDO
     n = int(read_meta(activations)["n_rows"])
     if rows is not None:  # a capped graph: rows must be distinct, sorted activation rows; indices point into them
         if rows.ndim != 1 or (len(rows) and (rows[0] < 0 or rows[-1] >= n)) or (np.diff(rows) <= 0).any():

@@ -31,7 +31,8 @@ from hrsa.compare.plan import (
     settings_of,
 )
 from hrsa.compare.rows import Rows, graph_rows, probe_rows, representation_rows, save_map
-from hrsa.errors import HrsaError
+from hrsa.errors import DataError, HrsaError
+from hrsa.knn import check_graph
 from hrsa.schema import default
 
 
@@ -159,10 +160,14 @@ def compare(
 
     settings = settings_of(settings)
     ml, mr = read_meta(left), read_meta(right)
+    check_sides(comparison, {"left": (left, ml), "right": (right, mr)})
     check_aligned(ml, mr, allow_mixed_attention=bool(settings["allow_mixed_attention"]))
     layers = [layer for layer in ml["layers"] if layer in mr["layers"]]
     if not layers:
         raise HrsaError(f"{left} and {right} share no layer")
+    for layer in layers:  # before the pass: every graph's stamp, and every layer's recorded hash against its shards
+        check_graph(knn_left / f"layer={layer}.npz", left, layer)
+        check_graph(knn_right / f"layer={layer}.npz", right, layer)
     n_boot, n_perm = int(settings["bootstrap"]), int(settings["permutations"])
     seed, ks = int(settings["seed"]), [int(k) for k in settings["knn_k"]]
     on = torch_device(str(device if device is not None else default("resources/device")))
@@ -217,6 +222,19 @@ def compare(
     if procrustes_map is not None:
         save_map(procrustes_map, out.maps, layers)
     return out.rows
+
+
+def check_sides(comparison: str, sides: dict[str, tuple[Path, dict[str, Any]]]) -> None:
+    """Each side's activations must be of the model the comparison name says (`_meta.json`'s model id): a directory
+    of another model copied in its place is a DataError naming it and the extract job to re-run."""
+    from hrsa.grid import parse_comparison
+
+    c = parse_comparison(comparison)
+    for side, (root, meta) in sides.items():
+        expected = c.model(side)
+        if str(meta["model_id"]) != expected:
+            raise DataError(f"{root}/_meta.json holds activations of model {meta['model_id']!r}, not {expected!r} "
+                            f"(the {side} side of {comparison}); delete {root} and re-run its extract job")
 
 
 def _width(root: Path, layer: str) -> int:

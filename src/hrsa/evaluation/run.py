@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from hrsa.embedder import check_revision
 from hrsa.errors import HrsaError
 from hrsa.evaluation.cache import cached_results, prepare_cache, scoring_settings
 from hrsa.evaluation.encoder import check_model_id, load_encoder, token_batch_size
@@ -72,6 +73,7 @@ def evaluate(
         if value is not None and value < 1:
             raise HrsaError(f"evaluation.{flag} must be at least 1, got {value}")
     check_model_id(model_name, revision)
+    check_revision(model_dir, revision)  # before the cache: results of other weights must not be reused
     tasks = resolve_tasks(task_names, benchmark=benchmark, data_dir=data_dir)
     sources: dict[str, tuple[str, str]] = {}
     if instructions == "task":

@@ -28,11 +28,23 @@ HRSA_EXTRA = {"ci_low": np.nan, "ci_high": np.nan, "null_mean": np.nan, "null_q9
 
 
 def load_evaluations(files: Sequence[Path]) -> pd.DataFrame:
-    """One row per (embedder, task) from exactly these `{model}/{task}.json` files: pair, role, seed, task, score."""
+    """One row per (embedder, task) from exactly these `{model}/{task}.json` files: pair, role, seed, task, score.
+
+    Each file must be of the model its directory names (its own `model.name` is `hrsa/{model}`): a file of another
+    model copied there is a DataError naming it and the evaluate job to re-run."""
     rows = []
     for path in map(Path, files):
         model, task = path.parent.name, path.stem
-        data = json.loads(path.read_text())
+        redo = f"delete it and re-run the evaluate job of {model}"
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DataError(f"evaluation result {path} is truncated or unreadable ({exc}); {redo}") from exc
+        stamp = data.get("model") if isinstance(data, dict) else None
+        named = stamp.get("name") if isinstance(stamp, dict) else None
+        if named != f"hrsa/{model}":
+            raise DataError(f"evaluation result {path} holds scores of model {named!r}, not 'hrsa/{model}' (its "
+                            f"directory's model); {redo}")
         entry = data.get("results", data).get(task)
         if entry is None:
             continue
@@ -44,11 +56,20 @@ def load_evaluations(files: Sequence[Path]) -> pd.DataFrame:
 
 def load_hrsa(files: Sequence[Path]) -> pd.DataFrame:
     """Exactly these `{probe}/{comparison}.parquet` HRSA tables, with probe, pair, kind (seed stripped), seed and
-    the models compared; uncertainty columns a table lacks (older compare) are filled as 'not computed'."""
+    the models compared; uncertainty columns a table lacks (older compare) are filled as 'not computed'. A table whose
+    own `comparison` column names another comparison than its file (copied over it) is a DataError naming it."""
     frames = []
     for path in map(Path, files):
-        df = pd.read_parquet(path)
+        redo = f"delete it and re-run its compare job ({path.stem} on probe {path.parent.name})"
+        try:
+            df = pd.read_parquet(path)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"HRSA table {path} is truncated or unreadable ({exc}); {redo}") from exc
         c = parse_comparison(path.stem)
+        stamped = sorted(map(str, df["comparison"].unique())) if "comparison" in df else []
+        if stamped != [path.stem]:  # the table's own column names its comparison; the file name must agree
+            raise DataError(f"HRSA table {path} holds rows of comparison {', '.join(stamped) or 'none'}, not "
+                            f"{path.stem}; {redo}")
         # a noise floor (two seeds of one recipe) is keyed by its left seed; its kind names it (`X-E~X-E`)
         df = df.assign(probe=path.parent.name, comparison=path.stem, pair=c.pair, kind=c.kind,
                        seed=-1 if c.seed is None else c.seed, model_x=c.model("left"), model_y=c.model("right"))
