@@ -45,3 +45,34 @@ def test_deleted_job_records_rerun_nothing_and_a_new_seed_plans_only_its_jobs(tm
     assert sum(counts.values()) == 36
     new_seed = f"s{cfg['seeds'][-1]}"
     assert all(new_seed in b for b in job_blocks(out)["train_embedder"] + job_blocks(out)["extract_activations"])
+
+
+def test_one_seed_gives_no_verdict_and_claims_no_seed_count():
+    """With `seeds: [0]` the spread is unknown: the verdict says so instead of 'no seed count up to 1000 would show
+    equivalence'."""
+    from hrsa.report import equivalence, verdict_lines
+    from hrsa.schema import with_defaults
+    from test_report_stats import scores
+
+    eq = equivalence(scores(0.0, 1, 0.1), with_defaults("report"))
+    assert set(eq.n_seeds) == {1} and set(eq.verdict) == {"inconclusive"} and eq.seeds_needed.isna().all()
+    (line,) = verdict_lines(eq, "mean_task")
+    assert line.endswith("(1 seeds x 8 tasks; TOST p = nan, difference p = nan, Holm): one seed: no spread, no "
+                         "verdict [Mean(Type): inconclusive]"), line
+    assert "seed count" not in line and "seeds would show" not in line
+
+
+def test_a_killed_reports_temporary_folders_are_removed_by_the_next_run(tmp_path):
+    from hrsa.report import build_report
+
+    out = tmp_path / "report"
+    stale = [out / ".figures.tmp-k1ll3d" / "figures", out / ".tables.tmp-x" / "tables"]
+    for d in stale:
+        d.mkdir(parents=True)
+        (d / "half.png").write_bytes(b"\x89PNG")
+    (out / ".index.md.tmp-y").mkdir()
+    keep = out / "notes.txt"  # anything else in the folder is not the report's to remove
+    keep.write_text("mine")
+    build_report([], [], {}, out)
+    assert sorted(p.name for p in out.iterdir()) == ["figures", "index.html", "index.md", "notes.txt", "tables"]
+    assert keep.read_text() == "mine"

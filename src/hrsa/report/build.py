@@ -4,6 +4,7 @@ draw the figures, and write index.md, index.html, tables/*.tsv and figures/* (ea
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,9 @@ def build_report(hrsa_files: Sequence[Path], eval_files: Sequence[Path], report:
     ids = intrinsic_dimension(hr)
     jobs, prov = read_benchmarks(benchmark_files), read_provenance(provenance_files)
     out.mkdir(parents=True, exist_ok=True)
+    for name in ("tables", "figures", "index.html", "index.md"):  # what a killed report left (atomic_path's folders)
+        for stale in out.glob(f".{name}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
     tables = {"embedding_scores": emb, "table1": t1, "table1_long": long_df, "equivalence": eq, "hrsa_layers": tab,
               "hrsa_all": hr, "realignment": real, "intrinsic_dimension": ids, "jobs": jobs, "provenance": prov}
     with atomic_path(out / "tables") as tdir:
