@@ -10,6 +10,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
 from smk import demo_config, dry_run, job_blocks, job_counts, write_config  # noqa: E402
 
@@ -76,3 +78,47 @@ def test_a_killed_reports_temporary_folders_are_removed_by_the_next_run(tmp_path
     build_report([], [], {}, out)
     assert sorted(p.name for p in out.iterdir()) == ["figures", "index.html", "index.md", "notes.txt", "tables"]
     assert keep.read_text() == "mine"
+
+
+def test_only_rank_0_of_a_torchrun_group_takes_the_checkpoint_lock(tmp_path, monkeypatch):
+    """A sibling rank (RANK 1) proceeds while its rank 0 holds the lock, instead of waiting for it for ever."""
+    import io
+
+    from hrsa.locks import exclusive_dir_lock, lock_path, run_lock
+
+    ckpt = tmp_path / "ck"
+    with exclusive_dir_lock(ckpt):  # rank 0's lock, taken in this process
+        monkeypatch.setenv("RANK", "1")
+        log = io.StringIO()
+        with run_lock(ckpt, log=log) as held:
+            assert held is None and log.getvalue() == ""
+        monkeypatch.setenv("RANK", "0")
+        from hrsa.errors import HrsaError
+
+        with pytest.raises(HrsaError, match="being written by another job"), exclusive_dir_lock(ckpt, wait=False):
+            pass
+    with run_lock(ckpt) as held:
+        assert held == lock_path(ckpt)
+
+
+def test_two_device_training_on_cpu_runs_to_the_end(tmp_path, tiny_backbone, repo):
+    """`training.devices: 2` as the train rule runs it (torchrun, two processes, gloo on CPU) ends with the embedder
+    saved once, instead of one rank waiting for its sibling's lock for ever."""
+    import json
+    import subprocess
+
+    from hrsa.data import demo_training_records, write_jsonl
+    from smk import BIN, environment
+
+    data = tmp_path / "train.jsonl"
+    write_jsonl(data, demo_training_records(repo / "data/corpus/milton", 64, num_negatives=2))
+    recipe = {"max_length": 64, "batch_size": 8, "mini_batch_size": 4, "max_steps": 4, "save_steps": 2,
+              "learning_rate": 1e-3, "devices": 2}
+    cmd = ["timeout", "-k", "10", "240", str(BIN / "torchrun"), "--standalone", "--nproc-per-node", "2",
+           "--no-python", "hrsa", "train", "--backbone", str(tiny_backbone), "--data", str(data), "--seed", "0",
+           "--config", json.dumps(recipe), "--num-negatives", "2", "--checkpoints", str(tmp_path / "ck"),
+           "--model-id", "t.base-E.s0", "--device", "cpu", "--out", str(tmp_path / "emb")]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=environment(OMP_NUM_THREADS="1"), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "waiting for" not in proc.stdout + proc.stderr
+    assert (tmp_path / "emb/revision.txt").read_text().strip() and "4 steps" in proc.stdout
