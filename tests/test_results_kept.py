@@ -122,3 +122,41 @@ def test_two_device_training_on_cpu_runs_to_the_end(tmp_path, tiny_backbone, rep
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "waiting for" not in proc.stdout + proc.stderr
     assert (tmp_path / "emb/revision.txt").read_text().strip() and "4 steps" in proc.stdout
+
+
+def test_truncated_evaluation_json_and_hrsa_parquet_fail_the_report_with_one_line(tmp_path, capsys):
+    from hrsa.cli import main
+
+    model = tmp_path / "eval/tiny.base-E.s0"
+    model.mkdir(parents=True)
+    (model / "HrsaLee50.json").write_text('{"results": {"HrsaLee50": {"main_score": 0.')  # killed mid-write
+    args = ["report", "--eval-dir", str(tmp_path / "eval"), "--models", "tiny.base-E.s0", "--tasks", "HrsaLee50",
+            "--out", str(tmp_path / "report")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"evaluation result {model / 'HrsaLee50.json'} is truncated" in err
+    table = tmp_path / "works/tiny.base~reason.parquet"
+    table.parent.mkdir()
+    table.write_bytes(b"PAR1\x00\x01")
+    assert main(["report", "--hrsa", str(table), "--eval-dir", str(tmp_path / "eval"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"HRSA table {table} is not a readable Parquet file" in err
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b'{"text": "ok"}\n{"text": "caf\xe9"}\n', ":2: not valid UTF-8"),
+    (b'{"text": "ok"}\n["a", "list"]\n', ":2: expected a JSON object per line, got a list"),
+])
+def test_bad_probe_and_training_jsonl_lines_are_one_line_errors(tmp_path, content, message):
+    """Invalid UTF-8 or a row that is a JSON list in a probe or training JSONL: a DataError naming file and line."""
+    from hrsa.data import read_jsonl, validate_training_records
+    from hrsa.errors import DataError
+
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=f"^{path}{message}"):
+        list(read_jsonl(path))
+    if "UTF-8" in message:  # a list row is refused by the record check already
+        path.write_bytes(content.split(b"\n")[1] + b"\n")
+        with pytest.raises(DataError, match=f"^{path}:1: not valid UTF-8"):
+            validate_training_records(path, 0)

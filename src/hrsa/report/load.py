@@ -32,7 +32,7 @@ def load_evaluations(files: Sequence[Path]) -> pd.DataFrame:
     rows = []
     for path in map(Path, files):
         model, task = path.parent.name, path.stem
-        data = json.loads(path.read_text())
+        data = _read_json(path, "evaluation result", "re-run its evaluate job")
         entry = data.get("results", data).get(task)
         if entry is None:
             continue
@@ -47,7 +47,11 @@ def load_hrsa(files: Sequence[Path]) -> pd.DataFrame:
     the models compared; uncertainty columns a table lacks (older compare) are filled as 'not computed'."""
     frames = []
     for path in map(Path, files):
-        df = pd.read_parquet(path)
+        try:
+            df = pd.read_parquet(path)
+        except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
+            raise DataError(f"HRSA table {path} is not a readable Parquet file ({exc}): re-run its compare job"
+                            ) from None
         c = parse_comparison(path.stem)
         # a noise floor (two seeds of one recipe) is keyed by its left seed; its kind names it (`X-E~X-E`)
         df = df.assign(probe=path.parent.name, comparison=path.stem, pair=c.pair, kind=c.kind,
@@ -83,13 +87,24 @@ def read_provenance(files: Sequence[Path]) -> pd.DataFrame:
         file = path / "provenance.json" if path.is_dir() else path
         if not file.is_file():
             raise DataError(f"{file} is missing: rerun the job that builds {path}")
-        prov = json.loads(file.read_text())
+        prov = _read_json(file, "provenance file", f"rerun the job that builds {path}")
         params = prov.get("params") or {}
         hw = prov.get("hardware") or {}
         rows.append({"model": file.parent.name, "device": str(params.get("device", "")),
                      "hardware": ", ".join(f"{k}={v}" for k, v in sorted(hw.items())) if hw else "not recorded",
                      **{f"pkg:{k}": v for k, v in (prov.get("packages") or {}).items()}})
     return pd.DataFrame(rows)
+
+
+def _read_json(path: Path, what: str, fix: str) -> dict:
+    """A JSON object file; a truncated, non-UTF-8 or non-object file is a DataError naming it and the fix."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise DataError(f"{what} {path} is truncated or unreadable ({exc}): {fix}") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{what} {path} is not a JSON object: {fix}")
+    return data
 
 
 def report_host() -> dict[str, str]:
