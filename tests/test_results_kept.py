@@ -160,3 +160,17 @@ def test_bad_probe_and_training_jsonl_lines_are_one_line_errors(tmp_path, conten
         path.write_bytes(content.split(b"\n")[1] + b"\n")
         with pytest.raises(DataError, match=f"^{path}:1: not valid UTF-8"):
             validate_training_records(path, 0)
+
+
+def test_a_nan_task_score_is_an_error_naming_task_and_model(tmp_path):
+    """A NaN score was dropped from one seed's Mean(Task) while Table 1 said complete (Δ moved): now one line naming
+    the task and the model's summary."""
+    from hrsa.aggregate import aggregate
+    from hrsa.errors import DataError
+    from test_evaluation_study import _summary
+
+    m = "p.reason-E.s0"
+    good = _summary(tmp_path / m / "T1.json", m, {"T1": ("STS", ["test"], {"test": 0.6})})
+    bad = _summary(tmp_path / m / "T2.json", m, {"T2": ("STS", ["test"], {"test": float("nan")})})
+    with pytest.raises(DataError, match=rf"^{tmp_path / m / 'T2.json'} \[T2\]: score nan is not finite"):
+        aggregate([good, bad], {"T1": "B", "T2": "B"})
