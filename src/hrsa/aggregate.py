@@ -9,6 +9,7 @@ never imputed, and no average mixes benchmarks.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,10 @@ def task_score(entry: Mapping[str, Any], where: str) -> tuple[str, float]:
     splits, split_scores = entry.get("eval_splits"), entry.get("split_scores")
     if not splits or not isinstance(split_scores, Mapping) or splits[0] not in split_scores:
         raise DataError(f"{where}: no per-split scores (eval_splits/split_scores); rerun `hrsa evaluate` to refresh it")
-    return splits[0], round(float(split_scores[splits[0]]) * 100, 2)
+    score = float(split_scores[splits[0]])
+    if not math.isfinite(score):  # a dropped NaN would move one seed's mean while Table 1 says "complete"
+        raise DataError(f"{where}: score {score} is not finite; rerun `hrsa evaluate` for this task and model")
+    return splits[0], round(score * 100, 2)
 
 
 def _model_id(doc: Mapping[str, Any], path: Path) -> str:

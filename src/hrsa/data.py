@@ -121,8 +121,12 @@ def validate_training_records(source: str | Path, num_negatives: int) -> list[di
 
 
 def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Rows of a JSONL file; a malformed line raises DataError naming file and line."""
-    return (row for _, row in numbered_jsonl(path))
+    """Rows (JSON objects) of a JSONL file; a malformed line, or one that is no object, raises DataError naming file
+    and line."""
+    for line_no, row in numbered_jsonl(path):
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{line_no}: expected a JSON object per line, got a {type(row).__name__}")
+        yield row
 
 
 def numbered_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
@@ -130,8 +134,12 @@ def numbered_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"file not found: {path}")
-    with path.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}:{line_no}: not valid UTF-8 (byte {exc.start}: {exc.reason})") from None
             if not line.strip():
                 continue
             try:

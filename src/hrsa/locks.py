@@ -22,6 +22,23 @@ from typing import TextIO
 from hrsa.errors import HrsaError
 
 
+def takes_run_lock() -> bool:
+    """True on the one process of a run that takes its lock: rank 0 of a torchrun group (RANK, set by torchrun), the
+    only process outside torchrun. Its sibling ranks must not lock: they would wait for rank 0 for ever."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+@contextmanager
+def run_lock(directory: str | os.PathLike[str], log: TextIO = sys.stdout) -> Iterator[Path | None]:
+    """exclusive_dir_lock of `directory` on the process that takes_run_lock; a no-op (yields None) on the others,
+    which wait for rank 0 in the process group instead."""
+    if not takes_run_lock():
+        yield None
+        return
+    with exclusive_dir_lock(directory, log=log) as path:
+        yield path
+
+
 def lock_path(directory: str | os.PathLike[str]) -> Path:
     """The lock file of a resume directory: a sibling `<dir>.lock`, since the directory itself may be discarded and
     recreated (io.fingerprinted_dir), which would unlink a lock file held inside it."""

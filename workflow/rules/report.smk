@@ -21,7 +21,6 @@ rule report:
         hrsa=report_hrsa_tables(),
         procrustes=report_procrustes_maps(),
         evals=evaluation_results(),
-        benchmarks=REPORT_RECORDS["benchmarks"],
         models=REPORT_RECORDS["models"],
     output:
         index=report(
@@ -67,9 +66,10 @@ rule report:
         mine=report_mine_flag(REPORT_RECORDS),
         groups=" ".join(map(q, EVAL_GROUPS)),
     shell:
-        # the evaluations, benchmarks and provenance files are named by the grid (exactly input.evals,
-        # input.benchmarks and input.models, through hrsa.report.run_inputs): their ~5,000 paths on the paper grid
-        # would pass the 128 KiB limit of one shell command line
+        # the evaluations, job records and provenance files are named by the grid (input.evals, input.models and
+        # the job records of hrsa.report.run_inputs): their ~5,000 paths on the paper grid would pass the 128 KiB
+        # limit of one shell command line. Job records (benchmarks/) are no input: the verb reads those that exist
+        # and lists the others, so deleting them (or copying results/ alone) reruns no finished job
         "hrsa report --threads {threads} --hrsa {input.hrsa:q} --eval-dir results/eval --models {params.models}"
         " --tasks {params.tasks} --task-benchmarks {params.task_benchmarks} --config {params.config} --grid {params.grid}"
         " --run-records --eval-groups {params.groups} --probes {params.probes} --backbones {params.backbones} --extract-models {params.extracted}"

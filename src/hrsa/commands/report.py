@@ -1,10 +1,11 @@
 """Build the report: Table 1 with equivalence tests and verdicts, HRSA figures, realignment summary, what was run.
 
 Reads exactly the files named: the HRSA tables given, `{eval-dir}/{model}/{task}.json` for every model and task given,
-and (with --run-records) the provenance and `benchmark:` files of the grid named by --models, --eval-groups,
---backbones, --probes, --extract-models, --mine and the HRSA tables (named by grid, not listed, so the command line
-stays short on the paper's grid of ~5,800 input files; the rule declares the same files through
-hrsa.report.run_inputs).
+and (with --run-records) the provenance files and `benchmark:` job records of the grid named by --models,
+--eval-groups, --backbones, --probes, --extract-models, --mine and the HRSA tables (named by grid, not listed, so the
+command line stays short on the paper's grid of ~5,800 input files; the rule declares the same provenance files
+through hrsa.report.run_inputs). Job records are no input of the rule: those that exist are read, the others are
+listed as missing.
 """
 
 from __future__ import annotations
@@ -70,15 +71,21 @@ def run(args: argparse.Namespace) -> None:
     _existing(list(args.procrustes_maps), "Procrustes map", "run its compare job first")
     evals = evaluation_files(args.eval_dir, args.models, args.tasks)
     bench: list[Path] = []
+    missing: list[Path] = []
     prov: list[Path] = []
     if args.run_records:
         rec = run_inputs(args.models, args.eval_groups, args.probes, args.extract_models, args.backbones, args.hrsa,
                          args.mine)
-        bench = _existing([Path(p) for p in rec["benchmarks"]], "benchmark file", "rerun the job that writes it")
+        # job records (timings) are read where they exist and listed where not: they are no rule's input, so a
+        # deleted benchmarks/ (or a copy of results/ alone) never reruns a finished job
+        records = [Path(p) for p in rec["benchmarks"]]
+        bench = [p for p in records if p.is_file()]
+        missing = [p for p in records if not p.is_file()]
         prov = _existing([Path(p) / "provenance.json" for p in rec["models"]], "provenance file",
                          "rerun the job that builds that model")
     tb = json.loads(args.task_benchmarks) if args.task_benchmarks else None
     grid = json.loads(args.grid) if args.grid else None
     index = build_report(args.hrsa, evals, json.loads(args.config), Path(args.out), grid=grid, task_benchmarks=tb,
-                         benchmark_files=bench, provenance_files=prov, procrustes_maps=args.procrustes_maps)
+                         benchmark_files=bench, missing_records=missing,
+                         provenance_files=prov, procrustes_maps=args.procrustes_maps)
     print(f"report: {index.resolve()}")

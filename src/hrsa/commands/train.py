@@ -27,11 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Train (resuming from the checkpoints of a killed run with the same inputs) and save the embedder."""
-    from hrsa.locks import exclusive_dir_lock
+    from hrsa.locks import run_lock
     from hrsa.train import Recipe, train_embedder
 
     recipe = Recipe.from_config(config_of(args), args.num_negatives)
-    with exclusive_dir_lock(args.checkpoints):  # one writer per checkpoint directory (an orphaned job may still run)
+    # one writer per checkpoint directory (an orphaned job may still run): rank 0 locks for its torchrun group
+    with run_lock(args.checkpoints):
         prov = train_embedder(
             args.backbone, args.data, args.out, args.seed, recipe, args.checkpoints, args.model_id, args.device,
             args.trust_remote_code,

@@ -4,6 +4,7 @@ draw the figures, and write index.md, index.html, tables/*.tsv and figures/* (ea
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,10 +49,11 @@ def settings_of(report: Mapping[str, Any] | None) -> dict[str, Any]:
 def build_report(hrsa_files: Sequence[Path], eval_files: Sequence[Path], report: Mapping[str, Any], out: Path, *,
                  grid: Mapping[str, Any] | None = None, task_benchmarks: Mapping[str, str | None] | None = None,
                  benchmark_files: Sequence[Path] = (), provenance_files: Sequence[Path] = (),
-                 procrustes_maps: Sequence[Path] = ()) -> Path:
+                 procrustes_maps: Sequence[Path] = (), missing_records: Sequence[Path] = ()) -> Path:
     """Write out/index.md, out/index.html, out/tables/*.tsv and out/figures/* (PNG, PDF and the plotted values as
     TSV) from exactly the given files; returns the index path. `report`: the config's `report:` block (missing keys
-    from the schema); `grid`: grid_summary of the study config, shown under "what was run"."""
+    from the schema); `grid`: grid_summary of the study config, shown under "what was run"; `missing_records`: job
+    records (benchmark TSVs) of the grid that do not exist, listed under "what was run" (never a reason to rerun)."""
     settings = settings_of(report)
     grid = {**grid_summary({}), **(grid or {})}  # every key _grid_lines shows, empty where not given
     ev, hr = load_evaluations(eval_files), load_hrsa(hrsa_files)
@@ -76,6 +78,9 @@ def build_report(hrsa_files: Sequence[Path], eval_files: Sequence[Path], report:
     ids = intrinsic_dimension(hr)
     jobs, prov = read_benchmarks(benchmark_files), read_provenance(provenance_files)
     out.mkdir(parents=True, exist_ok=True)
+    for name in ("tables", "figures", "index.html", "index.md"):  # what a killed report left (atomic_path's folders)
+        for stale in out.glob(f".{name}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
     tables = {"embedding_scores": emb, "table1": t1, "table1_long": long_df, "equivalence": eq, "hrsa_layers": tab,
               "hrsa_all": hr, "realignment": real, "intrinsic_dimension": ids, "jobs": jobs, "provenance": prov}
     with atomic_path(out / "tables") as tdir:
@@ -91,6 +96,9 @@ def build_report(hrsa_files: Sequence[Path], eval_files: Sequence[Path], report:
                    "id": plot_intrinsic_dimension(ids, fdir)}
     figures = {k: [out / "figures" / p.name for p in v] for k, v in figures.items()}  # after the rename
     rep = _assemble(grid, settings, ev, hr, emb, t1, t1_note, eq, real, jobs, prov, figures, out / "figures")
+    if missing_records:
+        dict(rep.sections)["What was run"].append(("list", [
+            f"job records missing ({len(missing_records)}, not read): " + ", ".join(map(str, missing_records))]))
     title = "Do reasoning backbones make better embedding models? (HRSA report)"
     with atomic_path(out / "index.html") as tmp:
         tmp.write_text(rep.html(title))

@@ -166,6 +166,8 @@ def verdict_lines(eq: pd.DataFrame, primary: str) -> list[str]:
             what = f"equivalent within ±{m:g} points"
         elif r["verdict"] == "different":
             what = "different"
+        elif int(r["n_seeds"]) < 2:  # no seed-to-seed spread: no test and no seed count can be estimated
+            what = "one seed: no spread, no verdict"
         else:
             n = r["seeds_needed"]
             goal = "equivalence" if abs(r["delta"]) < m else "a difference"

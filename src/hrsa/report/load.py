@@ -36,11 +36,8 @@ def load_evaluations(files: Sequence[Path]) -> pd.DataFrame:
     for path in map(Path, files):
         model, task = path.parent.name, path.stem
         redo = f"delete it and re-run the evaluate job of {model}"
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"evaluation result {path} is truncated or unreadable ({exc}); {redo}") from exc
-        stamp = data.get("model") if isinstance(data, dict) else None
+        data = _read_json(path, "evaluation result", redo)
+        stamp = data.get("model")
         named = stamp.get("name") if isinstance(stamp, dict) else None
         if named != f"hrsa/{model}":
             raise DataError(f"evaluation result {path} holds scores of model {named!r}, not 'hrsa/{model}' (its "
@@ -63,8 +60,8 @@ def load_hrsa(files: Sequence[Path]) -> pd.DataFrame:
         redo = f"delete it and re-run its compare job ({path.stem} on probe {path.parent.name})"
         try:
             df = pd.read_parquet(path)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"HRSA table {path} is truncated or unreadable ({exc}); {redo}") from exc
+        except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
+            raise DataError(f"HRSA table {path} is not a readable Parquet file ({exc}): {redo}") from None
         c = parse_comparison(path.stem)
         stamped = sorted(map(str, df["comparison"].unique())) if "comparison" in df else []
         if stamped != [path.stem]:  # the table's own column names its comparison; the file name must agree
@@ -104,13 +101,24 @@ def read_provenance(files: Sequence[Path]) -> pd.DataFrame:
         file = path / "provenance.json" if path.is_dir() else path
         if not file.is_file():
             raise DataError(f"{file} is missing: rerun the job that builds {path}")
-        prov = json.loads(file.read_text())
+        prov = _read_json(file, "provenance file", f"rerun the job that builds {path}")
         params = prov.get("params") or {}
         hw = prov.get("hardware") or {}
         rows.append({"model": file.parent.name, "device": str(params.get("device", "")),
                      "hardware": ", ".join(f"{k}={v}" for k, v in sorted(hw.items())) if hw else "not recorded",
                      **{f"pkg:{k}": v for k, v in (prov.get("packages") or {}).items()}})
     return pd.DataFrame(rows)
+
+
+def _read_json(path: Path, what: str, fix: str) -> dict:
+    """A JSON object file; a truncated, non-UTF-8 or non-object file is a DataError naming it and the fix."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise DataError(f"{what} {path} is truncated or unreadable ({exc}): {fix}") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{what} {path} is not a JSON object: {fix}")
+    return data
 
 
 def report_host() -> dict[str, str]:

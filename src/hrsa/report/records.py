@@ -1,5 +1,6 @@
 """Which run records the report reads, by grid: the job records (Snakemake `benchmark:` TSVs) and the model
-directories with their provenance.json (the rule declares exactly these), and the grid summary of "what was run".
+directories with their provenance.json (the rule declares these; the job records are no input of it: the report
+reads those that exist and lists the missing ones), and the grid summary of "what was run".
 Every path comes from the patterns of hrsa.paths."""
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from hrsa.grid import ROLES, parse_model_id
 def run_inputs(evaluated: Sequence[str], eval_groups: Sequence[str], probes: Sequence[str],
                extract_models: Sequence[str], built_backbones: Sequence[str], hrsa_tables: Sequence[str | Path],
                mine: bool) -> dict[str, list[str]]:
-    """The run records the report reads, by grid (the rule declares exactly these): `benchmarks`, the benchmark TSV
+    """The run records the report reads, by grid (the rule declares `models`; `benchmarks` are read where they exist,
+    never declared, so no job record causes a recomputation): `benchmarks`, the benchmark TSV
     of every GPU-capable job (build_backbone, mine, train, extract, knn_graph, compare, evaluate per group), and
     `models`, the directories of every workflow-built backbone and embedder (their provenance.json). `evaluated`: the
     scored models (embedders, and raw backbones when evaluation.baseline is on), scored in the task groups named
