@@ -174,3 +174,23 @@ def test_a_nan_task_score_is_an_error_naming_task_and_model(tmp_path):
     bad = _summary(tmp_path / m / "T2.json", m, {"T2": ("STS", ["test"], {"test": float("nan")})})
     with pytest.raises(DataError, match=rf"^{tmp_path / m / 'T2.json'} \[T2\]: score nan is not finite"):
         aggregate([good, bad], {"T1": "B", "T2": "B"})
+
+
+def test_a_nan_task_score_fails_the_report_and_every_model_shares_one_task_set(tmp_path):
+    """The report fails on a NaN score (no 'Table 1 not computed' note with exit 0), and a task scored for one model
+    only is left out of every model's mean of that pair, listed as missing (Δ never mixes task sets)."""
+    from hrsa.aggregate import aggregate
+    from hrsa.errors import DataError
+    from hrsa.report import build_report
+    from test_evaluation_study import _summary
+
+    files = []
+    for model, scores in (("p.base-E.s0", {"T1": 0.6, "T2": 0.2}), ("p.reason-E.s0", {"T1": 0.5})):
+        for task, score in scores.items():
+            files.append(_summary(tmp_path / model / f"{task}.json", model, {task: ("STS", ["test"], {"test": score})}))
+    _, means = aggregate(files, {"T1": "B", "T2": "B"})
+    assert means["mean_task"].tolist() == [60.0, 50.0]  # base-E over T1 only (T2 is not scored for reason-E)
+    assert means["missing"].tolist() == ["T2", "T2"] and not means["complete"].any()
+    bad = _summary(tmp_path / "p.reason-E.s0" / "T2.json", "p.reason-E.s0", {"T2": ("STS", ["test"], {"test": float("nan")})})
+    with pytest.raises(DataError, match="T2.*score nan is not finite"):
+        build_report([], [*files, bad], {}, tmp_path / "report", task_benchmarks={"T1": "B", "T2": "B"})

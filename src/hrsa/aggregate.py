@@ -26,6 +26,10 @@ MEANS_COLUMNS = [*KEYS, "n_tasks", "n_expected", "mean_task", "n_types", "mean_t
 NO_BENCHMARK = "tasks"
 
 
+class NonFiniteScore(DataError):
+    """A task's score is NaN or infinite: never averaged, never turned into a note (the report fails on it)."""
+
+
 def task_score(entry: Mapping[str, Any], where: str) -> tuple[str, float]:
     """(first eval split, its mean main score over subsets x100, rounded to 2 decimals) of one summary entry."""
     splits, split_scores = entry.get("eval_splits"), entry.get("split_scores")
@@ -33,7 +37,7 @@ def task_score(entry: Mapping[str, Any], where: str) -> tuple[str, float]:
         raise DataError(f"{where}: no per-split scores (eval_splits/split_scores); rerun `hrsa evaluate` to refresh it")
     score = float(split_scores[splits[0]])
     if not math.isfinite(score):  # a dropped NaN would move one seed's mean while Table 1 says "complete"
-        raise DataError(f"{where}: score {score} is not finite; rerun `hrsa evaluate` for this task and model")
+        raise NonFiniteScore(f"{where}: score {score} is not finite; rerun `hrsa evaluate` for this task and model")
     return splits[0], round(score * 100, 2)
 
 
@@ -69,13 +73,19 @@ def read_scores(eval_files: Iterable[Path], task_benchmarks: Mapping[str, str | 
 
 
 def benchmark_means(long_df: pd.DataFrame, task_benchmarks: Mapping[str, str | None]) -> pd.DataFrame:
-    """Mean(Task) and Mean(Type) per (benchmark, pair, role, seed) over the scored tasks; missing tasks listed."""
+    """Mean(Task) and Mean(Type) per (benchmark, pair, role, seed). Every model of a pair is averaged over the same
+    tasks: those scored for all of them (a task one model lacks leaves every model's mean, listed as missing), so a
+    Δ between two of them never mixes task sets."""
     expected: dict[str, list[str]] = {}
     for task, bench in task_benchmarks.items():
         expected.setdefault(bench or NO_BENCHMARK, []).append(task)
+    trained = long_df.assign(trained=long_df["seed"].notna())  # embedders; raw-backbone baselines have no seed
+    common = {key: set.intersection(*(set(g["task"]) for _, g in rows.groupby(["role", "seed"], dropna=False)))
+              for key, rows in trained.groupby(["benchmark", "pair", "trained"], sort=True)}
     rows = []
     for key, group in long_df.groupby(KEYS, dropna=False, sort=True):
         bench = key[0]
+        group = group[group["task"].isin(common[(bench, key[1], not pd.isna(key[3]))])]
         missing = [t for t in expected[bench] if t not in set(group["task"])]
         type_means = group.groupby("task_type")["score"].mean()
         rows.append({

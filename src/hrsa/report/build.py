@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from hrsa.aggregate import aggregate
+from hrsa.aggregate import NonFiniteScore, aggregate
 from hrsa.errors import DataError
 from hrsa.io import atomic_path
 from hrsa.report.figures import (
@@ -62,6 +62,8 @@ def build_report(hrsa_files: Sequence[Path], eval_files: Sequence[Path], report:
     t1_note = ""
     try:
         long_df, means = aggregate(eval_files, tb)
+    except NonFiniteScore:
+        raise  # a broken score fails the report, naming task and model: it is never averaged or noted away
     except DataError as exc:  # summaries without per-split scores (written before `hrsa evaluate` recorded them)
         long_df, means, t1_note = pd.DataFrame(), pd.DataFrame(), f"Table 1 not computed: {exc}"
     base_means = pd.DataFrame()
