@@ -24,7 +24,8 @@ try:
     # every config file given (--configfile, configfile:) without duplicate keys: Snakemake's loader keeps the last
     check_config_files(workflow.configfiles)
     validate(config, str(REPO / "src/hrsa/config.schema.yaml"))
-    check_numbers(config)  # schema bounds are false for NaN: finite numbers, integers that are integers
+    # schema bounds are false for NaN: finite numbers, integers that are integers
+    check_numbers(config)
 except ConfigError as exc:
     raise WorkflowError(f"invalid config: {exc}") from None
 

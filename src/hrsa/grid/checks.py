@@ -20,16 +20,13 @@ import re
 import string
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hrsa import paths
 from hrsa.errors import ConfigError
-from hrsa.grid.ids import POOLED, ROLES
+from hrsa.grid.ids import ROLES
 from hrsa.hub import is_hub_id, local_path
 from hrsa.schema import load_schema
-
-if TYPE_CHECKING:
-    from hrsa.grid.study import Study
 
 #: a hub id (`org/name`, `name`) or a local path: no whitespace, quote, `$`, `;`, `|`, `&`, backtick, glob or redirect
 SAFE_ID = re.compile(r"\A[A-Za-z0-9_.~/+@=,:-]+\Z")
@@ -230,8 +227,9 @@ def read_instruction_table(path: Path, key: str = "evaluation.instruction_tables
 
 
 # ---- the study: names, probes, layers, comparisons -----------------------------------------------------------------
-def check_study(study: Study) -> None:
-    """What needs the grid: probes and comparisons, layers per probe, Procrustes layers, probe rows, name lengths."""
+def check_study(study: Any) -> None:
+    """What needs the grid (a hrsa.grid.Study, which calls this): probes and comparisons, layers per probe,
+    Procrustes layers, probe rows, name lengths."""
     config = study.config
     if config.get("comparisons") and not study.probes:
         raise ConfigError("probes: empty, so no comparison can run (comparisons are computed on probe sets): add a "
@@ -244,8 +242,8 @@ def check_study(study: Study) -> None:
     for probe in study.probes:
         for pair in study.pairs:
             if not study.layers(pair, probe):
-                raise ConfigError(f"layers: {study.layer_spec} leaves no layer for probe {probe!r}, a token-level probe "
-                                  "(pooled rows are one per text: give layer indices, or granularity: sentence)")
+                raise ConfigError(f"layers: {study.layer_spec} leaves no layer for probe {probe!r}, a token-level "
+                                  "probe (pooled rows are one per text: give layer indices, or granularity: sentence)")
     _check_procrustes(study)
     check_probe_rows(config, study.root)
     _check_name_lengths(study)
@@ -255,7 +253,7 @@ def _order(side: str) -> tuple[int, bool]:
     return ROLES.index(side.removesuffix("-E")), side.endswith("-E")
 
 
-def _check_procrustes(study: Study) -> None:
+def _check_procrustes(study: Any) -> None:
     for i, name in enumerate((study.config.get("hrsa") or {}).get("procrustes_intervals") or []):
         if name in ("last", "all"):
             continue
@@ -302,7 +300,7 @@ def check_probe_rows(config: Mapping[str, Any], root: Path) -> None:
             )
 
 
-def _check_name_lengths(study: Study) -> None:
+def _check_name_lengths(study: Any) -> None:
     """Every file name hrsa.paths derives from config names stays under NAME_MAX bytes (longest value per field)."""
     values = {"pair": list(study.pairs), "role": [f"{r}-E" for r in ROLES], "seed": [str(s) for s in study.seeds],
               "model": study.models(), "probe": list(study.probes), "comparison": [c.name for c in study.comparisons]}
@@ -348,11 +346,12 @@ def load_yaml_strict(path: str | Path) -> Any:
     def mapping(loader: Strict, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
-            key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = loader.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
             if key in seen:
-                raise ConfigError(f"{path}: duplicate key {key!r} (lines {seen[key]} and {key_node.start_mark.line + 1})"
-                                  ": a YAML loader keeps only the last; merge them")
-            seen[key] = key_node.start_mark.line + 1
+                raise ConfigError(f"{path}: duplicate key {key!r} (lines {seen[key]} and {line}): a YAML loader keeps "
+                                  "only the last; merge them")
+            seen[key] = line
         return loader.construct_mapping(node, deep=deep)
 
     Strict.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
