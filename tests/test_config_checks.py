@@ -154,6 +154,25 @@ def test_a_local_probe_file_must_parse(config, repo, tmp_path, content, message)
     refused(config, repo, rf"^probes\[0\]\.path: .*{message}")
 
 
+def test_a_single_class_sentence_probe_is_refused_at_dag_time(config, repo, tmp_path):
+    path = tmp_path / "one.jsonl"
+    path.write_text("".join(json.dumps({"text": f"t{i}", "label": "a"}) + "\n" for i in range(40)))
+    config["probes"] = [{"name": "one", "path": str(path), "granularity": "sentence"}]
+    config["hrsa"]["knn_k"] = [5]
+    refused(config, repo, r"^probes\[0\]\.path: .*one\.jsonl has 1 label class\(es\) \['a'\] after min_class_rows, "
+                          r"and probe transfer needs 2 or more")
+    config["probes"][0]["path"] = str(probe_file(tmp_path, 40))  # labels 0 and 1, 20 rows each
+    study(config, repo)
+
+
+def test_a_nan_probe_label_is_refused(config, repo, tmp_path):
+    path = tmp_path / "nan.jsonl"
+    path.write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": NaN}\n')  # json.loads reads NaN
+    config["probes"] = [{"name": "nan", "path": str(path)}]
+    config["hrsa"]["knn_k"] = [5]
+    refused(config, repo, r"^probes\[0\]\.path: .*nan\.jsonl record 2 has label nan")
+
+
 def test_training_data_paths_must_exist_and_parse(config, repo, tmp_path):
     config["training_data"] = {"builtin": "", "paths": [str(tmp_path / "none.jsonl")]}
     refused(config, repo, r"^training_data\.paths\[0\]: cannot read .*none\.jsonl")

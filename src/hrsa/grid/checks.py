@@ -273,6 +273,7 @@ def probe_rows(probe: Mapping[str, Any], root: Path, key: str) -> tuple[int | No
         if len(texts) < len(rows):
             bad = next(i for i, r in enumerate(rows) if r not in texts)
             raise ConfigError(f"{key}.path: {probe['path']} record {bad + 1} has no text (a non-empty 'text' string)")
+        _check_labels(rows, probe, key)
         if n_texts is None or len(texts) < n_texts:
             n_texts, why = len(texts), f"{probe['path']} holds {len(texts)} texts"
     if n_texts is None:
@@ -285,6 +286,29 @@ def probe_rows(probe: Mapping[str, Any], root: Path, key: str) -> tuple[int | No
     if probe.get("max_tokens"):
         bounds.append((int(probe["max_tokens"]), f"max_tokens={probe['max_tokens']}"))
     return min(bounds) if bounds else (None, "")
+
+
+def _check_labels(rows: list[dict[str, Any]], probe: Mapping[str, Any], key: str) -> None:
+    """Labels of a local probe file: no NaN or inf (it would become a class named 'nan'); a sentence-level probe whose
+    every row is labelled gets probe transfer at compare time, which needs 2 classes or more (10 rows each)."""
+    labels = [r.get("label") for r in rows]
+    for n, label in enumerate(labels, 1):
+        if (isinstance(label, float) and not math.isfinite(label)) or isinstance(label, dict | list):
+            raise ConfigError(f"{key}.path: {probe['path']} record {n} has label {label!r} (a string, number or null)")
+    if probe.get("granularity", "token") != "sentence" or any(lab is None for lab in labels):
+        return
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[str(label)] = counts.get(str(label), 0) + 1
+    kept = {c: m for c, m in counts.items() if m >= int(probe.get("min_class_rows") or 0)}
+    if len(kept) < 2:
+        raise ConfigError(f"{key}.path: {probe['path']} has {len(kept)} label class(es) {sorted(kept)} after "
+                          f"min_class_rows, and probe transfer needs 2 or more: add classes or drop the labels")
+    if probe.get("n_texts") is None or int(probe["n_texts"]) >= sum(kept.values()):  # every row is drawn
+        small = min(kept, key=lambda c: kept[c])
+        if kept[small] < 10:
+            raise ConfigError(f"{key}.path: class {small!r} of {probe['path']} has {kept[small]} rows, and probe "
+                              "transfer needs 10 per class (a stratified 0.8/0.1/0.1 split)")
 
 
 def check_probe_rows(config: Mapping[str, Any], root: Path) -> None:
