@@ -1,8 +1,10 @@
 # HRSA study: do reasoning (RLVR) backbones make better embedding models? (arXiv 2601.21192)
 # Grid: backbone pair x seed x layer, all from the config. Rules hold wiring only; logic lives in src/hrsa.
 
+import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -13,7 +15,19 @@ REPO = Path(workflow.basedir)
 configfile: "config/config.yaml"
 
 
-validate(config, str(REPO / "src/hrsa/config.schema.yaml"))
+sys.path.insert(0, str(REPO / "src"))
+
+from hrsa.errors import ConfigError
+from hrsa.grid.checks import check_config_files, check_numbers
+
+try:
+    # every config file given (--configfile, configfile:) without duplicate keys: Snakemake's loader keeps the last
+    check_config_files(workflow.configfiles)
+    validate(config, str(REPO / "src/hrsa/config.schema.yaml"))
+    # schema bounds are false for NaN: finite numbers, integers that are integers
+    check_numbers(config)
+except ConfigError as exc:
+    raise WorkflowError(f"invalid config: {exc}") from None
 
 
 include: "workflow/rules/common.smk"

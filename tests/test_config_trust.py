@@ -119,6 +119,7 @@ def test_roles_of_different_width_are_an_error(config, repo, tmp_path):
         Study(validated(config, repo), root=tmp_path)
     config["pairs"][0]["reason"] = {"recipe": "pretrain", "hidden_size": 64}
     config["pairs"][0]["base"] = {"recipe": "pretrain"}  # the recipe default: 128 wide
+    config.setdefault("recipes", {})["pretrain"] = {"corpus": str(repo / "data/corpus/milton")}  # root is tmp_path
     with pytest.raises(ConfigError, match=r"differ in width \(hidden_size\): base 128 .*reason 64"):
         Study(validated(config, repo), root=tmp_path)
 

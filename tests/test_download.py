@@ -241,6 +241,7 @@ def test_jobs_after_the_download_run_offline(repo, tmp_path, enabled):
         shutil.copytree(repo / part, work / part)
     (work / "Snakefile").write_text((repo / "Snakefile").read_text() + ENV_PROBE)
     (work / "src").symlink_to(repo / "src")
+    (work / "data").symlink_to(repo / "data")  # the pretrain corpus, checked at DAG build
     env = {k: v for k, v in environment().items() if not k.endswith("_OFFLINE")}
     snakemake("env.txt", "--cores", "1", "--configfile", str(demo_config(repo, tmp_path, enabled)), cwd=work,
               snakefile=work / "Snakefile", env=env)

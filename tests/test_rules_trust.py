@@ -190,6 +190,8 @@ def test_local_backbone_path_is_relative_to_the_working_directory(tmp_path, monk
     (tmp_path / "models/base").mkdir(parents=True)
     elsewhere = tmp_path / "elsewhere"  # an absolute path outside the working directory
     (elsewhere / "reason").mkdir(parents=True)
+    for model in (tmp_path / "models/base", elsewhere / "reason"):  # model directories: config.json
+        (model / "config.json").write_text("{}")
     config = {"pairs": [{"name": "p", "base": "./models/base", "reason": str(elsewhere / "reason"), "num_layers": 2}],
               "seeds": [0]}
     monkeypatch.chdir(tmp_path)

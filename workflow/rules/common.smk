@@ -16,7 +16,11 @@ from hrsa.grid import (  # noqa: E402
     model_id,
     parse_model_id,
 )
-from hrsa.evaluation.groups import job_config, task_groups  # noqa: E402
+from hrsa.evaluation.groups import (  # noqa: E402
+    check_query_lengths,
+    job_config,
+    task_groups,
+)
 from snakemake.exceptions import WorkflowError  # noqa: E402
 
 try:
@@ -55,6 +59,12 @@ try:
     # `<benchmark or 'tasks'>-<max_seq_length or 'saved'>-<i>` from the config alone, e.g. MTEB_eng_v2-saved-0
     EVAL_GROUPS = task_groups(
         EVAL_BENCHMARKS, lookup(dpath="evaluation", within=config, default={})
+    )
+    check_query_lengths(
+        EVAL_BENCHMARKS,
+        lookup(dpath="evaluation", within=config, default={}),
+        min(STUDY.training(p)["max_length"] for p in STUDY.pairs),
+        REPO,
     )
 except ConfigError as exc:
     raise WorkflowError(f"invalid config: {exc}") from None

@@ -47,16 +47,13 @@ def load_config(args: argparse.Namespace) -> dict[str, Any]:
 def validated_config(path: Path, schema: Path) -> dict[str, Any]:
     """A YAML config validated against the workflow's schema with its defaults filled in (snakemake.utils.validate,
     the call the Snakefile makes), so the plan sees the config exactly as the workflow does."""
-    import yaml
-
     from hrsa.errors import ConfigError
+    from hrsa.grid.checks import load_yaml_strict
 
     try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"--configfile {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--configfile {path}: not valid YAML ({exc})") from None
+        config = load_yaml_strict(path)  # duplicate keys refused, as the Snakefile refuses them
+    except ConfigError as exc:
+        raise ConfigError(f"--configfile {exc}") from None
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 

@@ -88,3 +88,21 @@ def job_config(tasks: Sequence[str], known: Mapping[str, str | None], evaluation
         max_seq_length={} if length is None else {"default": length},
     )
     return job
+
+
+def check_query_lengths(benchmarks: Mapping[str, str | None], spec: Mapping[str, Any], saved_length: int,
+                        root: str | os.PathLike[str] = ".") -> None:
+    """ConfigError where a task's max_seq_length (else the embedders' saved `saved_length`) leaves no token for the
+    query after its instruction prompt (hrsa.grid.checks.check_query_room); instructions as far as known offline:
+    task_instructions, then the instruction tables (relative to `root`); others count as empty."""
+    from hrsa.grid.checks import check_query_room, read_instruction_table
+
+    spec = with_defaults("evaluation", spec)
+    instructions: dict[str, str] = {}
+    if spec["instructions"] == "task":
+        for i, table in enumerate(spec["instruction_tables"]):
+            for task, text in read_instruction_table(Path(root) / table, f"evaluation.instruction_tables[{i}]").items():
+                instructions.setdefault(task, text)
+        instructions.update(spec["task_instructions"])
+    lengths = {t: seq_length_for(t, b, spec["max_seq_length"]) or saved_length for t, b in benchmarks.items()}
+    check_query_room(lengths, instructions)

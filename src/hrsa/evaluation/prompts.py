@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hrsa.errors import HrsaError
+from hrsa.grid.checks import read_instruction_table as parse_instruction_table
 
 # How queries are instructed at evaluation: "task" = each task's own instruction in the training template (mteb's
 # InstructSentenceTransformerModel convention), "model" = the embedder's single saved query prompt for every task.
@@ -43,27 +44,9 @@ def read_instruction_table(path: str | os.PathLike[str]) -> dict[str, str]:
     """{task: query instruction} from a table in the study's format (evaluation/task_prompts.json of
     HKUST-KnowComp/Reasoning-Embedding): each value a string or {"query": ..., "passage": ...}, of which the query
     string is taken (documents get no instruction). The table's "default" entry is dropped: tasks missing from every
-    table fall back to their mteb metadata."""
-    import json
-
-    file = Path(path)
-    try:
-        table = json.loads(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise HrsaError(f"evaluation.instruction_tables: cannot read {file}: {exc.strerror or exc}") from exc
-    except ValueError as exc:
-        raise HrsaError(f"evaluation.instruction_tables: {file} is not valid JSON ({exc})") from exc
-    if not isinstance(table, dict):
-        raise HrsaError(f"evaluation.instruction_tables: {file} must hold a JSON object {{task: instruction}}")
-    out: dict[str, str] = {}
-    for task, entry in table.items():
-        query = entry.get("query") if isinstance(entry, dict) else entry
-        if not isinstance(query, str):
-            raise HrsaError(f"{file}: entry {task!r} must be a string or an object with a string 'query', "
-                            f"got {entry!r}")
-        if task != TABLE_DEFAULT_KEY:
-            out[task] = query
-    return out
+    table fall back to their mteb metadata. The parser is the DAG-time check's (hrsa.grid.checks)."""
+    table = parse_instruction_table(Path(path))
+    return {task: query for task, query in table.items() if task != TABLE_DEFAULT_KEY}
 
 
 def read_instruction_tables(paths: Sequence[str | os.PathLike[str]]) -> dict[str, str]:

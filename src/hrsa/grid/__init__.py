@@ -7,7 +7,6 @@ from hrsa.grid.config import (
     RECIPES,
     Backbone,
     knn_config,
-    probe_max_rows,
 )
 from hrsa.grid.ids import POOLED, ROLES, SAFE_NAME, Comparison, model_id, parse_comparison, parse_model_id
 from hrsa.grid.shapes import Shape
@@ -17,5 +16,4 @@ from hrsa.grid.study import Study
 __all__ = [
     "KNN_KEYS", "POOLED", "RECIPES", "RECIPE_FLAGS", "ROLES", "SAFE_NAME", "Backbone", "Comparison",
     "Shape", "Study", "knn_config", "model_id", "params_b", "parse_comparison", "parse_model_id",
-    "probe_max_rows",
 ]

@@ -229,35 +229,6 @@ def read_probes(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def check_knn_k(config: Mapping[str, Any]) -> None:
-    """Every kNN size must leave neighbours to find: k below the most rows a probe can have, as configured."""
-    ks = list((config.get("hrsa") or {}).get("knn_k") or [])
-    for i, probe in enumerate(config.get("probes", [])):
-        bound, why = probe_max_rows(probe)
-        too_big = [k for k in ks if bound is not None and k >= bound]
-        if too_big:
-            raise ConfigError(
-                f"hrsa.knn_k: {too_big} too large for probe {probe['name']!r} (probes[{i}]), which has at most "
-                f"{bound} rows ({why}); every k must be below the rows: lower hrsa.knn_k or enlarge the probe"
-            )
-
-
-def probe_max_rows(probe: Mapping[str, Any]) -> tuple[int | None, str]:
-    """The most rows a probe set can yield, as stated in its config (None if it does not say), and why."""
-    n_texts = probe.get("n_texts")
-    if n_texts is None:
-        return None, ""
-    if probe.get("granularity", "token") == "sentence":
-        return int(n_texts), f"n_texts={n_texts}, one row per text"
-    bounds = []
-    if probe.get("max_length"):
-        length = int(probe["max_length"])
-        bounds.append((int(n_texts) * length, f"n_texts={n_texts} x max_length={length}"))
-    if probe.get("max_tokens"):
-        bounds.append((int(probe["max_tokens"]), f"max_tokens={probe['max_tokens']}"))
-    return min(bounds) if bounds else (None, "")
-
-
 # ---- config slices of verbs ----------------------------------------------------------------------------------------
 def knn_config(hrsa: Mapping[str, Any]) -> dict[str, Any]:
     """The keys of `hrsa:` that decide the kNN graphs (KNN_KEYS), for `hrsa knn --config`: other HRSA settings

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import hrsa.grid.checks as checks
 import hrsa.grid.config as cfg
 from hrsa.grid.config import Backbone
 from hrsa.grid.ids import POOLED, Comparison, model_id
@@ -23,6 +24,9 @@ class Study:
     def __init__(self, config: dict[str, Any], root: str | Path = ".") -> None:
         self.config = config
         self.root = Path(root)
+        checks.check_numbers(config)  # before anything reads a number: NaN, inf, 1.0 as an integer
+        checks.check_ids(config)
+        checks.check_files(config, self.root)
         self.seeds: list[int] = cfg.read_seeds(config)
         self.pairs: dict[str, dict[str, Backbone]] = cfg.read_pairs(config, self.root)
         # what could not be checked offline (one line per pair), and comparisons that do not apply to some pair
@@ -43,7 +47,7 @@ class Study:
         self.skipped_comparisons: list[str]
         self.comparisons, self.skipped_comparisons = cfg.read_comparisons(config, self.seeds, self.pairs)
         self.probes: dict[str, dict[str, Any]] = cfg.read_probes(config)
-        cfg.check_knn_k(config)
+        checks.check_study(self)  # probes, layers per probe, Procrustes layers, probe rows, name lengths
 
     def notes(self) -> list[str]:
         """Lines worth one look at DAG time: comparisons skipped for some pair, checks left to later jobs."""
