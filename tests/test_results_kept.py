@@ -191,6 +191,7 @@ def test_a_nan_task_score_fails_the_report_and_every_model_shares_one_task_set(t
     _, means = aggregate(files, {"T1": "B", "T2": "B"})
     assert means["mean_task"].tolist() == [60.0, 50.0]  # base-E over T1 only (T2 is not scored for reason-E)
     assert means["missing"].tolist() == ["T2", "T2"] and not means["complete"].any()
-    bad = _summary(tmp_path / "p.reason-E.s0" / "T2.json", "p.reason-E.s0", {"T2": ("STS", ["test"], {"test": float("nan")})})
+    nan = {"T2": ("STS", ["test"], {"test": float("nan")})}
+    bad = _summary(tmp_path / "p.reason-E.s0" / "T2.json", "p.reason-E.s0", nan)
     with pytest.raises(DataError, match="T2.*score nan is not finite"):
         build_report([], [*files, bad], {}, tmp_path / "report", task_benchmarks={"T1": "B", "T2": "B"})

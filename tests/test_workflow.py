@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from smk import BIN, REPO, job_counts, snakemake
+from smk import BIN, REPO, demo_config, job_counts, snakemake, write_config
 
 
 def test_lint(tmp_path):
@@ -57,18 +57,17 @@ def test_one_evaluation_group_is_targeted_and_forced_by_name(tmp_path):
 
 
 def test_config_error_names_key(tmp_path, repo):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text((repo / "config/config.yaml").read_text().replace("layers: all", "layers: [0, 9]"))
-    proc = snakemake("-n", "--configfile", str(bad), cwd=tmp_path, check=False)
+    cfg = demo_config()
+    cfg["layers"] = [0, 9]
+    proc = snakemake("-n", "--configfile", str(write_config(tmp_path, cfg, "bad.yaml")), cwd=tmp_path, check=False)
     assert proc.returncode != 0
     assert "layers: 9 is out of range for pair 'tiny'" in proc.stdout + proc.stderr
 
 
 def test_instruction_override_of_a_task_not_evaluated_is_refused(tmp_path, repo):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text((repo / "config/config.yaml").read_text().replace(
-        "  instructions: task", "  instructions: task\n  task_instructions: {HrsaWordSim: Compare words}"))
-    proc = snakemake("-n", "--configfile", str(bad), cwd=tmp_path, check=False)
+    cfg = demo_config()
+    cfg["evaluation"]["task_instructions"] = {"HrsaWordSim": "Compare words"}
+    proc = snakemake("-n", "--configfile", str(write_config(tmp_path, cfg, "bad.yaml")), cwd=tmp_path, check=False)
     assert proc.returncode != 0
     assert "task_instructions names tasks that are not evaluated: ['HrsaWordSim']" in proc.stdout + proc.stderr
 
