@@ -175,28 +175,34 @@ def report(root: Path, capsys) -> tuple[int, str]:
     return rc, capsys.readouterr().err
 
 
+def refused(root: Path, capsys) -> str:
+    """The one error line of a report that must refuse its inputs (exit 2, nothing written)."""
+    rc, err = report(root, capsys)
+    line = one_line(err)
+    assert rc == 2 and not (root / "report").exists(), err
+    return line
+
+
 def test_another_comparisons_table_is_refused_by_the_report(report_inputs, capsys):
     rc, err = report(report_inputs, capsys)
     assert rc == 0, err
     shutil.rmtree(report_inputs / "report")
     target = report_inputs / "hrsa/lines/t.base~reason.parquet"
     shutil.copy(report_inputs / "hrsa/lines/t.base~sft.parquet", target)
-    rc, err = report(report_inputs, capsys)
-    line = one_line(err)
-    assert rc == 2 and str(target) in line and "comparison t.base~sft, not t.base~reason" in line
-    assert "re-run its compare job" in line and not (report_inputs / "report").exists()
+    line = refused(report_inputs, capsys)
+    assert str(target) in line and "comparison t.base~sft, not t.base~reason" in line
+    assert "re-run its compare job" in line
 
 
 def test_another_models_scores_are_refused_by_the_report(report_inputs, capsys):
     target = report_inputs / "eval/t.reason-E.s0/HrsaLee50.json"
     shutil.copy(report_inputs / "eval/t.base-E.s0/HrsaLee50.json", target)
-    rc, err = report(report_inputs, capsys)
-    line = one_line(err)
-    assert rc == 2 and str(target) in line and "'hrsa/t.base-E.s0', not 'hrsa/t.reason-E.s0'" in line
-    assert "re-run the evaluate job of t.reason-E.s0" in line and not (report_inputs / "report").exists()
+    line = refused(report_inputs, capsys)
+    assert str(target) in line and "'hrsa/t.base-E.s0', not 'hrsa/t.reason-E.s0'" in line
+    assert "re-run the evaluate job of t.reason-E.s0" in line
     target.write_text('{"model": {"name": "hrsa/t.reason-E.s0"}, "resu')  # truncated: one line too
-    rc, err = report(report_inputs, capsys)
-    assert rc == 2 and "truncated or unreadable" in one_line(err) and str(target) in err
+    line = refused(report_inputs, capsys)
+    assert "truncated or unreadable" in line and str(target) in line
 
 
 # ------------------------------------------------------------------------------ 5: weights changed, revision kept
