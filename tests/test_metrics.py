@@ -159,7 +159,7 @@ def test_streaming_pair_stats_equals_one_shot() -> None:
     assert stats.dimwise_correlation() == pytest.approx(dimwise_correlation(x, y), rel=1e-10)
     ref = procrustes(x, y)
     sums_only = stats.procrustes()
-    assert set(sums_only) == {"rvr", "rie", "sparsity"}
+    assert set(sums_only) == {"rvr", "rie", "sparsity", "rank"}
     assert sums_only["rvr"] == pytest.approx(ref["rvr"], rel=1e-8)
     two_pass = stats.procrustes([(x[:40], y[:40]), (x[40:], y[40:])])
     for key in ("rvr", "cosine", "rie", "sparsity"):

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from hrsa.metrics._moments import F64, Moments, PairSums
-from hrsa.metrics.procrustes import SPARSITY_EPS, _lapack_threads
+from hrsa.metrics.procrustes import SPARSITY_EPS, procrustes_map
 
 #: replicates whose d x d Procrustes cross products are built at once (bounds the r x d x d temporaries)
 PROCRUSTES_CHUNK = 8
@@ -305,10 +305,12 @@ class PairStats:
 
     def procrustes(self, w: np.ndarray | torch.Tensor, svd_dtype: torch.dtype = F64,
                    keep_map: bool = False) -> dict[str, np.ndarray]:
-        """rvr, cosine, rie and sparsity per weighting from one SVD each: O = UV' of the centred cross product,
+        """rvr, cosine, rie, sparsity and rank per weighting from one SVD each: O = UV' of the centred cross product
+        (the identity on its null space, and rank its effective rank: `procrustes.procrustes_map`),
         rvr = ||XO - Y||^2 / ||Y||^2 and cosine = <O, sum x y'/(|x||y|)> / rows on the uncentred rows. The SVD runs in
         `svd_dtype` (float32 halves its cost for replicates of float32 activations: its rounding, ~1e-7 of the largest
-        singular value, is far below the sampling noise a replicate measures); everything else in float64.
+        singular value, is far below the sampling noise a replicate measures; a replicate that may be rank-deficient at
+        that precision is factorised again in float64); everything else in float64.
         keep_map: keep the first weighting's map O (d x d) as `self.map` (the point estimate's O*, for the report)."""
         assert self.cross is not None and self.cos is not None
         tw = self._w(w)
@@ -319,7 +321,7 @@ class PairStats:
         else:
             pw = tw
         a, b = self.shift_x, self.shift_y
-        keys = ("rvr", "cosine", "rie", "sparsity")
+        keys = ("rvr", "cosine", "rie", "sparsity", "rank")
         out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
         for s in range(0, tw.shape[0], PROCRUSTES_CHUNK):
             w_, pw_ = tw[s:s + PROCRUSTES_CHUNK], pw[s:s + PROCRUSTES_CHUNK]
@@ -327,9 +329,8 @@ class PairStats:
             sx, sy = w_ @ self.sx, w_ @ self.sy
             cross = torch.einsum("rb,bpq->rpq", pw_, self.cross)
             centred = cross - sx[:, :, None] * sy[:, None, :] / n[:, None, None]
-            with _lapack_threads(centred.device):
-                u, _, vh = torch.linalg.svd(centred.to(svd_dtype))
-            o = (u @ vh).to(F64)
+            o, rank = procrustes_map(centred, svd_dtype)
+            out["rank"].append(rank.to(F64).cpu().numpy())
             if keep_map and s == 0:
                 self.map = o[0].cpu().numpy()
             raw = cross + sx[:, :, None] * b + a[:, None] * sy[:, None, :] + n[:, None, None] * torch.outer(a, b)

@@ -34,11 +34,56 @@ def _lapack_threads(device: torch.device) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+#: a singular value s_i of the centred cross product X'Y counts as zero when s_i <= max(s) * d * RANK_RTOL (numpy's
+#: matrix_rank rule, with ten times float64's epsilon); their count is the map's null space (`procrustes_map`)
+RANK_RTOL = 10 * torch.finfo(F64).eps
+
+
+def _svd(c: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    with _lapack_threads(c.device):
+        u, s, vh = torch.linalg.svd(c.to(dtype))
+    return u.to(F64), s.to(F64), vh.to(F64)
+
+
+def procrustes_map(cross: torch.Tensor, svd_dtype: torch.dtype = F64) -> tuple[torch.Tensor, torch.Tensor]:
+    """The unique orthogonal O minimising ||X_c O - Y_c||_F, and the effective rank k of the centred cross product
+    X_c'Y_c = U S V' it comes from (`cross`: d x d, or r x d x d for r maps at once; O in float64, k as int64).
+
+    The rule: s_i <= max(s) * d * RANK_RTOL counts as zero (k = the rest). On the range, O = U_k V_k' (unique even with
+    tied singular values). On the null space, where the data say nothing (n < d, or activations of low rank), every
+    orthogonal map from null(X_c'Y_c)'s left space onto its right space fits equally well, and a plain SVD picks one
+    by row order and rounding; O takes the one closest to the identity (largest trace): the partial isometry of the SVD
+    of P_U0 P_V0 (the projections onto both null spaces). So O = I wherever the data do not ask for a rotation:
+    procrustes(X, X) gives O = I at any n. It is unique unless a direction of one null space is orthogonal to the
+    whole other one (never when they coincide, and not for data in general position).
+    `svd_dtype` float32 halves the SVD's cost; a matrix whose float32 spectrum reaches d * 10 eps(float32) of its
+    largest value (possibly rank-deficient at that precision) is factorised again in float64."""
+    c = cross.to(F64)
+    d = c.shape[-1]
+    u, s, vh = _svd(c, svd_dtype)
+    if svd_dtype != F64:
+        redo = s[..., -1] <= s[..., 0] * d * 10 * torch.finfo(svd_dtype).eps
+        if bool(redo.any()):
+            if c.dim() == 2:
+                u, s, vh = _svd(c, F64)
+            else:
+                u[redo], s[redo], vh[redo] = _svd(c[redo], F64)
+    keep = s > s[..., :1] * d * RANK_RTOL
+    rank = keep.sum(-1)
+    o = (u * keep.unsqueeze(-2)) @ vh
+    if bool((rank < d).any()):
+        nu = u * (~keep).unsqueeze(-2)
+        nv = vh.mT * (~keep).unsqueeze(-2)
+        ub, _, vbh = _svd((nu @ nu.mT) @ (nv @ nv.mT), F64)
+        top = torch.arange(d, device=c.device) < (d - rank).unsqueeze(-1)
+        o = o + (ub * top.unsqueeze(-2)) @ vbh
+    return o, rank
+
+
 def orthogonal_from_cross(cross: torch.Tensor) -> torch.Tensor:
-    """O = U V' from the SVD U S V' of the (centred) cross product X'Y: the orthogonal map minimising ||XO - Y||_F."""
-    with _lapack_threads(cross.device):
-        u, _, vh = torch.linalg.svd(cross.to(F64))
-    return u @ vh
+    """O = U V' from the SVD U S V' of the (centred) cross product X'Y: the orthogonal map minimising ||XO - Y||_F,
+    made unique on the null space of X'Y by the identity rule of `procrustes_map`."""
+    return procrustes_map(cross)[0]
 
 
 def rotation_stats(o: torch.Tensor) -> dict[str, float]:
@@ -66,8 +111,10 @@ def residual_and_cosine(x: torch.Tensor, y: torch.Tensor, o: torch.Tensor) -> tu
 
 
 def procrustes(X: Any, Y: Any, *, device: Device = None) -> dict[str, float]:
-    """Orthogonal O from the SVD of centred X'Y; rvr = ||XO - Y||^2 / ||Y||^2 and cosine = mean row cosine of XO and
-    Y on the uncentred data; rie (inverse row entropy of O^2) and sparsity (share of |O_ab| < 1e-5)."""
+    """Orthogonal O from the SVD of centred X'Y (unique: the identity on its null space, `procrustes_map`);
+    rvr = ||XO - Y||^2 / ||Y||^2 and cosine = mean row cosine of XO and Y on the uncentred data; rie (inverse row
+    entropy of O^2), sparsity (share of |O_ab| < 1e-5) and rank (the effective rank of centred X'Y: below d, part of O
+    is the identity rule, not fitted)."""
     tx, ty = to_pair(X, Y, device, same_width=True, what="Procrustes")
     n, d = tx.shape
     if n < 2:
@@ -76,8 +123,9 @@ def procrustes(X: Any, Y: Any, *, device: Device = None) -> dict[str, float]:
     step = chunk_rows(2 * d, tx.element_size())
     for s in range(0, n, step):
         mom.update([tx[s:s + step]], [ty[s:s + step]])
-    o = orthogonal_from_cross(mom.cross_terms(0, 0).centred())
+    o, rank = procrustes_map(mom.cross_terms(0, 0).centred())
     out = rotation_stats(o)
+    out["rank"] = float(rank)
     oc = o.to(tx.dtype)
     res = yy = cos_sum = 0.0
     cos_n = 0

@@ -10,7 +10,7 @@ import torch
 
 from hrsa.errors import HrsaError
 from hrsa.metrics._moments import F64, Moments, cka_from_hsic
-from hrsa.metrics.procrustes import orthogonal_from_cross, residual_and_cosine, rotation_stats
+from hrsa.metrics.procrustes import procrustes_map, residual_and_cosine, rotation_stats
 from hrsa.tensors import Device, to_tensor
 
 
@@ -84,15 +84,21 @@ class StreamingPairStats:
         return float(r.clamp(-1, 1).mean())
 
     def procrustes_rotation(self) -> torch.Tensor:
-        """Orthogonal O (float64) minimising ||X_c O - Y_c||_F, from the SVD of the centred cross product."""
-        return orthogonal_from_cross(self._same_width("Procrustes").cross_terms(0, 0).centred())
+        """Orthogonal O (float64) minimising ||X_c O - Y_c||_F, from the SVD of the centred cross product (the
+        identity on its null space: `procrustes_map`)."""
+        return self._procrustes_map()[0]
+
+    def _procrustes_map(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return procrustes_map(self._same_width("Procrustes").cross_terms(0, 0).centred())
 
     def procrustes(self, batches: Iterable[tuple[Any, Any]] | None = None) -> dict[str, float]:
-        """rvr, rie, sparsity from the sums; with `batches` (the same rows again) also `cosine`, and rvr is then
-        measured directly in that pass instead of derived as (||X||^2 + ||Y||^2 - 2 tr(O'X'Y)) / ||Y||^2."""
+        """rvr, rie, sparsity and rank (of centred X'Y) from the sums; with `batches` (the same rows again) also
+        `cosine`, and rvr is then measured directly in that pass instead of derived as
+        (||X||^2 + ||Y||^2 - 2 tr(O'X'Y)) / ||Y||^2."""
         mom = self._same_width("Procrustes")
-        o = self.procrustes_rotation()
+        o, rank = self._procrustes_map()
         out = rotation_stats(o)
+        out["rank"] = float(rank)
         if batches is None:
             out["rvr"] = self._rvr_from_sums(mom, o)
             return out
