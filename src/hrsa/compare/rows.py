@@ -73,6 +73,7 @@ def representation_rows(out: Rows, layer: str, n: int, stats: Any, planned: list
     fams = {m.family for m in planned}
     weights = reps.stacked(True) if reps is not None else np.ones((1, stats.n_blocks))
     values: dict[str, Any] = {}
+    pflag = ""  # Procrustes rows of a layer whose centred X'Y is rank-deficient: part of O* is the identity rule
     if "cka" in fams:
         values["cka"] = stats.cka(weights)
     if "dimwise" in fams and stats.diag_xy is not None:
@@ -84,6 +85,7 @@ def representation_rows(out: Rows, layer: str, n: int, stats: Any, planned: list
             more = stats.procrustes(weights[1:], svd_dtype=stats.dtype)
             point = {k: np.concatenate([point[k], more[k]]) for k in point}
         values["procrustes"] = point
+        pflag = "rank-deficient" if point["rank"][0] < stats.cross.shape[-1] else ""
     from hrsa.stats import normal_null_q95
 
     for m in planned:
@@ -93,9 +95,10 @@ def representation_rows(out: Rows, layer: str, n: int, stats: Any, planned: list
         if m.family == "cka" and m.stat == "biased":
             mean, var = stats.rv_null()
             null = {"null_mean": mean, "null_q95": normal_null_q95(mean, var), "null_kind": NULL_RV}
-        with_ci = reps is not None and (m.family != "procrustes" or procrustes_ci)
+        with_ci = reps is not None and (m.family != "procrustes" or procrustes_ci) and m.interval
         v = values[m.family][m.stat]
-        out.scored(layer, m, n, v, reps if with_ci else None, flag=flag, **null)
+        fl = ";".join(f for f in (flag, pflag if m.family == "procrustes" else "") if f)
+        out.scored(layer, m, n, v, reps if with_ci else None, flag=fl, **null)
 
 
 def graph_rows(out: Rows, layer: str, n: int, planned: list[Any], paths: tuple[Path, Path, Path, Path],

@@ -52,6 +52,7 @@ class Metric:
     stat: str = ""  # the key of this metric in its family's output
     needs: frozenset[str] = frozenset()  # what `compare` must have to plan it (NEEDS)
     bounds: tuple[float, float] = (-math.inf, math.inf)  # the values it can take (intervals are clipped to them)
+    interval: bool = True  # False: a point diagnostic (an integer rank), never given a bootstrap interval
 
     def __post_init__(self) -> None:
         if not self.needs <= NEEDS:
@@ -197,6 +198,11 @@ def _representation() -> list[Metric]:
                frozenset({"permutation", "isotropic-scaling", "translation"}), "representation", False, True,
                "share of |O_ab| < 1e-5 in the Procrustes rotation (basis alignment)", family="procrustes",
                stat="sparsity", needs=same, bounds=(0.0, 1.0)),
+        Metric("procrustes-rank", _procrustes("rank"), ALL, "representation", False, True,
+               "effective rank of the centred X'Y the Procrustes map is fitted from (singular values above "
+               "max * d * 10 eps(float64)); below d the map is the identity on the null space (rows flagged "
+               "rank-deficient) and the other procrustes metrics' invariances hold only on the range",
+               family="procrustes", stat="rank", needs=same, bounds=(0.0, math.inf), interval=False),
     ]
 
 
