@@ -1,4 +1,4 @@
-"""Table 1 inference: the seed x task interval, TOST and Holm against hand-computed values, and the verdicts of an
+"""Table 1 inference: the seed-level t interval, TOST and Holm against hand-computed values, and the verdicts of an
 equivalent, a shifted and an under-seeded synthetic score set."""
 
 from __future__ import annotations
