@@ -1,4 +1,4 @@
-"""Table 1 inference: the seed x task interval, TOST and Holm against hand-computed values, and the verdicts of an
+"""Table 1 inference: the seed-level t interval, TOST and Holm against hand-computed values, and the verdicts of an
 equivalent, a shifted and an under-seeded synthetic score set."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hrsa.stats import crossed_delta, holm, seeds_needed, tost
+from hrsa.stats import holm, seed_level_delta, seeds_needed, tost
 
 
 def _t4_cdf(t: float) -> float:
@@ -45,24 +45,27 @@ def test_holm_matches_hand_computed_values():
 D = np.array([[0.5, 1.0, -0.2, 0.3], [0.1, 0.4, -0.6, 0.2], [0.9, 1.2, 0.4, 0.5]])
 
 
-def test_crossed_delta_matches_hand_computed_anova():
-    # seed means 0.4, 0.025, 0.75; grand mean 0.391667; MS_seed = 4 * 0.262917 / 2 = 0.525833
-    r = crossed_delta(D, confidence=0.90)
+def test_seed_level_delta_matches_hand_computed_t():
+    # equal weights: seed means D_s = 0.4, 0.025, 0.75; Δ = 0.391667; sd(D_s) = √(0.262917 / 2) = 0.362571
+    r = seed_level_delta(D, confidence=0.90)
     assert r["estimate"] == pytest.approx(0.391667, abs=1e-6)
-    assert r["se"] == pytest.approx(math.sqrt(0.525833 / 12), abs=1e-6)  # = sd(seed means)/√3 = 0.209331
-    assert r["df"] == pytest.approx(2.0)  # equal weights: the one-sample t on seed means
+    assert r["sd_seed"] == pytest.approx(0.362571, abs=1e-6)
+    assert r["se"] == pytest.approx(0.362571 / math.sqrt(3), abs=1e-6)  # 0.209331
+    assert r["df"] == 2.0
     assert r["low"] == pytest.approx(0.391667 - 2.919986 * 0.209331, abs=1e-5)  # t_{0.95, 2} = 2.919986
-    assert r["sd_seed"] == pytest.approx(0.209331 * math.sqrt(3), abs=1e-6)
-    # Mean(Type)-like weights: estimate = column means . w; SE² = MS_seed/12 + MS_res (Σw² - 1/4)/3
+    assert r["high"] == pytest.approx(0.391667 + 2.919986 * 0.209331, abs=1e-5)
+    # Mean(Type)-like weights: D_s = d[s] . w = 0.4625, 0.125, 0.7625; Δ = 0.45; deviations 0.0125, -0.325, 0.3125
+    # -> sd² = (0.00015625 + 0.105625 + 0.09765625) / 2 = 0.10171875; SE = √(0.10171875 / 3) = 0.184137; df = 2
+    # (the crossed seeds x tasks ANOVA this replaced gave SE 0.210 with Satterthwaite df 2.04)
     w = [0.25, 0.25, 0.125, 0.375]
-    r = crossed_delta(D, w)
-    ms_res = 0.0280556  # residual mean square of the two-way table, df 6
-    var = 0.525833 / 12 + ms_res * (0.28125 - 0.25) / 3
-    assert r["estimate"] == pytest.approx(0.45) and r["se"] == pytest.approx(math.sqrt(var), abs=1e-6)
-    df = var**2 / ((0.525833 / 12) ** 2 / 2 + (ms_res * 0.03125 / 3) ** 2 / 6)  # Satterthwaite
-    assert r["df"] == pytest.approx(df, rel=1e-4)
-    one = crossed_delta(D[:1])
-    assert math.isnan(one["se"]) and "one seed" in one["note"]
+    r = seed_level_delta(D, w)
+    assert r["estimate"] == pytest.approx(0.45)
+    assert r["sd_seed"] == pytest.approx(math.sqrt(0.10171875), abs=1e-12)
+    assert r["se"] == pytest.approx(math.sqrt(0.10171875 / 3), abs=1e-12) and r["df"] == 2.0
+    assert r["high"] == pytest.approx(0.45 + 2.919986 * 0.184137, abs=1e-5)
+    one = seed_level_delta(D[:1])
+    assert math.isnan(one["se"]) and math.isnan(one["df"]) and "one seed" in one["note"]
+    assert math.isnan(tost(one["estimate"], one["se"], one["df"], 1.0)["p_tost"])  # no spread: no test
 
 
 def test_seeds_needed_at_the_observed_spread():
@@ -126,3 +129,29 @@ def test_holm_runs_across_pairs_and_benchmarks():
     assert len(task) == 3
     assert task.p_tost_holm.to_numpy() == pytest.approx(holm(task.p_tost.to_numpy()))
     assert (task.p_tost_holm >= task.p_tost).all() and task.p_tost_holm.max() > task.p_tost.max() - 1e-12
+
+
+def test_equivalence_is_the_seed_level_t_on_weighted_per_seed_means():
+    """Mean(Type) with unequal weights (T0 alone in its type: weight 1/2; T1..T7 1/14 each): Δ, its interval, both
+    tests and the seeds-needed projection all come from the one-sample t on D_s = Σ_t w_t (reason - base)[s, t]."""
+    from scipy import stats
+
+    from hrsa.report import equivalence
+    from hrsa.schema import with_defaults
+
+    df = scores(0.3, 3, 1.0, seed=1).assign(task_type=lambda f: np.where(f.task == "T0", "A", "B"))
+    eq = equivalence(df, with_defaults("report"))
+    row = eq[eq.measure == "mean_type"].iloc[0]
+    wide = df.pivot_table(index="seed", columns=["role", "task"], values="score")
+    w = np.array([0.5] + [1 / 14] * 7)
+    d_s = (wide["reason"] - wide["base"])[[f"T{t}" for t in range(8)]].to_numpy() @ w
+    t = stats.ttest_1samp(d_s, 0.0)
+    low, high = t.confidence_interval(0.90)
+    assert (row.delta, row.sd_seed, row.df) == (pytest.approx(d_s.mean()), pytest.approx(d_s.std(ddof=1)), 2.0)
+    assert (row.low90, row.high90) == (pytest.approx(low), pytest.approx(high))
+    assert row.p_diff == pytest.approx(t.pvalue)
+    assert row.p_lower == pytest.approx(stats.ttest_1samp(d_s, -1.0, alternative="greater").pvalue)
+    assert row.p_upper == pytest.approx(stats.ttest_1samp(d_s, 1.0, alternative="less").pvalue)
+    assert row.verdict == "inconclusive"
+    # Holm's strictest step over the 1 test of this measure: alpha; the projection uses the same sd(D_s), df = n - 1
+    assert row.seeds_needed == seeds_needed(d_s.mean(), d_s.std(ddof=1), 1.0, 0.05, 1)[0] == 5

@@ -249,70 +249,72 @@ def normal_null_q95(mean: float, var: float, higher_is_more_similar: bool = True
 
 
 # ------------------------------------------------------------------------------------------ Table 1 inference
-def crossed_delta(
+def seed_level_delta(
     d: Any, weights: Sequence[float] | np.ndarray | None = None, confidence: float = 0.90
 ) -> dict[str, Any]:
-    """Benchmark-level Δ from an S x T matrix of per-seed, per-task differences (sibling - base, paired by seed).
+    """Benchmark-level Δ from an S x T matrix of per-seed, per-task differences (sibling - base, paired by seed), by
+    the one-sample t on the per-seed weighted means.
 
-    Model: d[s, t] = Δ_t + a_s + e[s, t], tasks fixed (the benchmark is its task list), seeds random (a_s, the seed
-    effect shared by all tasks, and e, the seed x task residual). Estimand: Σ_t w_t Δ_t (w = 1/T for Mean(Task),
-    1/(types x tasks of the type) for Mean(Type)). Var(estimate) = (σ_a² + σ_e² Σw²) / S, estimated by the two-way
-    ANOVA mean squares without clamping: SE² = MS_seed / (S T) + MS_res (Σw² - 1/T) / S (both coefficients >= 0),
-    df by Satterthwaite. With equal weights this is the one-sample t on the S seed-level means (df = S - 1).
-    Keys: estimate, se, df, low, high (t interval at `confidence`), sd_seed (= se √S: the spread of one seed's Δ),
-    n_seeds, n_tasks, note."""
+    Per seed s, D_s = Σ_t w_t d[s, t] (w = 1/T for Mean(Task), 1/(types x tasks of the type) for Mean(Type)): the
+    benchmark-level difference one seed gives. Δ = mean_s D_s, SE = sd(D_s) / √S, df = S - 1, t interval at
+    `confidence`. The seeds are the resampling unit and the tasks are fixed (the benchmark is its task list); no
+    assumption on how the tasks' seed-to-seed variances compare, so the interval keeps its coverage when some tasks are
+    noisier than others (a crossed seeds x tasks ANOVA that pools them does not).
+    `d` may carry leading axes (..., S, T) (a stack of matrices, e.g. Monte Carlo replicates): every value then has
+    those leading axes; for one matrix they are floats.
+    Keys: estimate, se, df, low, high, sd_seed (sd(D_s): the spread of one seed's Δ), n_seeds, n_tasks, note. With
+    fewer than 2 seeds there is no spread: se, df, low, high and sd_seed are NaN (noted)."""
     from scipy import stats
 
     m = np.asarray(d, dtype=np.float64)
-    if m.ndim != 2 or not m.size or not np.isfinite(m).all():
-        raise HrsaError(f"crossed_delta needs a finite seeds x tasks matrix, got shape {m.shape}")
-    s, t = m.shape
+    if m.ndim < 2 or not m.size or not np.isfinite(m).all():
+        raise HrsaError(f"seed_level_delta needs a finite seeds x tasks matrix, got shape {m.shape}")
+    s, t = m.shape[-2:]
     w = np.full(t, 1.0 / t) if weights is None else np.asarray(weights, dtype=np.float64)
     if w.shape != (t,) or not np.isclose(w.sum(), 1.0) or (w < 0).any():
-        raise HrsaError(f"crossed_delta needs {t} non-negative task weights summing to 1, got {w}")
-    estimate = float(m.mean(axis=0) @ w)
-    nan = float("nan")
+        raise HrsaError(f"seed_level_delta needs {t} non-negative task weights summing to 1, got {w}")
+    per_seed = m @ w  # (..., S): D_s
+    estimate = per_seed.mean(axis=-1)
+    nan = np.full(estimate.shape, np.nan)
     out: dict[str, Any] = {"estimate": estimate, "se": nan, "df": nan, "low": nan, "high": nan, "sd_seed": nan,
                            "n_seeds": s, "n_tasks": t, "note": ""}
     if s < 2:
         out["note"] = f"one seed: the seed-to-seed spread is unknown (need at least 2 seeds, got {s})"
-        return out
-    grand, rows, cols = m.mean(), m.mean(axis=1), m.mean(axis=0)
-    ms_seed = t * float(np.sum((rows - grand) ** 2)) / (s - 1)
-    df_res = (s - 1) * (t - 1)
-    ms_res = float(np.sum((m - rows[:, None] - cols[None, :] + grand) ** 2)) / df_res if df_res else 0.0
-    k_seed, k_res = 1.0 / (s * t), max(float(w @ w) - 1.0 / t, 0.0) / s
-    var = k_seed * ms_seed + k_res * ms_res
-    parts = (k_seed * ms_seed) ** 2 / (s - 1) + ((k_res * ms_res) ** 2 / df_res if df_res else 0.0)
-    df = var**2 / parts if parts > 0 else float(s - 1)
-    se = float(np.sqrt(var))
-    q = stats.t.ppf(0.5 + confidence / 2, df) if se > 0 else 0.0
-    out.update(se=se, df=float(df), low=estimate - q * se, high=estimate + q * se, sd_seed=se * float(np.sqrt(s)))
-    return out
+    else:
+        sd = per_seed.std(axis=-1, ddof=1)
+        se = sd / np.sqrt(s)
+        q = float(stats.t.ppf(0.5 + confidence / 2, s - 1))
+        out.update(se=se, df=np.full(estimate.shape, float(s - 1)), low=estimate - q * se, high=estimate + q * se,
+                   sd_seed=sd)
+    return _unstack(out)
 
 
-def tost(estimate: float, se: float, df: float, margin: float, alpha: float = 0.05) -> dict[str, Any]:
+def _unstack(out: dict[str, Any]) -> dict[str, Any]:
+    """0-d arrays of a result become floats (one matrix, one test); arrays with leading axes stay arrays."""
+    return {k: float(v) if isinstance(v, np.ndarray) and v.ndim == 0 else v for k, v in out.items()}
+
+
+def tost(estimate: Any, se: Any, df: Any, margin: float, alpha: float = 0.05) -> dict[str, Any]:
     """Two one-sided t tests (Schuirmann 1987) of H0: |Δ| >= margin against H1: |Δ| < margin, and the two-sided t test
     of Δ = 0. Keys: p_lower (H0 Δ <= -margin), p_upper (H0 Δ >= margin), p_tost (their max), p_diff (two-sided, Δ = 0),
-    low, high (the 1 - 2 alpha interval: equivalence at alpha iff it lies inside ±margin)."""
+    low, high (the 1 - 2 alpha interval: equivalence at alpha iff it lies inside ±margin). NaN where se or df is
+    undefined. estimate, se and df broadcast (arrays give arrays, scalars floats)."""
     from scipy import stats
 
     if margin <= 0 or not 0 < alpha < 0.5:
         raise HrsaError(f"TOST needs margin > 0 and 0 < alpha < 0.5, got {margin}, {alpha}")
-    nan = float("nan")
-    if not (np.isfinite(se) and np.isfinite(df) and df > 0):
-        return {"p_lower": nan, "p_upper": nan, "p_tost": nan, "p_diff": nan, "low": nan, "high": nan}
-    if se == 0:
-        inside = abs(estimate) < margin
-        return {"p_lower": 0.0 if estimate > -margin else 1.0, "p_upper": 0.0 if estimate < margin else 1.0,
-                "p_tost": 0.0 if inside else 1.0, "p_diff": 1.0 if estimate == 0 else 0.0,
-                "low": estimate, "high": estimate}
-    p_lower = float(stats.t.sf((estimate + margin) / se, df))
-    p_upper = float(stats.t.cdf((estimate - margin) / se, df))
-    q = float(stats.t.ppf(1 - alpha, df))
-    return {"p_lower": p_lower, "p_upper": p_upper, "p_tost": max(p_lower, p_upper),
-            "p_diff": float(2 * stats.t.sf(abs(estimate) / se, df)), "low": estimate - q * se,
-            "high": estimate + q * se}
+    e, s, k = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (estimate, se, df)))
+    ok = np.isfinite(s) & np.isfinite(k) & (k > 0)
+    zero = ok & (s == 0)  # no spread: the tests are decided by the estimate alone
+    k = np.where(ok, k, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_lower = np.where(zero, np.where(e > -margin, 0.0, 1.0), stats.t.sf((e + margin) / s, k))
+        p_upper = np.where(zero, np.where(e < margin, 0.0, 1.0), stats.t.cdf((e - margin) / s, k))
+        p_diff = np.where(zero, np.where(e == 0, 1.0, 0.0), 2 * stats.t.sf(np.abs(e) / s, k))
+    half = np.where(zero, 0.0, stats.t.ppf(1 - alpha, k) * np.where(ok, s, 0.0))
+    out = {"p_lower": p_lower, "p_upper": p_upper, "p_tost": np.maximum(p_lower, p_upper), "p_diff": p_diff,
+           "low": e - half, "high": e + half}
+    return _unstack({key: np.where(ok, v, np.nan) for key, v in out.items()})
 
 
 def holm(pvalues: Sequence[float]) -> np.ndarray:
@@ -331,9 +333,10 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
 
 def seeds_needed(estimate: float, sd_seed: float, margin: float, alpha: float, n_tests: int = 1,
                  max_seeds: int = 1000) -> tuple[int | None, str]:
-    """(seeds, goal): the fewest seeds whose t interval (df = seeds - 1, the observed per-seed spread `sd_seed`, the
-    estimate unchanged) would conclude at the Bonferroni level alpha / n_tests (Holm's strictest step). Goal
-    'equivalent' while |estimate| < margin (TOST), else 'different' (two-sided); (None, goal) beyond max_seeds."""
+    """(seeds, goal): the fewest seeds whose t interval under seed_level_delta's model (SE = sd_seed / √seeds,
+    df = seeds - 1; `sd_seed` the observed sd of the per-seed weighted means D_s, the estimate unchanged) would
+    conclude at the Bonferroni level alpha / n_tests (Holm's strictest step). Goal 'equivalent' while
+    |estimate| < margin (TOST), else 'different' (two-sided); (None, goal) beyond max_seeds."""
     from scipy import stats
 
     level = alpha / max(n_tests, 1)

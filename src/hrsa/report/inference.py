@@ -13,12 +13,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hrsa.stats import crossed_delta, holm, paired_comparison, seeds_needed, tost
+from hrsa.stats import holm, paired_comparison, seed_level_delta, seeds_needed, tost
 
 MEASURES = {"mean_task": "Mean(Task)", "mean_type": "Mean(Type)"}
-T1_UNIT = "seeds (seed-level Δ paired by seed); tasks fixed (the benchmark's task list)"
-T1_METHOD = "t interval, crossed seed x task ANOVA (SE² = MS_seed/(S·T) + MS_res(Σw²-1/T)/S), Satterthwaite df"
-T1_NULL = "TOST H0: |Δ| >= margin; difference H0: Δ = 0; Holm over pairs x benchmarks x siblings"
+T1_UNIT = ("seed: per seed s, D_s = the weighted mean over tasks of sibling - base-E (same seed; the weights of "
+           "Mean(Task) or Mean(Type)); tasks fixed (the benchmark's task list)")
+T1_METHOD = ("seed-level t: Δ = mean of D_s, SE = sd(D_s)/√S, t with S-1 df (no assumption that tasks are equally "
+             "noisy)")
+T1_NULL = ("TOST H0: |Δ| >= margin; difference H0: Δ = 0 (two-sided); both from the same t; Holm over pairs x "
+           "benchmarks x siblings")
 
 
 def embedding_table(ev: pd.DataFrame) -> pd.DataFrame:
@@ -119,7 +122,7 @@ def equivalence(long_df: pd.DataFrame, settings: Mapping[str, Any]) -> pd.DataFr
                 continue
             for measure in MEASURES:
                 w = None if measure == "mean_task" else type_weights(types)
-                est = crossed_delta(d, w, confidence=1 - 2 * alpha)
+                est = seed_level_delta(d, w, confidence=1 - 2 * alpha)
                 test = tost(est["estimate"], est["se"], est["df"], margin, alpha)
                 rows.append({"pair": pair, "benchmark": bench, "sibling": f"{sibling}-E", "measure": measure,
                              "n_seeds": len(seeds), "n_tasks": len(tasks), "delta": est["estimate"], "se": est["se"],
@@ -176,8 +179,8 @@ def verdict_lines(eq: pd.DataFrame, primary: str) -> list[str]:
             what = f"inconclusive (more seeds needed: {more})"
         other = [f"{MEASURES[k]}: {v['verdict']}" for k, v in by.iterrows() if k != primary]
         lines.append(
-            f"{pair} / {bench}: {sib} vs base-E on {MEASURES[primary]}: Δ = {r['delta']:+.2f} points, 90% interval "
-            f"[{r['low90']:+.2f}, {r['high90']:+.2f}] ({int(r['n_seeds'])} seeds x {int(r['n_tasks'])} tasks; "
+            f"{pair} / {bench}: {sib} vs base-E on {MEASURES[primary]}: Δ = {r['delta']:+.2f} points, 90% seed-level t "
+            f"interval [{r['low90']:+.2f}, {r['high90']:+.2f}] ({int(r['n_seeds'])} seeds x {int(r['n_tasks'])} tasks; "
             f"TOST p = {r['p_tost_holm']:.3g}, difference p = {r['p_diff_holm']:.3g}, Holm): {what}"
             + (f" [{'; '.join(other)}]" if other else ""))
     return lines
