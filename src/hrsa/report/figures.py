@@ -13,13 +13,17 @@ import numpy as np
 import pandas as pd
 
 from hrsa.compare import load_procrustes_map
+from hrsa.metrics.manifold import DUPLICATE_SHARE
 from hrsa.report.layers import degenerate, knn_metrics, last_layer, layer_key, short_name, siblings
 
 #: grayscale-readable series styles: (colour, line style, marker)
 STYLES = {"backbones": ("black", "-", "o"), "embedders": ("0.45", "--", "s"), "noise": ("0.25", ":", None),
           "permutation": ("0.6", "-.", None)}
-#: legend entry of the hollow markers drawn over degenerate estimates (flag duplicate-rows)
+#: legend entry of the hollow markers drawn over degenerate estimates (flag duplicate-rows), and what they mean
 FLAGGED = "flagged: duplicate rows"
+FLAG_NOTE = (f"hollow markers: flagged duplicate-rows (more than {DUPLICATE_SHARE:.0%} of rows coincide with their "
+             "first neighbour, e.g. layer 0 of a token probe: TwoNN leaves those rows out and kNN ties are broken "
+             "arbitrarily), artefacts, not findings")
 CURVE_NOTE = ("bands: envelope of the per-seed 95% block-bootstrap intervals (unit: probe texts); noise floor: "
               "mean of X-E~X-E over seed pairs; null: permutation chance level")
 
