@@ -103,9 +103,12 @@ def representation_rows(out: Rows, layer: str, n: int, stats: Any, planned: list
 
 def graph_rows(out: Rows, layer: str, n: int, planned: list[Any], paths: tuple[Path, Path, Path, Path],
                blocks: np.ndarray, reps: Replicates | None, n_perm: int, seed: int) -> None:
-    """kNN Jaccard / retention and TwoNN rows of one layer, from the stored graphs."""
+    """kNN Jaccard / retention and TwoNN rows of one layer, from the stored graphs. A layer where more than
+    DUPLICATE_SHARE of a graph's rows coincide with their first neighbour (layer 0 of a token probe: one vector per
+    token id) has its kNN rows, and the TwoNN rows of that side, flagged DUPLICATE_FLAG; TwoNN leaves those rows out."""
     from hrsa.knn import graph_distances
     from hrsa.metrics import jaccard_per_row, retention_per_row, twonn_ratios
+    from hrsa.metrics.manifold import COINCIDENT_DISTANCE, duplicate_flag
     from hrsa.metrics.units import block_sums, twonn_family, weighted_means
 
     graph = [m for m in planned if m.family in ("knn", "twonn")]
@@ -125,6 +128,8 @@ def graph_rows(out: Rows, layer: str, n: int, planned: list[Any], paths: tuple[P
                             f"hrsa.knn_k needs {need}: rebuild the graphs (or lower hrsa.knn_k)")
     n_blocks = reps.n_blocks if reps is not None else 1
     weights = reps.stacked(True) if reps is not None else np.ones((1, 1))
+    dist = [graph_distances(s[:, :2], "cosine") for s in (sl, sr)]
+    dup = {"left": duplicate_flag(dist[0]), "right": duplicate_flag(dist[1]), "both": duplicate_flag(*dist)}
     knn = [m for m in graph if m.family == "knn"]
     if knn:
         per_row = np.stack([(jaccard_per_row if m.stat.startswith("jaccard") else retention_per_row)(
@@ -133,13 +138,13 @@ def graph_rows(out: Rows, layer: str, n: int, planned: list[Any], paths: tuple[P
         vals = weighted_means(sums, counts, weights)
         for c, m in enumerate(knn):
             null = _perm_null(m, (il, ir), n_perm, seed) if n_perm > 0 else {}
-            out.scored(layer, m, n, vals[:, c], reps, **null)
+            out.scored(layer, m, n, vals[:, c], reps, flag=dup["both"], **null)
     twonn = [m for m in graph if m.family == "twonn"]
     if twonn:
-        mu = [twonn_ratios(graph_distances(s[:, :2], "cosine")) for s in (sl, sr)]
+        mu = [twonn_ratios(d, COINCIDENT_DISTANCE) for d in dist]
         fam = twonn_family(mu[0], mu[1], blocks if reps is not None else np.zeros(n, np.int64), n_blocks, weights)
         for m in twonn:
-            out.scored(layer, m, n, fam[m.stat], reps)
+            out.scored(layer, m, n, fam[m.stat], reps, flag=dup.get(m.stat, dup["both"]))
 
 
 def _shared_graph_rows(left: Path, right: Path) -> np.ndarray | None:

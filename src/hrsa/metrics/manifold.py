@@ -12,11 +12,31 @@ from hrsa.tensors import to_numpy
 
 #: Facco et al. fit the line on the smallest 90% of the ratios: the tail is dominated by noise and boundary effects
 TWONN_FRACTION = 0.9
+#: chordal distance (unit sphere) up to which a stored float32 graph's first neighbour coincides with its row: the
+#: float32 inner product of two identical unit rows misses 1 by a few ulps (distance ~5e-4), more at large widths
+COINCIDENT_DISTANCE = 1e-2
+#: share of rows with a coincident first neighbour above which a layer's TwoNN and kNN rows are flagged
+DUPLICATE_SHARE = 0.01
+#: the flag: TwoNN's r2 / r1 is undefined for those rows (they are left out; the rest sees ties r2 = r1), and which
+#: of several coinciding neighbours a kNN list holds is arbitrary (FAISS breaks ties by k and order)
+DUPLICATE_FLAG = "duplicate-rows"
 
 
-def twonn_ratios(distances: Any) -> np.ndarray:
+def coincident_share(distances: Any, tol: float = COINCIDENT_DISTANCE) -> float:
+    """Share of rows whose first neighbour (column 0 of sorted distances, self excluded) lies within `tol`."""
+    d = np.asarray(distances, dtype=np.float64)
+    return float((d[:, 0] <= tol).mean()) if d.shape[0] else 0.0
+
+
+def duplicate_flag(*distances: Any, tol: float = COINCIDENT_DISTANCE) -> str:
+    """DUPLICATE_FLAG when more than DUPLICATE_SHARE of the rows of any of the graphs coincide with a neighbour."""
+    return DUPLICATE_FLAG if any(coincident_share(d, tol) > DUPLICATE_SHARE for d in distances) else ""
+
+
+def twonn_ratios(distances: Any, tol: float = 0.0) -> np.ndarray:
     """mu = r2 / r1 per row from sorted neighbour distances (n x k, k >= 2, self excluded); rows whose first
-    distance is 0 (duplicates) give NaN."""
+    distance is at most `tol` (duplicates: 0 in float64, float32 noise in a stored graph) give NaN and are left out
+    of the estimate, as Facco et al.'s estimator is undefined for coincident points."""
     d = np.asarray(distances, dtype=np.float64)
     if d.ndim != 2 or d.shape[1] < 2:
         raise HrsaError(f"TwoNN needs at least 2 neighbour distances per row, got shape {d.shape}")
@@ -26,12 +46,17 @@ def twonn_ratios(distances: Any) -> np.ndarray:
     if (r2 < r1).any():
         raise HrsaError("TwoNN distances must be sorted ascending per row")
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(r1 > 0, r2 / np.where(r1 > 0, r1, 1.0), np.nan)
+        return np.where(r1 > tol, r2 / np.where(r1 > tol, r1, 1.0), np.nan)
 
 
 def twonn_from_ratios(mu: Any, fraction: float = TWONN_FRACTION, method: Literal["fit", "mle"] = "fit") -> float:
     """Intrinsic dimension from the ratios mu (NaN entries ignored). "fit": Facco's least-squares line through the
-    origin of -log(1 - F(mu)) against log(mu) over the smallest `fraction`; "mle": (N - 1) / sum(log mu)."""
+    origin of -log(1 - F(mu)) against log(mu) over the smallest `fraction` (in (0, 1): F(mu_i) = i / N is 1 at the
+    largest ratio, whose -log(1 - F) is infinite); "mle": (N - 1) / sum(log mu). Ratios that are all 1 (ties
+    r2 = r1) determine no dimension: an HrsaError, not inf."""
+    if not 0.0 < fraction < 1.0:
+        raise HrsaError(f"TwoNN fraction must be in (0, 1), got {fraction}: the largest ratio has F = 1 and "
+                        "-log(1 - F) = inf")
     m = np.asarray(mu, dtype=np.float64)
     m = np.sort(m[np.isfinite(m)])
     if m.size < 3:
@@ -39,14 +64,18 @@ def twonn_from_ratios(mu: Any, fraction: float = TWONN_FRACTION, method: Literal
     x = np.log(m)
     if method == "mle":
         s = x.sum()
-        return float((m.size - 1) / s) if s > 0 else float("inf")
+        if s <= 0:
+            raise HrsaError(f"TwoNN: all {m.size} ratios r2 / r1 are 1 (tied neighbours): no dimension")
+        return float((m.size - 1) / s)
     if method != "fit":
         raise HrsaError(f"TwoNN method must be 'fit' or 'mle', got {method!r}")
     keep = max(2, int(np.floor(m.size * fraction)))
     f_emp = np.arange(1, m.size + 1, dtype=np.float64) / m.size
     x, y = x[:keep], -np.log1p(-f_emp[:keep])
     sxx = float(x @ x)
-    return float(x @ y / sxx) if sxx > 0 else float("inf")
+    if sxx <= 0:
+        raise HrsaError(f"TwoNN: the smallest {keep} ratios r2 / r1 are all 1 (tied neighbours): no dimension")
+    return float(x @ y / sxx)
 
 
 def twonn_dimension(distances: Any, fraction: float = TWONN_FRACTION, method: Literal["fit", "mle"] = "fit") -> float:

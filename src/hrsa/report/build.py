@@ -16,6 +16,7 @@ from hrsa.errors import DataError
 from hrsa.io import atomic_path
 from hrsa.report.figures import (
     CURVE_NOTE,
+    FLAG_NOTE,
     plot_cka_matrices,
     plot_intrinsic_dimension,
     plot_layer_curves,
@@ -142,7 +143,8 @@ def _assemble(grid: Mapping[str, Any], settings: Mapping[str, Any], ev: pd.DataF
     s.append(("text", f"Curves: {CURVE_NOTE}. CKA heatmaps: before (backbones) and after (embedders, mean over "
                       "seeds). Procrustes map: |O*| of the last layer, titled with its RIE. Probe transfer: accuracy "
                       "of a probe trained on the left model, tested on left (source) and right (target) features. "
-                      "Intrinsic dimension: TwoNN (cosine neighbours). Plotted values: figures/*.tsv."))
+                      f"Intrinsic dimension: TwoNN (cosine neighbours). Curves and ID: {FLAG_NOTE}. "
+                      "Plotted values: figures/*.tsv."))
     if not figures["procrustes"]:
         s.append(("text", "No Procrustes map: compare saves none ({probe}/{comparison}.procrustes.npz)."))
     for paths in figures.values():

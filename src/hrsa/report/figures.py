@@ -13,11 +13,17 @@ import numpy as np
 import pandas as pd
 
 from hrsa.compare import load_procrustes_map
-from hrsa.report.layers import knn_metrics, last_layer, layer_key, short_name, siblings
+from hrsa.metrics.manifold import DUPLICATE_SHARE
+from hrsa.report.layers import degenerate, knn_metrics, last_layer, layer_key, short_name, siblings
 
 #: grayscale-readable series styles: (colour, line style, marker)
 STYLES = {"backbones": ("black", "-", "o"), "embedders": ("0.45", "--", "s"), "noise": ("0.25", ":", None),
           "permutation": ("0.6", "-.", None)}
+#: legend entry of the hollow markers drawn over degenerate estimates (flag duplicate-rows), and what they mean
+FLAGGED = "flagged: duplicate rows"
+FLAG_NOTE = (f"hollow markers: flagged duplicate-rows (more than {DUPLICATE_SHARE:.0%} of rows coincide with their "
+             "first neighbour, e.g. layer 0 of a token probe: TwoNN leaves those rows out and kNN ties are broken "
+             "arbitrarily), artefacts, not findings")
 CURVE_NOTE = ("bands: envelope of the per-seed 95% block-bootstrap intervals (unit: probe texts); noise floor: "
               "mean of X-E~X-E over seed pairs; null: permutation chance level")
 
@@ -65,6 +71,22 @@ def _curve_series(tab: pd.DataFrame, sib: str, metric: str) -> list[tuple[str, p
     return series
 
 
+def _flags(s: pd.DataFrame) -> pd.Series:
+    return s["flag"].fillna("").astype(str) if "flag" in s else pd.Series([""] * len(s), index=s.index)
+
+
+def _mark_flagged(ax: Any, x: Sequence[int], y: Any, flags: pd.Series, colour: Any, marker: str | None,
+                  labelled: bool) -> bool:
+    """Hollow markers over the points whose flags mark a degenerate estimate (one legend entry per axes); returns
+    whether any was drawn (so the legend entry is not repeated)."""
+    bad = degenerate(flags).to_numpy()
+    if not bad.any():
+        return labelled
+    ax.plot(np.asarray(x)[bad], np.asarray(y, dtype=float)[bad], linestyle="none", marker=marker or "o", ms=7,
+            markerfacecolor="white", markeredgecolor=colour, zorder=3, label=None if labelled else FLAGGED)
+    return True
+
+
 def _positions(layers: Sequence[str]) -> dict[str, int]:
     return {x: i for i, x in enumerate(sorted(set(layers), key=layer_key))}
 
@@ -73,6 +95,7 @@ def _plot_panel(ax: Any, series: list[tuple[str, pd.DataFrame]], metric: str) ->
     """Draw one panel's series; returns the plotted values as rows."""
     pos = _positions([x for _, s in series for x in s["layer"]])
     rows = []
+    labelled = False
     for name, s in series:
         colour, ls, marker = STYLES[name.split(" ")[0]]
         x = [pos[v] for v in s["layer"]]
@@ -80,8 +103,10 @@ def _plot_panel(ax: Any, series: list[tuple[str, pd.DataFrame]], metric: str) ->
         if s["low"].notna().any():
             ax.fill_between(x, s["low"], s["high"], color=colour, alpha=0.18,
                             linewidth=0)
-        rows += [{"metric": metric, "series": name, "layer": lay, "y": y, "low": lo, "high": hi}
-                 for lay, y, lo, hi in zip(s["layer"], s["y"], s["low"], s["high"], strict=True)]
+        flags = _flags(s) if name.startswith(("backbones", "embedders")) else pd.Series([""] * len(s), index=s.index)
+        labelled = _mark_flagged(ax, x, s["y"], flags, colour, marker, labelled)
+        rows += [{"metric": metric, "series": name, "layer": lay, "y": y, "low": lo, "high": hi, "flag": f}
+                 for lay, y, lo, hi, f in zip(s["layer"], s["y"], s["low"], s["high"], flags, strict=True)]
     ax.set_xticks(list(pos.values()), list(pos), fontsize=7)
     ax.set_xlabel("layer index")
     ax.set_ylabel(metric)
@@ -215,7 +240,9 @@ def plot_probe_transfer(tab: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def plot_intrinsic_dimension(ids: pd.DataFrame, out: Path) -> list[Path]:
-    """Per pair and probe: TwoNN intrinsic dimension per layer, one line per model role (embedders: seed mean)."""
+    """Per pair and probe: TwoNN intrinsic dimension per layer, one line per model role (embedders: seed mean);
+    hollow markers (legend: FLAGGED) where the estimate is degenerate (flag duplicate-rows, e.g. layer 0 of a token
+    probe), and the plotted values' `flag` column says why."""
     plt = _pyplot()
     paths = []
     styles = {"base": ("black", "-", "o"), "reason": ("0.4", "-", "^"), "sft": ("0.65", "-", "v"),
@@ -224,11 +251,16 @@ def plot_intrinsic_dimension(ids: pd.DataFrame, out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(4.6, 3.4))
         pos = _positions(list(sub.layer))
         rows = []
+        labelled = False
         for role in [r for r in styles if r in set(sub.role)]:
             s = _ordered(sub[sub.role == role])
             colour, ls, marker = styles[role]
-            ax.plot([pos[x] for x in s.layer], s["mean"], color=colour, linestyle=ls, marker=marker, ms=4, label=role)
-            rows += [{"role": role, "layer": lay, "y": y} for lay, y in zip(s.layer, s["mean"], strict=True)]
+            x = [pos[v] for v in s.layer]
+            ax.plot(x, s["mean"], color=colour, linestyle=ls, marker=marker, ms=4, label=role)
+            flags = _flags(s)
+            labelled = _mark_flagged(ax, x, s["mean"], flags, colour, marker, labelled)
+            rows += [{"role": role, "layer": lay, "y": y, "flag": f}
+                     for lay, y, f in zip(s.layer, s["mean"], flags, strict=True)]
         ax.set_xticks(list(pos.values()), list(pos), fontsize=7)
         ax.set_xlabel("layer index")
         ax.set_ylabel("TwoNN intrinsic dimension")

@@ -67,7 +67,8 @@ def hrsa_table(hr: pd.DataFrame) -> pd.DataFrame:
 
 def intrinsic_dimension(hr: pd.DataFrame) -> pd.DataFrame:
     """TwoNN intrinsic dimension per probe, model role and layer: each model's value once (it appears in several
-    comparisons), then mean ± std over seeds for embedders."""
+    comparisons), then mean ± std over seeds for embedders; `flag` joins the flags of the rows (e.g. duplicate-rows:
+    a degenerate estimate, not a finding)."""
     if hr.empty:
         return pd.DataFrame()
     diag = hr[(hr.layer_x == hr.layer_y) & hr.metric.isin(["twonn-id-left", "twonn-id-right"])]
@@ -77,5 +78,14 @@ def intrinsic_dimension(hr: pd.DataFrame) -> pd.DataFrame:
     one = diag.assign(model=model).drop_duplicates(["probe", "model", "layer_x"])
     ids = [parse_model_id(m) for m in one.model]
     one = one.assign(role=[f"{r}-E" if s is not None else r for _, r, s in ids])
-    g = one.groupby(["probe", "pair", "role", "layer_x"], sort=False)["value"]
-    return g.agg(["mean", "std", "count"]).reset_index().rename(columns={"layer_x": "layer"})
+    g = one.groupby(["probe", "pair", "role", "layer_x"], sort=False)
+    out = g["value"].agg(["mean", "std", "count"]).reset_index().rename(columns={"layer_x": "layer"})
+    out["flag"] = g["flag"].agg(_join).to_numpy() if "flag" in one else ""
+    return out
+
+
+def degenerate(flags: pd.Series) -> pd.Series:
+    """Whether each joined flag string marks an estimate that is an artefact, not a finding (duplicate rows)."""
+    from hrsa.metrics.manifold import DUPLICATE_FLAG
+
+    return flags.fillna("").astype(str).str.split(";").map(lambda fs: DUPLICATE_FLAG in fs)
