@@ -310,14 +310,17 @@ def test_aggregation_reproduces_hand_computed_mean_task_and_mean_type(tmp_path: 
     assert scores == {(m, "T1"): 50.0, (m, "T2"): 12.35, (m, "T3"): 30.0, (m, "U1"): 80.0,
                       ("p.reason-E.s0", "T1"): 60.0}
     assert list(long_df.columns[:4]) == ["benchmark", "pair", "role", "seed"]
+    # every embedder of the pair is averaged over the tasks scored for all of them: B1's T1 only
+    both = means[means.benchmark == "B1"].set_index("role")
+    assert both.loc["base", "mean_task"] == 50.0 and both.loc["reason", "mean_task"] == 60.0
+    assert set(both["missing"]) == {"T2,T3,T4"}  # missing tasks listed, never imputed
+    _, means = aggregate(files[:4], benchmarks)  # base-E alone: its own scored tasks
     b1 = means[(means.benchmark == "B1") & (means.role == "base")].iloc[0]
     assert b1.mean_task == pytest.approx((50.0 + 12.35 + 30.0) / 3)  # 30.7833
     assert b1.mean_type == pytest.approx(((50.0 + 12.35) / 2 + 30.0) / 2)  # STS 31.175, Retrieval 30 -> 30.5875
     assert (b1.n_tasks, b1.n_expected, b1.n_types, b1.complete, b1.missing) == (3, 4, 2, False, "T4")
     b2 = means[(means.benchmark == "B2")].iloc[0]
     assert (b2.mean_task, b2.mean_type, b2.complete) == (80.0, 80.0, True)  # never mixed with B1
-    reason = means[(means.benchmark == "B1") & (means.role == "reason")].iloc[0]
-    assert (reason.mean_task, reason.missing) == (60.0, "T2,T3,T4")  # missing tasks listed, never imputed
     assert set(means.benchmark) == {"B1", "B2"}  # the local task has no scores here: no row, no imputed mean
 
     old = tmp_path / "old" / "T1.json"
