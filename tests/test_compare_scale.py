@@ -14,12 +14,12 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from hrsa import stats
-from hrsa.activations import LayerWriter, part_path, row_hash
 from hrsa.cli import main
 from hrsa.errors import HrsaError
 from hrsa.metrics import dimwise_correlation, linear_cka, procrustes, registry_for
 from hrsa.metrics.blocks import PairBlocks, assign_blocks, bootstrap_weights, jackknife_weights
 from hrsa.runtime import limit_threads
+from synthetic import write_activations
 
 limit_threads(1)
 threadpool_limits(1)
@@ -153,18 +153,7 @@ def test_bca_reports_bias_and_flags_biased_rows() -> None:
 
 
 # ------------------------------------------------------------------ compare end to end
-def _write_acts(root: Path, layers: dict[str, np.ndarray], text: np.ndarray, granularity: str) -> None:
-    pos = np.zeros(len(text), np.int32)
-    if granularity == "token":
-        pos = np.concatenate([np.arange(c) for c in np.unique(text, return_counts=True)[1]]).astype(np.int32)
-    meta = {"model_id": {"a": "p.base", "b": "p.reason"}[root.name], "probe_hash": "p", "granularity": granularity,
-            "layers": list(layers),
-            "n_rows": len(text), "row_hash": row_hash(text.astype(np.int32), pos), "tokenizer_hash": "t"}
-    for layer, X in layers.items():
-        w = LayerWriter(part_path(root, layer), layer, X.shape[1], "float32", meta)
-        w.add(text.astype(np.int32), pos, pos, X.astype(np.float32))
-        w.close()
-    (root / "_meta.json").write_text(json.dumps(meta))
+MODELS = {"a": "p.base", "b": "p.reason"}  # the two sides of the comparisons below
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +167,7 @@ def token_setup(tmp_path_factory) -> Path:
     other = {k: v @ np.linalg.qr(rng.normal(size=(12, 12)))[0] + 0.8 * rng.normal(size=v.shape) + 1.0
              for k, v in base.items()}
     for name, layers in (("a", base), ("b", other)):
-        _write_acts(wd / "acts" / name, layers, text, "token")
+        write_activations(wd / "acts" / name, layers, text, MODELS[name])
         for layer in layers:
             assert main(["knn", "--activations", str(wd / "acts" / name), "--layer", layer,
                          "--config", json.dumps({"knn_k": [6]}),
@@ -285,7 +274,7 @@ def test_sentence_probe_resamples_sentences_and_probe_test_rows(tmp_path: Path) 
     x = rng.normal(size=(n, 8)) + 2.0 * (labels[:, None] == "a")
     y = x + 0.5 * rng.normal(size=(n, 8))
     for name, v in (("a", x), ("b", y)):
-        _write_acts(tmp_path / "acts" / name, {"0": v, "1": v + 1}, text, "sentence")
+        write_activations(tmp_path / "acts" / name, {"0": v, "1": v + 1}, text, MODELS[name], "sentence")
         for layer in ("0", "1"):
             assert main(["knn", "--activations", str(tmp_path / "acts" / name), "--layer", layer,
                          "--config", json.dumps({"knn_k": [4]}),

@@ -11,25 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hrsa.activations import LayerWriter, part_path, row_hash
 from hrsa.cli import main
 from hrsa.errors import HrsaError
 from hrsa.metrics import twonn_from_ratios
 from hrsa.metrics.manifold import DUPLICATE_FLAG, DUPLICATE_SHARE, coincident_share, duplicate_flag
 from hrsa.runtime import limit_threads
+from synthetic import write_activations
 
 limit_threads(1)
-
-
-def _write_acts(root: Path, layers: dict[str, np.ndarray], text: np.ndarray, model: str) -> None:
-    pos = np.concatenate([np.arange(c) for c in np.bincount(text)]).astype(np.int32)
-    meta = {"model_id": model, "probe_hash": "p", "granularity": "token", "layers": list(layers),
-            "n_rows": len(text), "row_hash": row_hash(text.astype(np.int32), pos), "tokenizer_hash": "t"}
-    for layer, X in layers.items():
-        w = LayerWriter(part_path(root, layer), layer, X.shape[1], "float32", meta)
-        w.add(text.astype(np.int32), pos, pos, X.astype(np.float32))
-        w.close()
-    (root / "_meta.json").write_text(json.dumps(meta))
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +33,7 @@ def token_table(tmp_path_factory) -> Path:
     for model, name in (("p.base", "a"), ("p.reason", "b")):
         emb = rng.normal(size=(30, 16))
         layers = {"0": emb[tokens], "1": emb[tokens] + 0.7 * rng.normal(size=(len(text), 16))}
-        _write_acts(wd / "acts" / name, layers, text, model)
+        write_activations(wd / "acts" / name, layers, text, model)
         for layer in layers:
             assert main(["knn", "--activations", str(wd / "acts" / name), "--layer", layer,
                          "--config", json.dumps({"knn_k": [3]}),
