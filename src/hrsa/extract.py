@@ -27,6 +27,7 @@ from hrsa.embedder import LoadedModel, ensure_pad_token, load_model, set_attenti
 from hrsa.errors import HrsaError
 from hrsa.grid import POOLED
 from hrsa.io import atomic_path, fingerprinted_dir, package_versions, sha256_file
+from hrsa.schema import default
 
 
 def tokenizer_hash(tok: Any) -> str:
@@ -51,7 +52,8 @@ def select_rows(lengths: list[int], max_tokens: int, seed: int) -> list[np.ndarr
     return out
 
 
-DEFAULT_SHARD_ROWS = 16384
+# rows per shard when a caller gives none: the schema's activations.shard_rows, not a copy of it
+DEFAULT_SHARD_ROWS: int = default("activations/shard_rows")
 
 
 @dataclass
