@@ -67,11 +67,13 @@ def _perm_null(metric: Any, indices: tuple[np.ndarray, np.ndarray], n_perm: int,
 
 # ------------------------------------------------------------------------------------------------ metric families
 def representation_rows(out: Rows, layer: str, n: int, stats: Any, planned: list[Any], reps: Replicates | None,
-                        procrustes_ci: bool) -> None:
-    """CKA, dim-wise correlation and Procrustes rows of one layer from its block statistics."""
+                        procrustes_ci: bool, procrustes_boot: int | None = None) -> None:
+    """CKA, dim-wise correlation and Procrustes rows of one layer from its block statistics; Procrustes intervals use
+    the first `procrustes_boot` bootstrap replicates (None: all; one d x d SVD each)."""
     flag = "constant-layer" if stats.const_x or stats.const_y else ""
     fams = {m.family for m in planned}
     weights = reps.stacked(True) if reps is not None else np.ones((1, stats.n_blocks))
+    preps = reps  # the replicates of the Procrustes intervals
     values: dict[str, Any] = {}
     pflag = ""  # Procrustes rows of a layer whose centred X'Y is rank-deficient: part of O* is the identity rule
     if "cka" in fams:
@@ -81,8 +83,10 @@ def representation_rows(out: Rows, layer: str, n: int, stats: Any, planned: list
     if "procrustes" in fams and stats.cross is not None:
         point = stats.procrustes(np.ones((1, stats.n_blocks)), keep_map=True)
         out.maps[layer] = stats.map
-        if procrustes_ci and len(weights) > 1:  # replicates: SVDs in the activations' precision
-            more = stats.procrustes(weights[1:], svd_dtype=stats.dtype)
+        if reps is not None and procrustes_boot is not None:
+            preps = Replicates(reps.n_blocks, reps.boot[:procrustes_boot], reps.jack)
+        if procrustes_ci and preps is not None and len(preps.boot):  # SVDs in the activations' precision
+            more = stats.procrustes(preps.stacked(True)[1:], svd_dtype=stats.dtype)
             point = {k: np.concatenate([point[k], more[k]]) for k in point}
         values["procrustes"] = point
         pflag = "rank-deficient" if point["rank"][0] < stats.cross.shape[-1] else ""
@@ -95,10 +99,12 @@ def representation_rows(out: Rows, layer: str, n: int, stats: Any, planned: list
         if m.family == "cka" and m.stat == "biased":
             mean, var = stats.rv_null()
             null = {"null_mean": mean, "null_q95": normal_null_q95(mean, var), "null_kind": NULL_RV}
-        with_ci = reps is not None and (m.family != "procrustes" or procrustes_ci) and m.interval
+        with_ci = reps is not None and m.interval and (
+            m.family != "procrustes" or (procrustes_ci and preps is not None and len(preps.boot) > 0))
         v = values[m.family][m.stat]
         fl = ";".join(f for f in (flag, pflag if m.family == "procrustes" else "") if f)
-        out.scored(layer, m, n, v, reps if with_ci else None, flag=fl, **null)
+        used = preps if m.family == "procrustes" else reps
+        out.scored(layer, m, n, v, used if with_ci else None, flag=fl, **null)
 
 
 def graph_rows(out: Rows, layer: str, n: int, planned: list[Any], paths: tuple[Path, Path, Path, Path],

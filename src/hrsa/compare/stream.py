@@ -207,7 +207,8 @@ def compare(
             raise HrsaError(f"activations of {left} hold {acc.row} rows in the pass, {n} in their text ids")
         for li in group:
             stats = acc.acc.pop(li).finish()
-            representation_rows(out, layers[li], n, stats, planned, reps if boot else None, li in proc)
+            representation_rows(out, layers[li], n, stats, planned, reps if boot else None, li in proc,
+                                int(settings["procrustes_bootstrap"]))
             del stats
     assert grid is not None
     for i, lx in enumerate(layers):

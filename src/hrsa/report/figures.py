@@ -24,7 +24,7 @@ FLAGGED = "flagged: duplicate rows"
 FLAG_NOTE = (f"hollow markers: flagged duplicate-rows (more than {DUPLICATE_SHARE:.0%} of rows coincide with their "
              "first neighbour, e.g. layer 0 of a token probe: TwoNN leaves those rows out and kNN ties are broken "
              "arbitrarily), artefacts, not findings")
-CURVE_NOTE = ("bands: envelope of the per-seed 95% block-bootstrap intervals (unit: probe texts); noise floor: "
+CURVE_NOTE = ("bands: envelope of the per-seed 95% BCa intervals of a block bootstrap over probe texts; noise floor: "
               "mean of X-E~X-E over seed pairs; null: permutation chance level")
 
 
