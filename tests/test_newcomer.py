@@ -36,3 +36,29 @@ def test_the_dag_prints_the_comparisons_an_overlay_dropped(tmp_path):
                      "base-E~reason-E, base-E~sft-E, base~base-E, reason~reason-E, base-E~base-E, reason-E~reason-E. "
                      "Lists in a later config file replace the earlier list whole: repeat the entries to keep in the "
                      "overlay"]
+
+
+def test_the_local_profile_caps_gpu_jobs_at_the_gpus_present(tmp_path):
+    """profiles/local sets the run's `gpu` resource to the visible GPUs, so no more GPU jobs run at once than there
+    are GPUs (Snakemake constrains each job's request to it): none visible, none asked; one visible, a 2-device
+    training job is held to 1."""
+    import subprocess
+
+    import yaml
+
+    from smk import REPO, environment, job_resources
+
+    code = ("import yaml; from yte import process_yaml; "
+            f"print(yaml.safe_dump(process_yaml(open({str(REPO / 'profiles/local/config.yaml')!r}))))")
+    for visible, n in (("0,1", 2), ("3", 1), ("", 0), ("-1", 0)):
+        out = subprocess.run([sys.executable, "-c", code], env=environment(CUDA_VISIBLE_DEVICES=visible),
+                             capture_output=True, text=True, check=True).stdout
+        assert yaml.safe_load(out)["resources"] == [f"gpu={n}"], (visible, out)
+    cfg = demo_config()
+    cfg["training"]["devices"] = 2
+    path = write_config(tmp_path, cfg)
+    for visible, want in (("", "gpu=0"), ("0", "gpu=1")):
+        proc = dry_run(tmp_path, path, "--profile", str(REPO / "profiles/local"),
+                       env=environment(CUDA_VISIBLE_DEVICES=visible))
+        res = job_resources(proc.stdout)
+        assert f"{want}," in res["train_embedder"] + "," and f"{want}," in res["extract_activations"] + ",", res
