@@ -19,10 +19,21 @@ sys.path.insert(0, str(REPO / "src"))
 
 from hrsa.errors import ConfigError
 from hrsa.grid.checks import check_config_files, check_numbers
+from hrsa.grid.overlay import config_layers, overlay_drops
 
 try:
     # every config file given (--configfile, configfile:) without duplicate keys: Snakemake's loader keeps the last
     check_config_files(workflow.configfiles)
+    # a list in a later config file replaces the earlier one whole: say what an overlay dropped
+    _cli_configfiles = list(workflow.overwrite_configfiles or [])
+    for _note in overlay_drops(
+        config_layers(
+            workflow.configfiles[len(_cli_configfiles) :],
+            _cli_configfiles,
+            bool(workflow.config_settings.replace_workflow_config),
+        )
+    ):
+        print(f"hrsa config: {_note}", file=sys.stderr)
     validate(config, str(REPO / "src/hrsa/config.schema.yaml"))
     # schema bounds are false for NaN: finite numbers, integers that are integers
     check_numbers(config)

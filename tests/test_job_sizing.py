@@ -87,12 +87,13 @@ def test_the_slurm_profile_caps_requests_at_the_node_and_partition_limits(tmp_pa
 def test_gpu_count_reaches_either_flavour(tmp_path: Path, flag: str) -> None:
     """Multi-GPU training and a GPU compare ask for their GPUs as --gpus=N or --gres=gpu:N (never both)."""
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    default = _dry_run_resources(tmp_path, cfg, HRSA_SLURM_GPU_FLAG=flag)
+    # the local profile caps GPU requests at the GPUs present: two visible, so a 2-device job keeps its 2
+    default = _dry_run_resources(tmp_path, cfg, HRSA_SLURM_GPU_FLAG=flag, CUDA_VISIBLE_DEVICES="0,1")
     for rule in ("compare", "knn_graph"):  # no GPU unless resources.<stage>.gpu asks (a CPU FAISS ignores one)
         assert all("gpu_slots=0" in b and "gres" not in b for b in default[rule]), default[rule][0]
     cfg["training"]["devices"] = 2
     cfg["resources"] = {"compare": {"gpu": True}, "knn": {"gpu": True}}
-    res = _dry_run_resources(tmp_path, cfg, HRSA_SLURM_GPU_FLAG=flag)
+    res = _dry_run_resources(tmp_path, cfg, HRSA_SLURM_GPU_FLAG=flag, CUDA_VISIBLE_DEVICES="0,1")
     want = {"train_embedder": 2, "compare": 1, "knn_graph": 1, "extract_activations": 1}
     for rule, n in want.items():
         for block in res[rule]:

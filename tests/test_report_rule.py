@@ -41,8 +41,8 @@ def test_report_verb_reads_exactly_the_declared_inputs(tmp_path, baseline):
     maps = {str(p) for p in args.procrustes_maps}
     assert len(maps) == len(args.hrsa) and all(m.endswith(".procrustes.npz") for m in maps)
     read = {str(p) for p in args.hrsa} | maps | evals | set(rec["models"])
-    assert read == declared  # job records (benchmarks/) are read where they exist, never declared
-    assert not {p for p in declared if p.startswith("benchmarks/")}
+    assert read == declared  # job records (results/benchmarks/) are read where they exist, never declared
+    assert not {p for p in declared if p.startswith("results/benchmarks/")}
     # backbones, mine, train, extract, knn, compare, evaluate groups (embedders; with the baseline also the 3 raw
     # backbones)
     assert len(groups) >= 1

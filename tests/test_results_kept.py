@@ -30,23 +30,31 @@ def fake_finished_run(cwd: Path, configfile: Path) -> list[str]:
     return outputs
 
 
-def test_deleted_job_records_rerun_nothing_and_a_new_seed_plans_only_its_jobs(tmp_path):
-    """Deleting benchmarks/ (or copying results/ alone) and adding a seed plans that seed's 36 jobs, not 112: no
+def test_a_copy_of_results_alone_plans_only_a_new_seeds_jobs(tmp_path):
+    """Job records live with the outputs (results/benchmarks/): a copy of results/ alone (modification times kept, as
+    `cp -a` or `rsync -a` copy) has nothing to do, and adding a seed there plans that seed's 36 jobs, not 112: no
     backbone, mining or extraction of a finished model, no training of a finished seed."""
     cfg = demo_config()
-    outputs = fake_finished_run(tmp_path, write_config(tmp_path, cfg))
-    assert any(f.startswith("benchmarks/") for f in outputs)  # the fake run wrote job records; now lose them
-    shutil.rmtree(tmp_path / "benchmarks")
-    again = dry_run(tmp_path, write_config(tmp_path, cfg))
+    run = tmp_path / "run"
+    run.mkdir()
+    outputs = fake_finished_run(run, write_config(run, cfg))
+    records = [f for f in outputs if "/benchmarks/" in f]
+    assert records and all(f.startswith("results/benchmarks/") for f in records)  # copied with results/
+    copy = tmp_path / "copy"
+    shutil.copytree(run / "results", copy / "results")  # copy2: modification times kept
+    assert {str(p.relative_to(copy)) for p in (copy / "results/benchmarks").rglob("*.tsv")} == set(records)
+    again = dry_run(copy, write_config(copy, cfg))
     assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
     cfg["seeds"] = [*cfg["seeds"], max(cfg["seeds"]) + 1]
-    out = dry_run(tmp_path, write_config(tmp_path, cfg, "three.yaml")).stdout
+    out = dry_run(copy, write_config(copy, cfg, "three.yaml")).stdout
     counts = job_counts(out)
     assert not {"build_backbone", "mine_hard_negatives", "prepare_training_data", "prepare_probe"} & set(counts)
     assert counts["train_embedder"] == 3 and counts["extract_activations"] == counts["knn_graph"] == 6
     assert sum(counts.values()) == 36
     new_seed = f"s{cfg['seeds'][-1]}"
     assert all(new_seed in b for b in job_blocks(out)["train_embedder"] + job_blocks(out)["extract_activations"])
+    shutil.rmtree(copy / "results/benchmarks")  # job records are no input: losing them reruns nothing either
+    assert "Nothing to be done" in (p := dry_run(copy, copy / "config.yaml")).stdout + p.stderr
 
 
 def test_one_seed_gives_no_verdict_and_claims_no_seed_count():

@@ -155,4 +155,5 @@ def test_every_verb_is_covered() -> None:
 
     covered = {"pretrain", "rlvr", "sft", "mine", "extract", "make-data", "train", "compare", "report", "knn",
                "evaluate", "download", "baseline"}
-    assert set(COMMANDS) == covered
+    # `cost` has no config slice: it reads whole config files through Snakemake's DAG (schema defaults included)
+    assert set(COMMANDS) == covered | {"cost"}

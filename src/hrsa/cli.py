@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "evaluate",
     "baseline": "baseline",
     "download": "download",
+    "cost": "cost",
     "report": "report",
 }
 

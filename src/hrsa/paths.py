@@ -1,5 +1,6 @@
 """Every path pattern of a workflow run, in one place: outputs under results/, logs under logs/, job records
-(Snakemake `benchmark:` TSVs) under benchmarks/. Rules use the patterns as they are (their fields are wildcards);
+(Snakemake `benchmark:` TSVs) under results/benchmarks/, with the outputs they describe, so a copy of results/
+carries them. Rules use the patterns as they are (their fields are wildcards);
 Python fills them with `.format(...)`. Paths are relative to the working directory (the repository root)."""
 
 from __future__ import annotations
@@ -33,14 +34,14 @@ TRAIN_CHECKPOINTS = "results/checkpoints/{model}"
 EXTRACT_WORK = "results/checkpoints/extract/{probe}/{model}"
 
 # ---- job records ------------------------------------------------------------------------------------------------
-BENCH_BACKBONE = "benchmarks/backbones/{pair}.{role}.tsv"
-BENCH_MINE = "benchmarks/data/mine.tsv"
-BENCH_TRAIN = "benchmarks/train/{model}.tsv"
-BENCH_EXTRACT = "benchmarks/extract/{probe}/{model}.tsv"
-BENCH_KNN = "benchmarks/knn/{probe}/{model}.tsv"
-BENCH_COMPARE = "benchmarks/hrsa/{probe}/{comparison}.tsv"
-BENCH_EVAL = "benchmarks/eval/{model}/{group}.tsv"
-BENCH_ROOT = "benchmarks/"
+BENCH_BACKBONE = "results/benchmarks/backbones/{pair}.{role}.tsv"
+BENCH_MINE = "results/benchmarks/data/mine.tsv"
+BENCH_TRAIN = "results/benchmarks/train/{model}.tsv"
+BENCH_EXTRACT = "results/benchmarks/extract/{probe}/{model}.tsv"
+BENCH_KNN = "results/benchmarks/knn/{probe}/{model}.tsv"
+BENCH_COMPARE = "results/benchmarks/hrsa/{probe}/{comparison}.tsv"
+BENCH_EVAL = "results/benchmarks/eval/{model}/{group}.tsv"
+BENCH_ROOT = "results/benchmarks/"
 
 # ---- logs -------------------------------------------------------------------------------------------------------
 LOG_BACKBONE = "logs/backbones/{pair}.{role}.log"

@@ -68,7 +68,7 @@ rule report:
     shell:
         # the evaluations, job records and provenance files are named by the grid (input.evals, input.models and
         # the job records of hrsa.report.run_inputs): their ~5,000 paths on the paper grid would pass the 128 KiB
-        # limit of one shell command line. Job records (benchmarks/) are no input: the verb reads those that exist
+        # limit of one shell command line. Job records (results/benchmarks/) are no input: the verb reads those that exist
         # and lists the others, so deleting them (or copying results/ alone) reruns no finished job
         "hrsa report --threads {threads} --hrsa {input.hrsa:q} --eval-dir results/eval --models {params.models}"
         " --tasks {params.tasks} --task-benchmarks {params.task_benchmarks} --config {params.config} --grid {params.grid}"

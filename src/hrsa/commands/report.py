@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grid", default=None,
                    help="JSON grid summary shown under 'what was run' (hrsa.report.grid_summary of the study config)")
     p.add_argument("--run-records", action="store_true",
-                   help="read the grid's provenance.json and benchmarks/*.tsv files (paths relative to the cwd)")
+                   help="read the grid's provenance.json and results/benchmarks/*.tsv job records (paths from the cwd)")
     p.add_argument("--backbones", nargs="*", default=[], metavar="MODEL",
                    help="workflow-built backbones (their provenance and build_backbone benchmark)")
     p.add_argument("--extract-models", nargs="*", default=[], metavar="MODEL",
@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--probes", nargs="*", default=[], metavar="PROBE", help="probe sets of the grid")
     p.add_argument("--mine", action="store_true", help="the grid mines hard negatives (read its benchmark)")
     p.add_argument("--eval-groups", nargs="*", default=[], metavar="GROUP",
-                   help="task groups each model is scored in (their records: benchmarks/eval/{model}/{group}.tsv)")
+                   help="task groups each model is scored in (records: results/benchmarks/eval/{model}/{group}.tsv)")
     p.add_argument("--procrustes-maps", nargs="*", default=[], type=Path, metavar="NPZ",
                    help="Procrustes maps ({probe}/{comparison}.procrustes.npz with O and layer) to draw")
     p.add_argument("--out", required=True, help="report directory")
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> None:
         rec = run_inputs(args.models, args.eval_groups, args.probes, args.extract_models, args.backbones, args.hrsa,
                          args.mine)
         # job records (timings) are read where they exist and listed where not: they are no rule's input, so a
-        # deleted benchmarks/ (or a copy of results/ alone) never reruns a finished job
+        # deleted results/benchmarks/ (or a copy of results/ alone) never reruns a finished job
         records = [Path(p) for p in rec["benchmarks"]]
         bench = [p for p in records if p.is_file()]
         missing = [p for p in records if not p.is_file()]

@@ -78,7 +78,7 @@ def load_hrsa(files: Sequence[Path]) -> pd.DataFrame:
 
 
 def read_benchmarks(files: Sequence[Path]) -> pd.DataFrame:
-    """Snakemake `benchmark:` TSVs: one row per job (job = path below benchmarks/), wall seconds, peak RSS (MB)."""
+    """Snakemake `benchmark:` TSVs: one row per job (job = path below results/benchmarks/), wall s, peak RSS (MB)."""
     rows = []
     for path in map(Path, files):
         df = pd.read_csv(path, sep="\t")
