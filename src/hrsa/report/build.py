@@ -48,7 +48,7 @@ def settings_of(report: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def build_report(hrsa_files: Sequence[Path], eval_files: Sequence[Path], report: Mapping[str, Any], out: Path, *,
-                 grid: Mapping[str, Any] | None = None, task_benchmarks: Mapping[str, str | None] | None = None,
+                 grid: Mapping[str, Any] | None = None, task_benchmarks: Mapping[str, Any] | None = None,
                  benchmark_files: Sequence[Path] = (), provenance_files: Sequence[Path] = (),
                  procrustes_maps: Sequence[Path] = (), missing_records: Sequence[Path] = ()) -> Path:
     """Write out/index.md, out/index.html, out/tables/*.tsv and out/figures/* (PNG, PDF and the plotted values as
