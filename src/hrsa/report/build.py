@@ -188,4 +188,7 @@ def _grid_lines(grid: Mapping[str, Any], hr: pd.DataFrame, ev: pd.DataFrame) -> 
             f"probes: {grid['probes']}", f"comparisons configured: {grid['comparisons']}",
             f"HRSA tables read: {hr.comparison.nunique() * 1 if not hr.empty else 0} comparisons on "
             f"{hr.probe.nunique() if not hr.empty else 0} probe sets",
+            "rows compared per probe set (tokens of a token-level probe, texts of a sentence-level one; every "
+            "token unless the probe's max_length/max_tokens caps it): "
+            + (", ".join(f"{p}: {int(g.n.max()):,}" for p, g in hr.groupby("probe")) if "n" in hr else "none"),
             f"evaluation results read: {len(ev)} (embedder, task) scores"]
