@@ -142,7 +142,10 @@ def _assemble(grid: Mapping[str, Any], settings: Mapping[str, Any], ev: pd.DataF
     s = rep.section("HRSA figures")
     s.append(("text", f"Curves: {CURVE_NOTE}. CKA heatmaps: before (backbones) and after (embedders, mean over "
                       "seeds). Procrustes map: |O*| of the last layer, titled with its RIE. Probe transfer: accuracy "
-                      "of a probe trained on the left model, tested on left (source) and right (target) features. "
+                      "of a probe trained on the left model, tested on left (source) and right (target) features; the "
+                      "headline is layer `pooled` (each model's encode() output, L2-normalised; StandardScaler + "
+                      "logistic regression on the source's 0.8/0.1/0.1 train split, seed 42), per-layer probes are "
+                      "rows of tables/hrsa_layers.tsv. "
                       f"Intrinsic dimension: TwoNN (cosine neighbours). Curves and ID: {FLAG_NOTE}. "
                       "Plotted values: figures/*.tsv."))
     if not figures["procrustes"]:
