@@ -222,3 +222,32 @@ def test_row_groups_are_sized_for_streaming_and_files_carry_metadata(tmp_path):
     (tmp_path / "_meta.json").write_text(json.dumps({"model_id": "t.base", "layers": ["3"], "n_rows": n,
                                                       "row_hash": "r"}))
     assert np.array_equal(load_layer(tmp_path, "3"), vectors)
+
+
+def test_long_texts_fail_preparation_naming_the_count_unless_every_token_is_kept(tiny_backbone, tmp_path, capsys):
+    """MATH-500-like worked solutions longer than max_length: with truncate false the extraction stops before any
+    forward pass, naming how many texts would lose tokens; max_length 0 keeps every token of every text."""
+    from transformers import AutoTokenizer
+
+    steps = " ".join(f"Step {k}: multiply both sides by {k} and simplify the fraction." for k in range(12))
+    texts = [f"Solution {i}. " + (steps if i % 3 == 0 else "The answer is 7.") for i in range(9)]
+    probe_file = tmp_path / "math.jsonl"
+    probe_file.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)))
+    tok = AutoTokenizer.from_pretrained(tiny_backbone)
+    lengths = [len(tok(t)["input_ids"]) for t in texts]
+    assert sorted(lengths)[5] < 48 < min(lengths[0::3])  # 3 long solutions, 6 short ones
+
+    def extract(spec: dict, out: Path) -> int:
+        return main(["extract", "--model", str(tiny_backbone), "--model-id", "t.base", "--probe", str(probe_file),
+                     "--config", json.dumps({"name": "math500", "granularity": "token", **spec}), "--layers", "1",
+                     "--device", "cpu", "--out", str(out)])
+
+    assert extract({"max_length": 48, "truncate": False}, tmp_path / "cut") == 2 and not (tmp_path / "cut").exists()
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # one line (after the weights' loading bar)
+    assert err.startswith("hrsa extract: error: probes[math500].max_length: 3 of 9 texts are longer than 48 tokens")
+    assert f"(longest: {max(lengths)})" in err
+    assert extract({"max_length": 0, "truncate": False}, tmp_path / "all") == 0
+    assert read_meta(tmp_path / "all")["n_rows"] == sum(lengths)  # every token of every text
+    assert f"9 texts, {sum(lengths)} tokens, every token kept" in capsys.readouterr().out
+    assert extract({"max_length": 48, "truncate": True}, tmp_path / "capped") == 0  # a cap the config sets
+    assert read_meta(tmp_path / "capped")["n_rows"] == sum(min(n, 48) for n in lengths)

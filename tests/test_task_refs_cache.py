@@ -8,7 +8,14 @@ from pathlib import Path
 
 import yaml
 
-from hrsa.evaluation.names import cached_config_task_refs, config_task_refs, task_refs_cache_name
+from hrsa.evaluation.names import (
+    benchmark_members,
+    cached_config_memberships,
+    cached_config_task_refs,
+    config_memberships,
+    config_task_refs,
+    task_refs_cache_name,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "data/eval/task-refs"
@@ -22,9 +29,41 @@ def test_shipped_answer_for_the_paper_grid_equals_mteb() -> None:
     entries = config["evaluation"]["tasks"]
     shipped = SHIPPED / task_refs_cache_name(entries)
     assert shipped.is_file(), f"regenerate {shipped.name} (mteb version or paper.yaml's tasks changed)"
-    fresh = config_task_refs(entries)
-    assert [tuple(x) for x in json.loads(shipped.read_text())] == list(fresh.items())
-    assert len(fresh) == 154 and sum(b == "BRIGHT(v1.1)" for b in fresh.values()) == 12
+    fresh = config_memberships(entries)
+    assert [tuple(x) for x in json.loads(shipped.read_text())] == fresh
+    assert cached_config_memberships(entries, REPO / "no-such-dir", SHIPPED) == fresh
+    scored = config_task_refs(entries)  # each task scored once: 154 tasks, 155 memberships (StackOverflowQA twice)
+    assert len(scored) == 154 and len(fresh) == 155 and sum(b == "BRIGHT(v1.1)" for b in scored.values()) == 12
+    assert scored["StackOverflowQA"] == "MTEB(Multilingual, v2)"
+
+
+def test_benchmark_means_run_over_exactly_mtebs_task_lists(tmp_path: Path) -> None:
+    """Synthetic scores for every task of the paper grid: MTEB(Code, v1) averages its 12 tasks (StackOverflowQA,
+    scored once in the multilingual job, counts in both), each benchmark exactly mteb's list less `exclude:`."""
+    import mteb
+
+    from hrsa.aggregate import aggregate
+    from test_evaluation_study import _summary
+
+    entries = yaml.safe_load((REPO / "config/paper.yaml").read_text())["evaluation"]["tasks"]
+    members = benchmark_members(config_memberships(entries))
+    model = "p.base-E.s0"
+    files = [_summary(tmp_path / model / f"{task}.json", model,
+                      {task: ("Retrieval" if i % 2 else "STS", ["test"], {"test": (i % 7) / 10})})
+             for i, task in enumerate(config_task_refs(entries))]  # one summary per task: scored once
+    long_df, means = aggregate(files, json.loads(json.dumps(members)))  # as the report rule passes it (JSON)
+    per_bench = means.set_index("benchmark")
+    for entry in entries:
+        bench = entry["benchmark"]
+        expected = {t.metadata.name for t in mteb.get_benchmark(bench).tasks} - set(entry.get("exclude") or [])
+        assert set(long_df[long_df.benchmark == bench].task) == expected
+        assert per_bench.loc[bench, "n_tasks"] == per_bench.loc[bench, "n_expected"] == len(expected)
+        assert per_bench.loc[bench, "complete"]
+        scores = long_df[long_df.benchmark == bench].score
+        assert per_bench.loc[bench, "mean_task"] == scores.mean()
+    assert per_bench.loc["MTEB(Code, v1)", "n_tasks"] == 12
+    shared = long_df[long_df.task == "StackOverflowQA"]
+    assert sorted(shared.benchmark) == ["MTEB(Code, v1)", "MTEB(Multilingual, v2)"] and shared.score.nunique() == 1
 
 
 def test_cache_is_keyed_by_the_entries_and_survives_a_corrupt_file(tmp_path: Path) -> None:

@@ -118,3 +118,30 @@ def test_stratified_probe_keeps_class_shares_and_drops_small_classes(tmp_path, r
     assert len(everything) == 900
     spec_uniform = {**spec, "stratify": False, "min_class_rows": 0}
     assert {r["label"] for r in probe_rows({**spec_uniform, "n_texts": 7600}, repo)} == {"sports", "world", "rare"}
+
+
+def test_given_negatives_are_kept_first_and_mining_fills_only_the_rest(tmp_path, repo, capsys):
+    """A triplet set's `negative` column (neg_fields) becomes each record's neg[0]; the miner adds only the missing
+    num_negatives - 1, as the study's miner did. paper.yaml names that column for every triplet mirror."""
+    import yaml
+
+    ds = _triplets(tmp_path / "triplets", n=30)
+    spec = {"builtin": "", "num_negatives": 3, "mine": {"enabled": True},
+            "hf": [{"dataset": str(ds), "instruction": "Given a question, retrieve the answer",
+                    "neg_fields": ["negative"]}]}
+    raw, out = tmp_path / "train.prepared.jsonl", tmp_path / "train.mined.jsonl"
+    assert main(["make-data", "train", "--root", str(repo), "--out", str(raw), "--config", json.dumps(spec)]) == 0
+    prepared = [json.loads(x) for x in raw.read_text().splitlines()]
+    assert [r["neg"] for r in prepared] == [[f"Shakespeare wrote line {i}"] for i in range(30)]
+    assert main(["mine", "--data", str(raw), "--num-negatives", "3", "--range-max", "20", "--device", "cpu",
+                 "--out", str(out)]) == 0
+    mined = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(mined) == 30 and "mined hard negatives for 30 of 30 records" in capsys.readouterr().out
+    for r in mined:
+        i = int(r["query"][1].rsplit(" ", 1)[1])
+        assert r["neg"][0] == f"Shakespeare wrote line {i}" and len(r["neg"]) == 3 == len(set(r["neg"]))
+        assert r["pos"][0] not in r["neg"][1:]
+    paper = yaml.safe_load((repo / "config/paper.yaml").read_text())["training_data"]
+    triplets = [e for e in paper["hf"] if "triplet" in (e.get("config") or "")]
+    assert len(triplets) == 7 and all(e.get("neg_fields") == ["negative"] for e in triplets)
+    assert paper["mine"]["keep_existing"] and paper["num_negatives"] == 3

@@ -24,7 +24,7 @@ import numpy as np
 from hrsa.activations import LayerWriter, combine_hashes, layer_dir, row_hash
 from hrsa.data import read_jsonl
 from hrsa.embedder import LoadedModel, ensure_pad_token, load_model, set_attention
-from hrsa.errors import HrsaError
+from hrsa.errors import DataError, HrsaError
 from hrsa.grid import POOLED
 from hrsa.io import atomic_path, fingerprinted_dir, package_versions, sha256_file
 from hrsa.schema import default
@@ -73,12 +73,31 @@ class Plan:
         return len(self.batches[b]) if self.granularity == "sentence" else int(sum(len(k) for k in self.keep[b]))
 
 
+def probe_tokens(rows: list[dict[str, Any]], tok: Any, probe_spec: dict[str, Any]) -> list[list[int]]:
+    """Token ids of every probe text, measured before any forward pass: every token when max_length is 0; texts over
+    max_length are cut only with `truncate` (a cap the config sets), else a DataError naming how many would be."""
+    max_len = int(probe_spec.get("max_length", default("probes/*/max_length")))
+    full = [tok(r["text"], add_special_tokens=True)["input_ids"] for r in rows]
+    longest = max((len(x) for x in full), default=0)
+    over = sum(len(x) > max_len for x in full) if max_len else 0
+    name = probe_spec.get("name") or "?"
+    if over and not probe_spec.get("truncate", default("probes/*/truncate")):
+        raise DataError(f"probes[{name}].max_length: {over} of {len(full)} texts are longer than {max_len} tokens "
+                        f"(longest: {longest}); set max_length to {longest} or 0 (every token), or truncate: true")
+    cut = [tok(r["text"], truncation=True, max_length=max_len, add_special_tokens=True)["input_ids"]
+           if max_len and len(x) > max_len else x for r, x in zip(rows, full, strict=True)]
+    print(f"probe {name}: {len(full)} texts, {sum(map(len, cut))} tokens (longest text {longest}; "
+          f"{over} truncated at max_length {max_len})" if over else
+          f"probe {name}: {len(full)} texts, {sum(map(len, cut))} tokens, every token kept (longest text {longest})",
+          flush=True)
+    return cut
+
+
 def plan_extraction(rows: list[dict[str, Any]], tok: Any, probe_spec: dict[str, Any], batch_size: int,
                     shard_rows: int = DEFAULT_SHARD_ROWS) -> Plan:
     """Tokenise, sort by length, subsample tokens and cut shards at batch boundaries; deterministic for a probe set."""
     granularity = probe_spec.get("granularity", "token")
-    max_len = int(probe_spec.get("max_length", 128))
-    encoded = [tok(r["text"], truncation=True, max_length=max_len, add_special_tokens=True)["input_ids"] for r in rows]
+    encoded = probe_tokens(rows, tok, probe_spec)
     order = sorted(range(len(rows)), key=lambda i: (len(encoded[i]), i))  # length-sorted batches, stable
     kept = select_rows([len(encoded[i]) for i in order], int(probe_spec.get("max_tokens", 0)),
                        int(probe_spec.get("seed", 0)))

@@ -21,6 +21,7 @@ from hrsa.evaluation.groups import (  # noqa: E402
     job_config,
     task_groups,
 )
+from hrsa.evaluation.names import benchmark_members, first_benchmarks  # noqa: E402
 from snakemake.exceptions import WorkflowError  # noqa: E402
 
 try:
@@ -36,14 +37,14 @@ def _alternatives(values):
 
 
 def _eval_tasks():
-    """{task: benchmark or None}: every name checked now; a benchmark may restrict a task to some subsets. mteb's
-    answer is cached in .snakemake/hrsa/ (keyed by the entries and mteb's version; data/eval/task-refs/ ships it for
-    the repository's configs): DAG builds then skip its import.
+    """[(task, benchmark or None)], every membership (a task of two benchmarks under both): every name checked now; a
+    benchmark may restrict a task to some subsets. mteb's answer is cached in .snakemake/hrsa/ (keyed by the entries
+    and mteb's version; data/eval/task-refs/ ships it for the repository's configs): DAG builds then skip its import.
     """
-    from hrsa.evaluation.names import cached_config_task_refs
+    from hrsa.evaluation.names import cached_config_memberships
 
     try:
-        return cached_config_task_refs(
+        return cached_config_memberships(
             lookup(dpath="evaluation/tasks", within=config, default=[]),
             ".snakemake/hrsa",
             REPO / "data/eval/task-refs",
@@ -52,7 +53,10 @@ def _eval_tasks():
         raise WorkflowError(f"invalid config: {exc}") from None
 
 
-EVAL_BENCHMARKS = _eval_tasks()
+EVAL_MEMBERSHIPS = _eval_tasks()
+# {task: its first benchmark}: where it is scored, once; EVAL_MEMBERS: {task: every benchmark whose means count it}
+EVAL_BENCHMARKS = first_benchmarks(EVAL_MEMBERSHIPS)
+EVAL_MEMBERS = benchmark_members(EVAL_MEMBERSHIPS)
 EVAL_TASKS = list(EVAL_BENCHMARKS)
 try:
     # {group name: [task, ...]}: one evaluate job per (evaluated model, group); hrsa.evaluation.groups names them

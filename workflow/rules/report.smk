@@ -59,7 +59,7 @@ rule report:
         grid=as_json(REPORT_RECORDS["grid"]),
         models=" ".join(map(q, evaluated_models())),
         tasks=" ".join(map(q, EVAL_TASKS)),
-        task_benchmarks=as_json(EVAL_BENCHMARKS),
+        task_benchmarks=as_json(EVAL_MEMBERS),
         probes=" ".join(map(q, STUDY.probes)),
         backbones=" ".join(map(q, REPORT_RECORDS["built"])),
         extracted=" ".join(map(q, REPORT_RECORDS["extracted"])),

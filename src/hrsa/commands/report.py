@@ -25,7 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="evaluated models (embedders, and raw-backbone baselines) whose evaluations are read")
     p.add_argument("--tasks", nargs="*", default=[], metavar="TASK", help="tasks whose evaluations are read")
     p.add_argument("--task-benchmarks", default=None,
-                   help="JSON {task: benchmark or null}: Table 1's grouping (default: every task on its own list)")
+                   help="JSON {task: benchmark, null or [every benchmark that counts it]}: Table 1's grouping "
+                        "(default: every task on its own list)")
     add_config(p, "report")
     p.add_argument("--grid", default=None,
                    help="JSON grid summary shown under 'what was run' (hrsa.report.grid_summary of the study config)")

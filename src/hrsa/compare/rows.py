@@ -165,16 +165,27 @@ def _shared_graph_rows(left: Path, right: Path) -> np.ndarray | None:
 
 
 def probe_rows(out: Rows, layer: str, n: int, planned: list[Any], roots: tuple[Path, Path], labels: np.ndarray,
-               blocks: np.ndarray, reps: Replicates | None) -> None:
-    """Probe transfer rows of one layer: one probe fit, test rows resampled by their blocks."""
+               blocks: np.ndarray, reps: Replicates | None, order: np.ndarray | None = None) -> None:
+    """Probe transfer rows of one layer: one probe fit, test rows resampled by their blocks.
+
+    Layer `pooled` is the study's headline probe: each model's sentence embedding as `encode` gives it (an embedder's
+    own head; a raw backbone's mean-pooled last hidden state), L2-normalised, then StandardScaler + LogisticRegression
+    fitted on the source's 0.8/0.1/0.1 train split (seed 42) and applied unchanged to the target. Numbered layers
+    (the mean of hidden layer L, unnormalised) are the extra per-layer rows. `order` puts the stored rows in probe
+    (text id) order first, so the split is the probe set's, the same for every tokenizer."""
+    from hrsa.grid import POOLED
     from hrsa.metrics import probe_predictions
-    from hrsa.metrics.probe import split_indices
+    from hrsa.metrics.probe import l2_rows, split_indices
     from hrsa.metrics.units import probe_family
 
     probe = [m for m in planned if m.family == "probe"]
     X, Y = load_layer(roots[0], layer), load_layer(roots[1], layer)
     if X.shape != Y.shape:
         return
+    if order is not None:
+        X, Y, labels, blocks = X[order], Y[order], np.asarray(labels)[order], blocks[order]
+    if layer == POOLED:
+        X, Y = l2_rows(X), l2_rows(Y)
     truth, ps, pt = probe_predictions(X, Y, labels)
     _, _, test = split_indices(np.asarray(labels))
     n_blocks = reps.n_blocks if reps is not None else 1

@@ -219,7 +219,8 @@ def compare(
         graph_rows(out, layer, n, planned, (left, right, knn_left, knn_right), blocks, reps if boot else None,
                    n_perm, seed)
         if labels is not None and "probe" in families:
-            probe_rows(out, layer, n, planned, (left, right), labels, blocks, reps if boot else None)
+            probe_rows(out, layer, n, planned, (left, right), labels, blocks, reps if boot else None,
+                       order=np.argsort(text_ids, kind="stable"))
     if procrustes_map is not None:
         save_map(procrustes_map, out.maps, layers)
     return out.rows

@@ -133,46 +133,83 @@ def resolve_tasks(
 
 
 # ---------------------------------------------------------------------------------- the config's tasks, cached
+#: format of the cached answer: every (task, benchmark) membership, a task shared by two benchmarks listed under both
+CACHE_FORMAT = "memberships-1"
+
+
 def task_refs_cache_name(entries: Sequence[Any]) -> str:
     """File name of the cached answer for these entries under the installed mteb version."""
     from importlib.metadata import version
 
-    key = hashlib.sha256(json.dumps([list(entries), version("mteb")], sort_keys=True, default=str).encode())
+    key = hashlib.sha256(json.dumps([list(entries), version("mteb"), CACHE_FORMAT], sort_keys=True,
+                                    default=str).encode())
     return f"task-refs-{key.hexdigest()[:24]}.json"
 
 
 def cached_config_task_refs(entries: Sequence[Any], cache_dir: str | Path,
                             shipped_dir: str | Path | None = None) -> dict[str, str | None]:
-    """config_task_refs, kept in cache_dir under a key of the entries and the installed mteb version (only answers
+    """config_task_refs from the cached memberships (cached_config_memberships)."""
+    return first_benchmarks(cached_config_memberships(entries, cache_dir, shipped_dir))
+
+
+def cached_config_memberships(entries: Sequence[Any], cache_dir: str | Path,
+                              shipped_dir: str | Path | None = None) -> list[tuple[str, str | None]]:
+    """config_memberships, kept in cache_dir under a key of the entries and the installed mteb version (only answers
     that passed every check are kept; an unreadable file is recomputed). shipped_dir holds answers the repository
     ships for its own configs under the pinned mteb (a test keeps them equal to mteb's)."""
     name = task_refs_cache_name(entries)
     for folder in [f for f in (shipped_dir, cache_dir) if f]:
         try:
-            return {task: bench for task, bench in json.loads((Path(folder) / name).read_text())}
+            return [(str(task), bench) for task, bench in json.loads((Path(folder) / name).read_text())]
         except (OSError, ValueError, TypeError):
             pass
-    refs = config_task_refs(entries)
+    refs = config_memberships(entries)
     try:
         from hrsa.io import write_json
 
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
-        write_json(Path(cache_dir) / name, list(refs.items()))
+        write_json(Path(cache_dir) / name, [list(r) for r in refs])
     except OSError:  # a read-only working directory only loses the speed-up
         pass
     return refs
+
+
+def first_benchmarks(memberships: Sequence[tuple[str, str | None]]) -> dict[str, str | None]:
+    """{task: the first benchmark that lists it, or None}: where a task is scored (once, in that benchmark's job)."""
+    refs: dict[str, str | None] = {}
+    for task, bench in memberships:
+        refs.setdefault(task, bench)
+    return refs
+
+
+def benchmark_members(memberships: Sequence[tuple[str, str | None]]) -> dict[str, list[str | None]]:
+    """{task: every benchmark that counts it} (a task outside any benchmark: [None]), for Mean(Task)/Mean(Type)."""
+    out: dict[str, list[str | None]] = {}
+    for task, bench in memberships:
+        if bench not in out.setdefault(task, []):
+            out[task].append(bench)
+    return out
 
 
 def config_task_refs(entries: Sequence[Any]) -> dict[str, str | None]:
     """{task: benchmark or None} for `evaluation.tasks`, in order; ConfigError naming evaluation.tasks[i] if unknown.
 
     A plain name is a local task, an mteb task or an mteb benchmark (expanded into its tasks, as a {benchmark: NAME}
-    entry is); the benchmark is kept because it may restrict a task's subsets.
+    entry is); the benchmark is kept because it may restrict a task's subsets. A task of two benchmarks is scored
+    once, under the first (config_memberships lists both).
     """
-    refs: dict[str, str | None] = {}
+    return first_benchmarks(config_memberships(entries))
+
+
+def config_memberships(entries: Sequence[Any]) -> list[tuple[str, str | None]]:
+    """Every (task, benchmark or None) of `evaluation.tasks`, in order, each pair once: a task a second benchmark
+    also lists (StackOverflowQA: MTEB(Multilingual, v2) and MTEB(Code, v1)) appears under both, so each benchmark's
+    means run over exactly mteb.get_benchmark(name).tasks less `exclude:`. ConfigError naming evaluation.tasks[i]
+    if unknown."""
+    refs: list[tuple[str, str | None]] = []
     for i, entry in enumerate(entries):
         if isinstance(entry, str) and entry in LOCAL_TASK_NAMES:
-            refs.setdefault(entry, None)
+            refs.append((entry, None))
             continue
         try:
             found = task_refs_for(entry)
@@ -183,6 +220,5 @@ def config_task_refs(entries: Sequence[Any]) -> dict[str, str | None]:
                 f"evaluation.tasks[{i}]: {entry!r} is not a local task ({', '.join(LOCAL_TASK_NAMES)}), "
                 "an mteb task or an mteb benchmark; fix the name"
             ) from None
-        for task, bench in found:
-            refs.setdefault(task, bench)
-    return refs
+        refs += found
+    return list(dict.fromkeys(refs))

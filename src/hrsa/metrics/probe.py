@@ -26,6 +26,13 @@ def _labels(y: Any, n: int) -> np.ndarray:
     return lab
 
 
+def l2_rows(X: Any) -> np.ndarray:
+    """Rows scaled to unit L2 norm (zero rows stay zero), as `encode(normalize_embeddings=True)` gives them."""
+    x = to_numpy(X, "X", np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
+
+
 def split_indices(y: np.ndarray, seed: int = 42) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stratified 0.8 / 0.1 / 0.1 train / validation / test row indices."""
     from sklearn.model_selection import train_test_split

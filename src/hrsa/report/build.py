@@ -48,7 +48,7 @@ def settings_of(report: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def build_report(hrsa_files: Sequence[Path], eval_files: Sequence[Path], report: Mapping[str, Any], out: Path, *,
-                 grid: Mapping[str, Any] | None = None, task_benchmarks: Mapping[str, str | None] | None = None,
+                 grid: Mapping[str, Any] | None = None, task_benchmarks: Mapping[str, Any] | None = None,
                  benchmark_files: Sequence[Path] = (), provenance_files: Sequence[Path] = (),
                  procrustes_maps: Sequence[Path] = (), missing_records: Sequence[Path] = ()) -> Path:
     """Write out/index.md, out/index.html, out/tables/*.tsv and out/figures/* (PNG, PDF and the plotted values as
@@ -142,7 +142,10 @@ def _assemble(grid: Mapping[str, Any], settings: Mapping[str, Any], ev: pd.DataF
     s = rep.section("HRSA figures")
     s.append(("text", f"Curves: {CURVE_NOTE}. CKA heatmaps: before (backbones) and after (embedders, mean over "
                       "seeds). Procrustes map: |O*| of the last layer, titled with its RIE. Probe transfer: accuracy "
-                      "of a probe trained on the left model, tested on left (source) and right (target) features. "
+                      "of a probe trained on the left model, tested on left (source) and right (target) features; the "
+                      "headline is layer `pooled` (each model's encode() output, L2-normalised; StandardScaler + "
+                      "logistic regression on the source's 0.8/0.1/0.1 train split, seed 42), per-layer probes are "
+                      "rows of tables/hrsa_layers.tsv. "
                       f"Intrinsic dimension: TwoNN (cosine neighbours). Curves and ID: {FLAG_NOTE}. "
                       "Plotted values: figures/*.tsv."))
     if not figures["procrustes"]:
@@ -188,4 +191,7 @@ def _grid_lines(grid: Mapping[str, Any], hr: pd.DataFrame, ev: pd.DataFrame) -> 
             f"probes: {grid['probes']}", f"comparisons configured: {grid['comparisons']}",
             f"HRSA tables read: {hr.comparison.nunique() * 1 if not hr.empty else 0} comparisons on "
             f"{hr.probe.nunique() if not hr.empty else 0} probe sets",
+            "rows compared per probe set (tokens of a token-level probe, texts of a sentence-level one; every "
+            "token unless the probe's max_length/max_tokens caps it): "
+            + (", ".join(f"{p}: {int(g.n.max()):,}" for p, g in hr.groupby("probe")) if "n" in hr else "none"),
             f"evaluation results read: {len(ev)} (embedder, task) scores"]

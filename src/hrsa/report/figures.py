@@ -203,14 +203,15 @@ def plot_procrustes_maps(maps: Sequence[Path], hr: pd.DataFrame, out: Path) -> l
 
 
 def plot_probe_transfer(tab: pd.DataFrame, out: Path) -> list[Path]:
-    """Per pair and probe at the last numbered layer: source vs target probe accuracy for every comparison kind
+    """Per pair and probe at the headline layer (`pooled`: the study's probe on L2-normalised encode() outputs; else
+    the last numbered layer): source vs target probe accuracy for every comparison kind
     (bars: mean over seeds; error bars: the interval envelope). Per-split metrics
     (`probe-transfer-{source,target}-accuracy-{split}`) get one panel per split; else the test split alone."""
     plt = _pyplot()
     paths = []
     acc = tab[tab.metric.str.match(r"probe-transfer-(source|target)-accuracy")]
     for (probe, pair), sub in acc.groupby(["probe", "pair"], sort=True):
-        last = last_layer(list(sub.layer))
+        last = "pooled" if "pooled" in set(sub.layer) else last_layer(list(sub.layer))
         sub = sub[sub.layer == last].copy()
         parts = sub.metric.str.extract(r"probe-transfer-(source|target)-accuracy(?:-(\w+))?")
         sub["side"], sub["split"] = parts[0], parts[1].fillna("test")
