@@ -6,6 +6,7 @@ from __future__ import annotations
 
 # ---- outputs ----------------------------------------------------------------------------------------------------
 BACKBONE = "results/backbones/{pair}.{role}"
+BACKBONE_CHECKPOINT = "results/backbones/{pair}.{role}/checkpoints/step-{step}"  # a kept step of a recipe run
 EMBEDDER = "results/embedders/{pair}.{role}-E.s{seed}"
 MODEL_EMBEDDER = "results/embedders/{model}"
 BASELINE = "results/baselines/{pair}.{role}"

@@ -79,7 +79,7 @@ if _unknown_overrides:
 
 wildcard_constraints:
     pair=_alternatives(STUDY.pairs),
-    role="base|reason|sft",
+    role=r"(?:base|reason|sft)(?:@\d+)?",
     seed=r"\d+",
     model=_alternatives(STUDY.models()),
     probe=_alternatives(STUDY.probes),
@@ -107,19 +107,13 @@ def repo_path(value):
 
 
 def model_path(model):
-    """Directory or hub id a model is loaded from."""
-    pair, role, seed = parse_model_id(model)
-    if seed is not None:
-        return paths.MODEL_EMBEDDER.format(model=model)
-    return STUDY.backbone_path(STUDY.backbone(pair, role))
+    """Directory or hub id a model is loaded from (a kept checkpoint `reason@N`: its step-N folder)."""
+    return STUDY.source_path(model)
 
 
 def model_input(model):
-    """The workflow-built directory of a model, or nothing for a published backbone."""
-    pair, role, seed = parse_model_id(model)
-    if seed is not None or STUDY.backbone(pair, role).recipe:
-        return model_path(model)
-    return []
+    """The workflow-built directory of a model (a kept checkpoint: its recipe run), or nothing for a published one."""
+    return STUDY.built_input(model) or []
 
 
 def trust_option(allowed):

@@ -14,6 +14,7 @@ import pandas as pd
 from hrsa.aggregate import NonFiniteScore, aggregate
 from hrsa.errors import DataError
 from hrsa.io import atomic_path
+from hrsa.report.drift import DRIFT_NOTE, drift_table, plot_drift
 from hrsa.report.figures import (
     CURVE_NOTE,
     FLAG_NOTE,
@@ -79,13 +80,15 @@ def build_report(hrsa_files: Sequence[Path], eval_files: Sequence[Path], report:
     metrics = list(dict.fromkeys([*settings["headline_metrics"], *(knn_metrics(tab) if not tab.empty else [])]))
     real = realignment(hr, metrics)
     ids = intrinsic_dimension(hr)
+    drift = drift_table(tab, metrics, grid.get("rl_steps") or {})
     jobs, prov = read_benchmarks(benchmark_files), read_provenance(provenance_files)
     out.mkdir(parents=True, exist_ok=True)
     for name in ("tables", "figures", "index.html", "index.md"):  # what a killed report left (atomic_path's folders)
         for stale in out.glob(f".{name}.tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
     tables = {"embedding_scores": emb, "table1": t1, "table1_long": long_df, "equivalence": eq, "hrsa_layers": tab,
-              "hrsa_all": hr, "realignment": real, "intrinsic_dimension": ids, "jobs": jobs, "provenance": prov}
+              "hrsa_all": hr, "realignment": real, "intrinsic_dimension": ids, "drift": drift, "jobs": jobs,
+              "provenance": prov}
     with atomic_path(out / "tables") as tdir:
         tdir.mkdir()
         for name, df in tables.items():
@@ -96,7 +99,8 @@ def build_report(hrsa_files: Sequence[Path], eval_files: Sequence[Path], report:
                    "cka": plot_cka_matrices(hr, fdir) if not hr.empty else [],
                    "procrustes": plot_procrustes_maps(procrustes_maps, hr, fdir),
                    "probe": plot_probe_transfer(tab, fdir) if not tab.empty else [],
-                   "id": plot_intrinsic_dimension(ids, fdir)}
+                   "id": plot_intrinsic_dimension(ids, fdir),
+                   "drift": plot_drift(drift, fdir)}
     figures = {k: [out / "figures" / p.name for p in v] for k, v in figures.items()}  # after the rename
     rep = _assemble(grid, settings, ev, hr, emb, t1, t1_note, eq, real, jobs, prov, figures, out / "figures")
     if missing_records:
@@ -145,6 +149,8 @@ def _assemble(grid: Mapping[str, Any], settings: Mapping[str, Any], ev: pd.DataF
                       "of a probe trained on the left model, tested on left (source) and right (target) features. "
                       f"Intrinsic dimension: TwoNN (cosine neighbours). Curves and ID: {FLAG_NOTE}. "
                       "Plotted values: figures/*.tsv."))
+    if figures["drift"]:
+        s.append(("text", f"Drift over the RL run (figures drift_*): {DRIFT_NOTE}."))
     if not figures["procrustes"]:
         s.append(("text", "No Procrustes map: compare saves none ({probe}/{comparison}.procrustes.npz)."))
     for paths in figures.values():
