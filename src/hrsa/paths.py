@@ -21,6 +21,7 @@ PROCRUSTES_MAP = "results/hrsa/{probe}/{comparison}.procrustes.npz"
 EVAL_DIR = "results/eval/{model}"
 EVAL = "results/eval/{model}/{task}.json"
 EVAL_GROUP = "results/eval/{model}/groups/{group}.json"  # every task of one evaluate job (its declared output)
+HEALTH = "results/health/{pair}.{role}.json"  # sibling health: pass@1, gain, weight change
 MTEB_CACHE = "results/mteb-cache"
 DOWNLOADED = "results/download/fetched.json"
 REPORT_DIR = "results/report"
@@ -41,6 +42,7 @@ BENCH_EXTRACT = "benchmarks/extract/{probe}/{model}.tsv"
 BENCH_KNN = "benchmarks/knn/{probe}/{model}.tsv"
 BENCH_COMPARE = "benchmarks/hrsa/{probe}/{comparison}.tsv"
 BENCH_EVAL = "benchmarks/eval/{model}/{group}.tsv"
+BENCH_HEALTH = "benchmarks/health/{pair}.{role}.tsv"
 BENCH_ROOT = "benchmarks/"
 
 # ---- logs -------------------------------------------------------------------------------------------------------
@@ -54,5 +56,6 @@ LOG_EXTRACT = "logs/extract/{probe}/{model}.log"
 LOG_KNN = "logs/knn/{probe}/{model}.log"
 LOG_COMPARE = "logs/hrsa/{probe}/{comparison}.log"
 LOG_EVAL = "logs/eval/{model}/{group}.log"
+LOG_HEALTH = "logs/health/{pair}.{role}.log"
 LOG_DOWNLOAD = "logs/download.log"
 LOG_REPORT = "logs/report.log"

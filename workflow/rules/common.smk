@@ -150,8 +150,32 @@ def report_hrsa_tables():
 
 
 def all_targets():
-    """The whole grid: report, HRSA tables, kNN graphs, evaluations."""
-    return [paths.REPORT_INDEX, *report_hrsa_tables(), *evaluation_results()]
+    """The whole grid: report, HRSA tables, kNN graphs, evaluations, sibling health."""
+    return [
+        paths.REPORT_INDEX,
+        *report_hrsa_tables(),
+        *evaluation_results(),
+        *health_results(),
+    ]
+
+
+def health_results():
+    """Every role's health file (greedy pass@1; siblings: gain over base, weight change)."""
+    return [
+        paths.HEALTH.format(pair=pair, role=role)
+        for pair, roles in STUDY.pairs.items()
+        for role in roles
+    ]
+
+
+def health_base_flags(pair, role):
+    """--base and --base-health of a sibling's health job (the base's own job measured its pass@1)."""
+    if role == "base":
+        return ""
+    base = q(model_path(f"{pair}.base"))
+    return (
+        f"--base {base} --base-health {q(paths.HEALTH.format(pair=pair, role='base'))}"
+    )
 
 
 def evaluated_models():
