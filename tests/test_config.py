@@ -123,7 +123,7 @@ def test_paper_config(repo):
     cfg = validated(yaml.safe_load((repo / "config/paper.yaml").read_text()), repo)
     study = Study(cfg, root=repo)
     assert study.seeds == [0, 1, 2]
-    assert study.num_layers == {"qwen25-1b5": 28, "qwen3-0b6": 28}
+    assert study.num_layers == {"qwen25-1b5": 28, "qwen3-0b6": 28, "qwen3-0b6-post": 28}
     assert len(study.layers("qwen25-1b5")) == 30  # hidden states 0..28 plus pooled
     built = study.built_backbones()
     assert [(b.pair, b.role, b.recipe, b.parent) for b in built] == [

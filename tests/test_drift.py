@@ -161,3 +161,16 @@ def test_drift_table_before_and_after_from_synthetic_tables() -> None:
     got = {(r.stage, r.step): r["mean"] for _, r in d.iterrows()}
     assert got == {("before", 20): 0.9, ("before", 40): 0.8, ("after", 20): 0.95, ("after", 40): 0.93}
     assert drift_table(pd.DataFrame(rows).query("~kind.str.contains('@')"), ["cka-linear-biased"], {"t": 40}).empty
+
+
+def test_paper_grid_lists_third_pair_health_and_drift_offline(tmp_path: Path) -> None:
+    out = dry_run(tmp_path, REPO / "config/paper.yaml").stdout
+    counts = job_counts(out)
+    assert counts["sibling_health"] == 8  # 3 + 3 + 2 roles, hub and recipe siblings alike
+    cmds = shell_commands(out)
+    assert any("--model Qwen/Qwen3-0.6B " in c and c.startswith("hrsa health") for c in cmds)  # the third pair
+    assert any("'qwen3-0b6-post.base~reason'" in c for c in cmds if c.startswith("hrsa compare"))
+    drift = {c.split("--comparison ")[1].split()[0] for c in cmds if c.startswith("hrsa compare") and "@" in c}
+    assert drift == {f"'qwen3-0b6.base~reason@{n}'" for n in (50, 100, 150)}  # the hub siblings keep none
+    assert any("results/backbones/qwen3-0b6.reason/checkpoints/step-100" in c for c in cmds
+               if c.startswith("hrsa extract"))
