@@ -44,6 +44,7 @@ except ConfigError as exc:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/download.smk"
 include: "workflow/rules/backbones.smk"
+include: "workflow/rules/health.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/extract.smk"

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-#: issue targets on the paper grid
-MAX_GPU_SUBMISSIONS, MAX_OTHER_SUBMISSIONS, MAX_BUILD_S = 150, 10, 10.0
+#: issue targets on the paper grid (150 and 10 before issue 21 added the third pair, 8 sibling health jobs and 3 drift
+#: checkpoints: 190 GPU submissions and 13 others since)
+MAX_GPU_SUBMISSIONS, MAX_OTHER_SUBMISSIONS, MAX_BUILD_S = 200, 15, 10.0
 
 
 def snakemake_argv(profile: str, configfile: str, workdir: Path) -> list[str]:

@@ -32,8 +32,9 @@ def test_default_grid(config, repo):
     assert study.embedder_models() == [model_id("tiny", f"{r}-E", s) for r in ("base", "reason", "sft") for s in (0, 1)]
     names = [c.name for c in study.comparisons]
     assert "tiny.base~reason" in names and "tiny.base-E~reason-E.s1" in names
-    # 2 backbone-only comparisons + 4 per-seed kinds x 2 seeds + 2 noise floors x 1 pair of seeds
-    assert len(names) == 2 + 4 * 2 + 2
+    # 3 backbone-only comparisons (one with the RL run's kept step 20) + 4 per-seed kinds x 2 seeds + 2 noise floors
+    # x 1 pair of seeds
+    assert len(names) == 3 + 4 * 2 + 2
     assert "tiny.base-E~base-E.s0-s1" in names and "tiny.reason-E~reason-E.s0-s1" in names
     assert study.comparison("tiny.base~base-E.s0").model("right") == "tiny.base-E.s0"
 
@@ -122,7 +123,7 @@ def test_paper_config(repo):
     cfg = validated(yaml.safe_load((repo / "config/paper.yaml").read_text()), repo)
     study = Study(cfg, root=repo)
     assert study.seeds == [0, 1, 2]
-    assert study.num_layers == {"qwen25-1b5": 28, "qwen3-0b6": 28}
+    assert study.num_layers == {"qwen25-1b5": 28, "qwen3-0b6": 28, "qwen3-0b6-post": 28}
     assert len(study.layers("qwen25-1b5")) == 30  # hidden states 0..28 plus pooled
     built = study.built_backbones()
     assert [(b.pair, b.role, b.recipe, b.parent) for b in built] == [

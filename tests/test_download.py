@@ -27,7 +27,7 @@ BIN = Path(sys.executable).parent
 
 # Every hub id of config/paper.yaml, written out by hand from the file.
 PAPER_MODELS = ["Qwen/Qwen2.5-1.5B", "hkust-nlp/Qwen-2.5-1.5B-SimpleRL-Zoo", "Qwen/Qwen2.5-Math-1.5B-Instruct",
-                "Qwen/Qwen3-0.6B-Base", "Qwen/Qwen3-Embedding-0.6B"]
+                "Qwen/Qwen3-0.6B-Base", "Qwen/Qwen3-0.6B", "Qwen/Qwen3-Embedding-0.6B"]
 PAPER_DATASETS = {
     ("sentence-transformers/all-nli", "triplet", "train"),
     ("sentence-transformers/msmarco-bm25", "triplet", "train"),
@@ -43,6 +43,7 @@ PAPER_DATASETS = {
     ("HuggingFaceH4/MATH-500", None, "test"),  # probes
     ("fancyzhx/ag_news", None, "test"),
     ("openai/gsm8k", "main", "train"),  # the rlvr and sft recipes' problems
+    ("openai/gsm8k", "main", "test"),  # sibling health's problem sets (and MATH-500 above)
 }
 
 
@@ -66,7 +67,7 @@ def test_plan_lists_exactly_the_hub_models_and_datasets_of_the_paper_config(pape
     assert [m["id"] for m in paper_plan["models"]] == PAPER_MODELS
     assert {(d["id"], d["config"], d["split"]) for d in paper_plan["datasets"]} == PAPER_DATASETS
     assert len(paper_plan["datasets"]) == len(PAPER_DATASETS)  # gsm8k once, used by both recipes
-    gsm8k = next(d for d in paper_plan["datasets"] if d["id"] == "openai/gsm8k")
+    gsm8k = next(d for d in paper_plan["datasets"] if d["id"] == "openai/gsm8k" and d["split"] == "train")
     assert gsm8k["used_by"] == ["problems of qwen3-0b6.reason (rlvr recipe)", "problems of qwen3-0b6.sft (sft recipe)"]
     miner = next(m for m in paper_plan["models"] if m["id"] == "Qwen/Qwen3-Embedding-0.6B")
     assert miner["used_by"] == ["training_data.mine.model"]
@@ -95,7 +96,7 @@ def test_download_verb_plan_offline_matches_and_fetches_nothing(paper_plan, repo
                  "--out", str(out)]) == 0
     written = json.loads(out.read_text())
     assert written == {"plan": json.loads(json.dumps(paper_plan))}  # no "fetched": nothing was fetched
-    assert "download plan: 5 models, 14 datasets, 154 mteb_tasks" in capsys.readouterr().err
+    assert "download plan: 6 models, 14 datasets, 154 mteb_tasks" in capsys.readouterr().err
 
 
 def test_demo_config_needs_nothing_from_the_hub(repo):

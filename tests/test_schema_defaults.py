@@ -149,11 +149,19 @@ def test_knn_and_evaluate_fill_their_slices_from_the_schema() -> None:
     assert evaluation["batch_size"] == yaml_default("evaluation/batch_size")
 
 
+def test_health_fills_its_slice_from_the_schema() -> None:
+    from hrsa.backbones.health import settings_of
+
+    settings = settings_of(config_of(parsed("health", "--model", "m", "--out", "o.json")))
+    assert settings["problems"] == yaml_default("siblings/problems") and settings["min_gain"] is None
+    assert [s["builtin"] for s in settings["sets"]] == ["arithmetic"]
+
+
 def test_every_verb_is_covered() -> None:
     """A verb added later must join one of the tests above."""
     from hrsa.cli import COMMANDS
 
     covered = {"pretrain", "rlvr", "sft", "mine", "extract", "make-data", "train", "compare", "report", "knn",
-               "evaluate", "download", "baseline"}
+               "evaluate", "download", "baseline", "health"}
     # `cost` has no config slice: it reads whole config files through Snakemake's DAG (schema defaults included)
     assert set(COMMANDS) == covered | {"cost"}

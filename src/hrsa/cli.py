@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "pretrain": "pretrain",
     "rlvr": "rlvr",
     "sft": "sft",
+    "health": "health",
     "make-data": "make_data",
     "mine": "mine",
     "train": "train",

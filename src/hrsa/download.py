@@ -66,6 +66,10 @@ def _datasets(config: Mapping[str, Any], study: Any, root: Path) -> list[dict[st
             source = ProblemSource.parse(problems)
             assert source.dataset is not None
             add((source.dataset, source.config, source.split), f"problems of {bb.model_id} ({bb.recipe} recipe)")
+    for entry in (config.get("siblings") or {}).get("sets") or []:  # sibling health's problem sets
+        if entry.get("dataset"):
+            add((entry["dataset"], entry.get("config") or None, entry.get("split") or "test"),
+                f"siblings.sets {entry['name']}")
     return list(found.values())
 
 
@@ -163,7 +167,7 @@ def fetch(plan: Mapping[str, list[dict[str, Any]]], log: Any = print) -> dict[st
 
 
 # Config keys the plan reads: the download rule passes only these, so other config changes do not rerun it.
-PLAN_KEYS = ("pairs", "recipes", "training_data", "probes")
+PLAN_KEYS = ("pairs", "recipes", "training_data", "probes", "siblings")
 
 
 def plan_config(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 # ---- outputs ----------------------------------------------------------------------------------------------------
 BACKBONE = "results/backbones/{pair}.{role}"
+BACKBONE_CHECKPOINT = "results/backbones/{pair}.{role}/checkpoints/step-{step}"  # a kept step of a recipe run
 EMBEDDER = "results/embedders/{pair}.{role}-E.s{seed}"
 MODEL_EMBEDDER = "results/embedders/{model}"
 BASELINE = "results/baselines/{pair}.{role}"
@@ -21,6 +22,7 @@ PROCRUSTES_MAP = "results/hrsa/{probe}/{comparison}.procrustes.npz"
 EVAL_DIR = "results/eval/{model}"
 EVAL = "results/eval/{model}/{task}.json"
 EVAL_GROUP = "results/eval/{model}/groups/{group}.json"  # every task of one evaluate job (its declared output)
+HEALTH = "results/health/{pair}.{role}.json"  # sibling health: pass@1, gain, weight change
 MTEB_CACHE = "results/mteb-cache"
 DOWNLOADED = "results/download/fetched.json"
 REPORT_DIR = "results/report"
@@ -41,6 +43,7 @@ BENCH_EXTRACT = "results/benchmarks/extract/{probe}/{model}.tsv"
 BENCH_KNN = "results/benchmarks/knn/{probe}/{model}.tsv"
 BENCH_COMPARE = "results/benchmarks/hrsa/{probe}/{comparison}.tsv"
 BENCH_EVAL = "results/benchmarks/eval/{model}/{group}.tsv"
+BENCH_HEALTH = "results/benchmarks/health/{pair}.{role}.tsv"
 BENCH_ROOT = "results/benchmarks/"
 
 # ---- logs -------------------------------------------------------------------------------------------------------
@@ -54,5 +57,6 @@ LOG_EXTRACT = "logs/extract/{probe}/{model}.log"
 LOG_KNN = "logs/knn/{probe}/{model}.log"
 LOG_COMPARE = "logs/hrsa/{probe}/{comparison}.log"
 LOG_EVAL = "logs/eval/{model}/{group}.log"
+LOG_HEALTH = "logs/health/{pair}.{role}.log"
 LOG_DOWNLOAD = "logs/download.log"
 LOG_REPORT = "logs/report.log"

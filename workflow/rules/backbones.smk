@@ -11,6 +11,8 @@ rule build_backbone:
         paths.LOG_BACKBONE,
     benchmark:
         paths.BENCH_BACKBONE
+    wildcard_constraints:
+        role="base|reason|sft",
     conda:
         "../../envs/hrsa.yaml"
     threads: stage_threads("backbone")

@@ -83,7 +83,7 @@ if _unknown_overrides:
 
 wildcard_constraints:
     pair=_alternatives(STUDY.pairs),
-    role="base|reason|sft",
+    role=r"(?:base|reason|sft)(?:@\d+)?",
     seed=r"\d+",
     model=_alternatives(STUDY.models()),
     probe=_alternatives(STUDY.probes),
@@ -111,19 +111,13 @@ def repo_path(value):
 
 
 def model_path(model):
-    """Directory or hub id a model is loaded from."""
-    pair, role, seed = parse_model_id(model)
-    if seed is not None:
-        return paths.MODEL_EMBEDDER.format(model=model)
-    return STUDY.backbone_path(STUDY.backbone(pair, role))
+    """Directory or hub id a model is loaded from (a kept checkpoint `reason@N`: its step-N folder)."""
+    return STUDY.source_path(model)
 
 
 def model_input(model):
-    """The workflow-built directory of a model, or nothing for a published backbone."""
-    pair, role, seed = parse_model_id(model)
-    if seed is not None or STUDY.backbone(pair, role).recipe:
-        return model_path(model)
-    return []
+    """The workflow-built directory of a model (a kept checkpoint: its recipe run), or nothing for a published one."""
+    return STUDY.built_input(model) or []
 
 
 def trust_option(allowed):
@@ -160,8 +154,32 @@ def report_hrsa_tables():
 
 
 def all_targets():
-    """The whole grid: report, HRSA tables, kNN graphs, evaluations."""
-    return [paths.REPORT_INDEX, *report_hrsa_tables(), *evaluation_results()]
+    """The whole grid: report, HRSA tables, kNN graphs, evaluations, sibling health."""
+    return [
+        paths.REPORT_INDEX,
+        *report_hrsa_tables(),
+        *evaluation_results(),
+        *health_results(),
+    ]
+
+
+def health_results():
+    """Every role's health file (greedy pass@1; siblings: gain over base, weight change)."""
+    return [
+        paths.HEALTH.format(pair=pair, role=role)
+        for pair, roles in STUDY.pairs.items()
+        for role in roles
+    ]
+
+
+def health_base_flags(pair, role):
+    """--base and --base-health of a sibling's health job (the base's own job measured its pass@1)."""
+    if role == "base":
+        return ""
+    base = q(model_path(f"{pair}.base"))
+    return (
+        f"--base {base} --base-health {q(paths.HEALTH.format(pair=pair, role='base'))}"
+    )
 
 
 def evaluated_models():

@@ -42,6 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="task groups each model is scored in (records: results/benchmarks/eval/{model}/{group}.tsv)")
     p.add_argument("--procrustes-maps", nargs="*", default=[], type=Path, metavar="NPZ",
                    help="Procrustes maps ({probe}/{comparison}.procrustes.npz with O and layer) to draw")
+    p.add_argument("--health", nargs="*", default=[], type=Path, metavar="JSON",
+                   help="sibling health files ({pair}.{role}.json) shown beside Table 1")
     p.add_argument("--out", required=True, help="report directory")
 
 
@@ -70,6 +72,7 @@ def run(args: argparse.Namespace) -> None:
 
     _existing(list(args.hrsa), "HRSA table", "run its compare job first")
     _existing(list(args.procrustes_maps), "Procrustes map", "run its compare job first")
+    _existing(list(args.health), "health file", "run its sibling_health job first")
     evals = evaluation_files(args.eval_dir, args.models, args.tasks)
     bench: list[Path] = []
     missing: list[Path] = []
@@ -88,5 +91,5 @@ def run(args: argparse.Namespace) -> None:
     grid = json.loads(args.grid) if args.grid else None
     index = build_report(args.hrsa, evals, json.loads(args.config), Path(args.out), grid=grid, task_benchmarks=tb,
                          benchmark_files=bench, missing_records=missing,
-                         provenance_files=prov, procrustes_maps=args.procrustes_maps)
+                         provenance_files=prov, procrustes_maps=args.procrustes_maps, health_files=args.health)
     print(f"report: {index.resolve()}")

@@ -24,7 +24,7 @@ from typing import Any
 
 from hrsa import paths
 from hrsa.errors import ConfigError
-from hrsa.grid.ids import ROLES
+from hrsa.grid.ids import ROLES, parse_model_id, split_role
 from hrsa.hub import is_hub_id, local_path
 from hrsa.schema import load_schema
 
@@ -250,7 +250,7 @@ def check_study(study: Any) -> None:
 
 
 def _order(side: str) -> tuple[int, bool]:
-    return ROLES.index(side.removesuffix("-E")), side.endswith("-E")
+    return ROLES.index(split_role(side)[0]), side.endswith("-E")
 
 
 def _check_procrustes(study: Any) -> None:
@@ -326,7 +326,9 @@ def check_probe_rows(config: Mapping[str, Any], root: Path) -> None:
 
 def _check_name_lengths(study: Any) -> None:
     """Every file name hrsa.paths derives from config names stays under NAME_MAX bytes (longest value per field)."""
-    values = {"pair": list(study.pairs), "role": [f"{r}-E" for r in ROLES], "seed": [str(s) for s in study.seeds],
+    kept = [f"{parse_model_id(m)[1]}-E" for m in study.checkpoint_models()]  # reason@N
+    values = {"pair": list(study.pairs), "role": [f"{r}-E" for r in ROLES] + kept,
+              "seed": [str(s) for s in study.seeds],
               "model": study.models(), "probe": list(study.probes), "comparison": [c.name for c in study.comparisons]}
     longest = {k: max(v, key=lambda s: len(s.encode())) for k, v in values.items() if v}
     patterns = [v for k, v in vars(paths).items() if k.isupper() and isinstance(v, str)]

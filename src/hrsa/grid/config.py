@@ -15,7 +15,7 @@ from typing import Any
 
 from hrsa import paths
 from hrsa.errors import ConfigError
-from hrsa.grid.ids import POOLED, ROLES, SAFE_NAME, SIDE, Comparison
+from hrsa.grid.ids import POOLED, ROLES, SAFE_NAME, SIDE, Comparison, split_role
 from hrsa.hub import is_hub_id, local_path
 from hrsa.schema import node, with_defaults
 
@@ -191,12 +191,16 @@ def read_comparisons(config: Mapping[str, Any], seeds: list[int],
             pairings = [(s, None) for s in seeds]
         else:
             pairings = [(None, None)]
-        roles_needed = [p.removesuffix("-E") for p in parts]
+        roles_needed = [split_role(p)[0] for p in parts]
         applied = False
         for pair, roles in pairs.items():
             lacking = [r for r in roles_needed if r not in roles]
             if lacking:  # e.g. base~sft for a pair without sft
                 skipped.append(f"{key} {spec} is skipped for pair {pair!r}: it has no {lacking[0]} role")
+                continue
+            unkept = _unkept_checkpoint(config, key, spec, roles)
+            if unkept:  # e.g. base~reason@50 for a pair whose reason comes from the hub
+                skipped.append(f"{key} {spec} is skipped for pair {pair!r}: {unkept}")
                 continue
             applied = True
             out += [Comparison(pair, left, right, a, b) for a, b in pairings]
@@ -209,6 +213,25 @@ def read_comparisons(config: Mapping[str, Any], seeds: list[int],
     if len(set(names)) != len(names):
         raise ConfigError("comparisons: duplicate entries")
     return out, skipped
+
+
+def _unkept_checkpoint(config: Mapping[str, Any], key: str, spec: str, roles: Mapping[str, Backbone]) -> str:
+    """Why a pair has no kept checkpoint a comparison names (`reason@N`), or "" where it has every one. A step that
+    the recipe run does not keep (not a multiple of `save_steps`, past `steps`) is a ConfigError."""
+    for side in spec.split("~"):
+        role, step = split_role(side)
+        if step is None:
+            continue
+        bb = roles[role]
+        if bb.recipe != "rlvr":
+            return f"its {role} is not built by the rlvr recipe, so it has no kept checkpoints"
+        opts = recipe_options(config, bb)
+        every, steps = int(opts["save_steps"]), int(opts["steps"])
+        if not every or step % every or step > steps:
+            raise ConfigError(f"{key}: {spec!r} names step {step} of pair {bb.pair!r}'s {role}, which its rlvr run "
+                              f"does not keep (recipes.rlvr.save_steps {every}, steps {steps}: it keeps "
+                              f"{list(range(every, steps + 1, every)) if every else 'none'})")
+    return ""
 
 
 def read_probes(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -1,6 +1,7 @@
 """Names of the study's things as they appear in paths: model ids, comparison names, roles and the pooled layer.
 
-Model ids: `{pair}.{role}` for backbones, `{pair}.{role}-E.s{seed}` for embedders (see DESIGN.md).
+Model ids: `{pair}.{role}` for backbones, `{pair}.{role}-E.s{seed}` for embedders (see DESIGN.md). A role may name a
+kept checkpoint of its recipe run, `reason@N` (step N of the RLVR run): `tiny.reason@20`, `tiny.reason@20-E.s0`.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ ROLES = ("base", "reason", "sft")
 # \A...\Z, not ^...$: `$` also matches before a final newline, so "x\n" passed and split a shell command.
 SAFE_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_-]*\Z")
 POOLED = "pooled"
+#: a role, or a kept checkpoint of it (`reason@50`: step 50 of its recipe run)
+ROLE = r"(?:base|reason|sft)(?:@[1-9][0-9]*)?"
 #: one side of a comparison: a role, with -E for the embedder trained from it
-SIDE = re.compile(r"(base|reason|sft)(-E)?")
+SIDE = re.compile(rf"({ROLE})(-E)?")
 
-_SIDE = r"(?:base|reason|sft)(?:-E)?"
+_SIDE = rf"{ROLE}(?:-E)?"
 _COMPARISON_NAME = re.compile(
     rf"(?P<pair>[A-Za-z0-9][A-Za-z0-9_-]*)\.(?P<left>{_SIDE})~(?P<right>{_SIDE})"
     r"(?:\.s(?P<seed>\d+)(?:-s(?P<right_seed>\d+))?)?"
 )
-_MODEL_ID = re.compile(r"(?P<pair>[^.]+)\.(?P<role>base|reason|sft)(?:-E\.s(?P<seed>\d+))?")
+_MODEL_ID = re.compile(rf"(?P<pair>[^.]+)\.(?P<role>{ROLE})(?:-E\.s(?P<seed>\d+))?")
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,12 @@ def parse_comparison(name: str) -> Comparison:
     seed, right_seed = m.group("seed"), m.group("right_seed")
     return Comparison(m.group("pair"), m.group("left"), m.group("right"),
                       None if seed is None else int(seed), None if right_seed is None else int(right_seed))
+
+
+def split_role(role: str) -> tuple[str, int | None]:
+    """(role, kept step or None) of a role as written in ids, without -E: `reason@50` -> ("reason", 50)."""
+    name, _, step = role.removesuffix("-E").partition("@")
+    return name, int(step) if step else None
 
 
 def model_id(pair: str, role: str, seed: int | None = None) -> str:

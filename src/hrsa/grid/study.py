@@ -12,8 +12,9 @@ from typing import Any
 
 import hrsa.grid.checks as checks
 import hrsa.grid.config as cfg
+from hrsa import paths
 from hrsa.grid.config import Backbone
-from hrsa.grid.ids import POOLED, Comparison, model_id
+from hrsa.grid.ids import POOLED, Comparison, model_id, parse_model_id, split_role
 from hrsa.grid.shapes import Shape, pair_shape
 from hrsa.grid.sizing import params_b
 
@@ -95,8 +96,40 @@ class Study:
     def embedder_models(self) -> list[str]:
         return [model_id(p, f"{r}-E", s) for p, roles in self.pairs.items() for r in roles for s in self.seeds]
 
+    def checkpoint_models(self) -> list[str]:
+        """Models of kept recipe checkpoints that comparisons name (`tiny.reason@20`, `tiny.reason@20-E.s0`): a
+        checkpoint is extracted, and trained into an embedder, only where a comparison asks for it."""
+        named = [c.model(side) for c in self.comparisons for side in ("left", "right")]
+        return list(dict.fromkeys(m for m in named if split_role(parse_model_id(m)[1])[1] is not None))
+
     def models(self) -> list[str]:
-        return self.backbone_models() + self.embedder_models()
+        return self.backbone_models() + self.embedder_models() + self.checkpoint_models()
+
+    def source_path(self, model: str) -> str:
+        """Where a backbone id (a role, or a kept checkpoint `reason@N`) is loaded from; an embedder's directory."""
+        pair, role, seed = parse_model_id(model)
+        if seed is not None:
+            return paths.MODEL_EMBEDDER.format(model=model)
+        name, step = split_role(role)
+        if step is not None:
+            return paths.BACKBONE_CHECKPOINT.format(pair=pair, role=name, step=step)
+        return self.backbone_path(self.backbone(pair, name))
+
+    def built_input(self, model: str) -> str | None:
+        """The workflow-built directory a model needs (a checkpoint: its recipe run's), or None for a published one."""
+        pair, role, seed = parse_model_id(model)
+        name, step = split_role(role)
+        if seed is not None:
+            return paths.MODEL_EMBEDDER.format(model=model)
+        if step is not None or self.backbone(pair, name).recipe:
+            return self.backbone_path(self.backbone(pair, name))
+        return None
+
+    def rl_steps(self) -> dict[str, int]:
+        """{pair: steps of its RLVR run} for pairs whose reason is built by the rlvr recipe (the drift figure's last
+        point: base~reason is the run's final model)."""
+        return {pair: int(self.recipe_options(roles["reason"])["steps"]) for pair, roles in self.pairs.items()
+                if "reason" in roles and roles["reason"].recipe == "rlvr"}
 
     def comparison(self, name: str) -> Comparison:
         for c in self.comparisons:

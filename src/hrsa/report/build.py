@@ -14,6 +14,7 @@ import pandas as pd
 from hrsa.aggregate import NonFiniteScore, aggregate
 from hrsa.errors import DataError
 from hrsa.io import atomic_path
+from hrsa.report.drift import DRIFT_NOTE, drift_table, plot_drift
 from hrsa.report.figures import (
     CURVE_NOTE,
     FLAG_NOTE,
@@ -23,6 +24,7 @@ from hrsa.report.figures import (
     plot_probe_transfer,
     plot_procrustes_maps,
 )
+from hrsa.report.health import HEALTH_NOTE, load_health
 from hrsa.report.inference import (
     MEASURES,
     T1_METHOD,
@@ -50,7 +52,8 @@ def settings_of(report: Mapping[str, Any] | None) -> dict[str, Any]:
 def build_report(hrsa_files: Sequence[Path], eval_files: Sequence[Path], report: Mapping[str, Any], out: Path, *,
                  grid: Mapping[str, Any] | None = None, task_benchmarks: Mapping[str, Any] | None = None,
                  benchmark_files: Sequence[Path] = (), provenance_files: Sequence[Path] = (),
-                 procrustes_maps: Sequence[Path] = (), missing_records: Sequence[Path] = ()) -> Path:
+                 procrustes_maps: Sequence[Path] = (), missing_records: Sequence[Path] = (),
+                 health_files: Sequence[Path] = ()) -> Path:
     """Write out/index.md, out/index.html, out/tables/*.tsv and out/figures/* (PNG, PDF and the plotted values as
     TSV) from exactly the given files; returns the index path. `report`: the config's `report:` block (missing keys
     from the schema); `grid`: grid_summary of the study config, shown under "what was run"; `missing_records`: job
@@ -79,13 +82,16 @@ def build_report(hrsa_files: Sequence[Path], eval_files: Sequence[Path], report:
     metrics = list(dict.fromkeys([*settings["headline_metrics"], *(knn_metrics(tab) if not tab.empty else [])]))
     real = realignment(hr, metrics)
     ids = intrinsic_dimension(hr)
+    health = load_health(health_files)
+    drift = drift_table(tab, metrics, grid.get("rl_steps") or {})
     jobs, prov = read_benchmarks(benchmark_files), read_provenance(provenance_files)
     out.mkdir(parents=True, exist_ok=True)
     for name in ("tables", "figures", "index.html", "index.md"):  # what a killed report left (atomic_path's folders)
         for stale in out.glob(f".{name}.tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
     tables = {"embedding_scores": emb, "table1": t1, "table1_long": long_df, "equivalence": eq, "hrsa_layers": tab,
-              "hrsa_all": hr, "realignment": real, "intrinsic_dimension": ids, "jobs": jobs, "provenance": prov}
+              "hrsa_all": hr, "realignment": real, "intrinsic_dimension": ids, "drift": drift, "health": health,
+              "jobs": jobs, "provenance": prov}
     with atomic_path(out / "tables") as tdir:
         tdir.mkdir()
         for name, df in tables.items():
@@ -96,9 +102,13 @@ def build_report(hrsa_files: Sequence[Path], eval_files: Sequence[Path], report:
                    "cka": plot_cka_matrices(hr, fdir) if not hr.empty else [],
                    "procrustes": plot_procrustes_maps(procrustes_maps, hr, fdir),
                    "probe": plot_probe_transfer(tab, fdir) if not tab.empty else [],
-                   "id": plot_intrinsic_dimension(ids, fdir)}
+                   "id": plot_intrinsic_dimension(ids, fdir),
+                   "drift": plot_drift(drift, fdir)}
     figures = {k: [out / "figures" / p.name for p in v] for k, v in figures.items()}  # after the rename
     rep = _assemble(grid, settings, ev, hr, emb, t1, t1_note, eq, real, jobs, prov, figures, out / "figures")
+    if not health.empty:  # beside Table 1: whether each sibling reasons better than its base, and how far it moved
+        s = dict(rep.sections)["Table 1: embedding scores per pair and benchmark (×100)"]
+        s += [("text", f"Sibling health: {HEALTH_NOTE}."), ("table", health)]
     if missing_records:
         dict(rep.sections)["What was run"].append(("list", [
             f"job records missing ({len(missing_records)}, not read): " + ", ".join(map(str, missing_records))]))
@@ -148,6 +158,8 @@ def _assemble(grid: Mapping[str, Any], settings: Mapping[str, Any], ev: pd.DataF
                       "rows of tables/hrsa_layers.tsv. "
                       f"Intrinsic dimension: TwoNN (cosine neighbours). Curves and ID: {FLAG_NOTE}. "
                       "Plotted values: figures/*.tsv."))
+    if figures["drift"]:
+        s.append(("text", f"Drift over the RL run (figures drift_*): {DRIFT_NOTE}."))
     if not figures["procrustes"]:
         s.append(("text", "No Procrustes map: compare saves none ({probe}/{comparison}.procrustes.npz)."))
     for paths in figures.values():
