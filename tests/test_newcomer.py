@@ -28,14 +28,16 @@ def test_overlay_drops_name_what_a_replacing_list_removes_and_nothing_else():
 
 def test_the_dag_prints_the_comparisons_an_overlay_dropped(tmp_path):
     """`comparisons: [sft-E~sft-E]` over the demo config shrank the report to one comparison without a word."""
-    cfg = write_config(tmp_path, demo_config())
+    demo = demo_config()
+    cfg = write_config(tmp_path, demo)
     overlay = write_config(tmp_path, {"comparisons": ["sft-E~sft-E"]}, "overlay.yaml")
     proc = dry_run(tmp_path, cfg, str(overlay))
     lines = [x for x in proc.stderr.splitlines() if x.startswith("hrsa config: ") and "replaces" in x]
-    assert lines == [f"hrsa config: {overlay} replaces comparisons (8 entries -> 1): dropped base~reason, base~sft, "
-                     "base-E~reason-E, base-E~sft-E, base~base-E, reason~reason-E, base-E~base-E, reason-E~reason-E. "
-                     "Lists in a later config file replace the earlier list whole: repeat the entries to keep in the "
-                     "overlay"]
+    dropped = demo["comparisons"]
+    assert len(dropped) >= 8 and "base~reason" in dropped and "reason-E~reason-E" in dropped
+    assert lines == [f"hrsa config: {overlay} replaces comparisons ({len(dropped)} entries -> 1): dropped "
+                     f"{', '.join(dropped)}. Lists in a later config file replace the earlier list whole: repeat the "
+                     "entries to keep in the overlay"]
 
 
 def test_the_local_profile_caps_gpu_jobs_at_the_gpus_present(tmp_path):
