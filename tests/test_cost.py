@@ -1,5 +1,5 @@
 """`hrsa cost` (issue 23, item 5): GPU-hours, CPU-hours, submissions and storage of a config, checked against a hand
-count on a small config (two roles, one seed, one probe, two comparisons, one task)."""
+count on a small config (two roles, one seed, one probe, two comparisons, one task, sibling health)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def small_config() -> dict:
     cfg["activation_dtype"] = "float32"
     cfg["hrsa"].update(knn_k=[5], knn_max_rows=1000)
     stages = {"backbone": (60, 2), "mine": (30, 1), "train": (120, 4), "extract": (10, 1), "knn": (6, 2),
-              "compare": (12, 3), "evaluate": (30, 1)}
+              "compare": (12, 3), "evaluate": (30, 1), "health": (15, 1)}
     cfg["resources"] = {stage: {"runtime": rt, "runtime_per_b": 0, "threads": th}
                         for stage, (rt, th) in stages.items()}
     return cfg
@@ -65,16 +65,17 @@ def test_hours_submissions_and_storage_match_a_hand_count(cost, capsys):
         "knn_graph": (4, 0.0, round(4 * 0.1 * 2, 4)),
         "compare": (2, 0.0, round(2 * 0.2 * 3, 4)),
         "evaluate": (2, 2 * 0.5, 2 * 0.5),  # 30 min per task x 1 task
+        "sibling_health": (2, 2 * 0.25, 2 * 0.25),  # base and reason, 15 min on 1 GPU each
         "prepare_training_data": (1, 0.0, 0.0),  # local rules: no submission, no hours
         "prepare_probe": (1, 0.0, 0.0),
         "report": (1, 0.0, 0.0),
     }
-    assert s["jobs"] == 20
-    assert s["gpu_hours"] == pytest.approx(1 + 0.5 + 4 + 4 / 6 + 1)
-    assert s["cpu_hours"] == pytest.approx(4 + 0.5 + 16 + 4 / 6 + 0.8 + 1.2 + 1)
+    assert s["jobs"] == 22
+    assert s["gpu_hours"] == pytest.approx(1 + 0.5 + 4 + 4 / 6 + 1 + 0.5)
+    assert s["cpu_hours"] == pytest.approx(4 + 0.5 + 16 + 4 / 6 + 0.8 + 1.2 + 1 + 0.5)
     # profiles/slurm groups: one features_{model} submission per model (extract + kNN), the 2 comparisons in one
-    # `hrsa` submission; backbones 2, miner 1, training 2, evaluation 2 on their own
-    assert (s["submissions"], s["gpu_submissions"], s["other_submissions"]) == (12, 10, 2)
+    # `hrsa` submission; backbones 2, miner 1, training 2, evaluation 2, sibling health 2 on their own
+    assert (s["submissions"], s["gpu_submissions"], s["other_submissions"]) == (14, 12, 2)
     (probe,) = got["storage"]
     k = graph_k([5])
     assert probe["rows"] == 3000 and probe["layers"] == [3] and probe["models"] == 4 and probe["k"] == k
@@ -85,10 +86,10 @@ def test_hours_submissions_and_storage_match_a_hand_count(cost, capsys):
 def test_without_the_profiles_components_each_comparison_is_a_submission_and_the_table_prints(cost, capsys):
     """No profile: a model's extraction and kNN graph stay one group (connected jobs), the two comparisons are two."""
     s = run_json(cost["none"], capsys)["summary"]
-    assert (s["submissions"], s["gpu_submissions"]) == (2 + 1 + 2 + 4 + 2 + 2, 1 + 1 + 2 + 4 + 2)
+    assert (s["submissions"], s["gpu_submissions"]) == (2 + 1 + 2 + 4 + 2 + 2 + 2, 1 + 1 + 2 + 4 + 2 + 2)
     assert main([a for a in cost["slurm"] if a != "--json"]) == 0
     text = capsys.readouterr().out
-    assert "| **total** | 20 | 7.2 | 24.2 | 12 (10 GPU, 2 other) |" in text
+    assert "| **total** | 22 | 7.7 | 24.7 | 14 (12 GPU, 2 other) |" in text
     assert "| prose | 3,000 tokens | 3 | 4 | 4.61 MB (float32) | 576 kB (1,000, 5) |" in text
 
 
