@@ -87,6 +87,14 @@ def test_bad_inputs_are_one_line_before_anything_runs(tiny_backbone, sibling, te
     shutil.copytree(sibling, deep)
     (deep / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 3}))
     assert "differ in depth" in _error(capsys, str(tiny_backbone), str(deep), "--texts", str(texts), "--out", str(out))
+    other = tmp_path / "other-tokenizer"
+    shutil.copytree(sibling, other)
+    tok = json.loads((other / "tokenizer.json").read_text())
+    vocab = tok["model"]["vocab"]
+    vocab["zz-not-in-the-other"] = vocab.pop(next(iter(vocab)))
+    (other / "tokenizer.json").write_text(json.dumps(tok))
+    assert "differ in tokenizer vocabulary" in _error(capsys, str(tiny_backbone), str(other), "--texts", str(texts),
+                                                              "--out", str(out))
     err = _error(capsys, str(tiny_backbone), str(sibling), "--texts", str(texts), "--out", str(out), "--layers", "0,x")
     assert "--layers" in err
     err = _error(capsys, str(tiny_backbone), str(sibling), "--texts", str(texts), "--out", str(out), "--layers", "7")
