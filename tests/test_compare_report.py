@@ -67,7 +67,7 @@ def run_compare(wd: Path, left: str, right: str, settings: dict) -> pd.DataFrame
 def test_invariant_transform_gives_identity_scores(setup):
     df = run_compare(setup, "x", "rot", {"bootstrap": 0, "permutations": 0})
     diag = df[df.layer_x == df.layer_y].set_index(["layer_x", "metric"])["value"]
-    for layer in ("0", "1", "2"):
+    for layer in (0, 1, 2):
         assert diag[(layer, "cka-linear-biased")] == pytest.approx(1.0, abs=1e-5)
         assert diag[(layer, "knn-jaccard-k10-cosine")] < 1.0 + 1e-9  # cosine kNN is not translation-invariant
         assert diag[(layer, "procrustes-rvr")] > 0  # scaling and translation are not undone by a rotation
@@ -77,17 +77,39 @@ def test_invariant_transform_gives_identity_scores(setup):
     assert (off < 0.9).all()  # independent layers are not similar
 
 
+def test_layers_are_int64_and_sort_numerically_with_the_probe_named(setup, tmp_path):
+    """layer_x / layer_y are int64 (pooled = -1) beside their names, and the table names its probe set; the report
+    reads the names back."""
+    from hrsa.compare import write_rows
+    from hrsa.report.load import load_hrsa
+
+    df = run_compare(setup, "x", "rot", {"bootstrap": 0, "permutations": 0})
+    assert df.layer_x.dtype == "int64" and df.layer_y.dtype == "int64" and set(df.probe) == {"probe"}
+    assert set(df.layer_x) == {0, 1, 2} and (df.layer_x.astype(str) == df.layer_x_name).all()
+    names = [str(i) for i in range(12)] + ["pooled"]
+    rows = [{"comparison": "p.base~reason", "layer_x": name, "layer_y": name, "metric": "cka-linear-biased",
+             "value": 1.0, "n": 3} for name in reversed(names)]
+    out = tmp_path / "works" / "p.base~reason.parquet"
+    out.parent.mkdir()
+    write_rows(rows, out, probe="works")
+    table = pd.read_parquet(out)
+    assert table.layer_x.dtype == "int64" and set(table.probe) == {"works"}
+    assert table.sort_values("layer_x").layer_x_name.tolist() == ["pooled", *names[:-1]]  # 0, 1, 2, ..., 10, 11
+    back = load_hrsa([out])
+    assert back.layer_x.tolist() == list(reversed(names)) and "layer_x_name" not in back
+
+
 def test_self_comparison_and_noise(setup):
     same = run_compare(setup, "x", "x", {"bootstrap": 10, "permutations": 5})
     d = same[same.layer_x == same.layer_y].set_index(["layer_x", "metric"])
-    assert d.loc[("1", "knn-jaccard-k10-cosine"), "value"] == pytest.approx(1.0)
-    assert d.loc[("1", "procrustes-rvr"), "value"] == pytest.approx(0.0, abs=1e-5)
-    assert (d.loc[("1", "probe-transfer-target-accuracy"), "value"]
-            == d.loc[("1", "probe-transfer-source-accuracy"), "value"])
-    assert d.loc[("1", "cka-linear-biased"), "null_mean"] < 0.3  # chance level reported beside the score
+    assert d.loc[(1, "knn-jaccard-k10-cosine"), "value"] == pytest.approx(1.0)
+    assert d.loc[(1, "procrustes-rvr"), "value"] == pytest.approx(0.0, abs=1e-5)
+    assert (d.loc[(1, "probe-transfer-target-accuracy"), "value"]
+            == d.loc[(1, "probe-transfer-source-accuracy"), "value"])
+    assert d.loc[(1, "cka-linear-biased"), "null_mean"] < 0.3  # chance level reported beside the score
     noise = run_compare(setup, "x", "noise", {"bootstrap": 0, "permutations": 0})
     n = noise[noise.layer_x == noise.layer_y].set_index(["layer_x", "metric"])["value"]
-    assert n[("1", "cka-linear-biased")] < 0.4 and n[("1", "knn-jaccard-k10-cosine")] < 0.2
+    assert n[(1, "cka-linear-biased")] < 0.4 and n[(1, "knn-jaccard-k10-cosine")] < 0.2
 
 
 def test_misaligned_rows_are_refused(setup, capsys):

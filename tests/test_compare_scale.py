@@ -216,8 +216,8 @@ def test_intervals_contain_estimates_or_are_flagged(token_setup: Path) -> None:
     assert np.isfinite(with_ci.bias).all() and (with_ci.se >= 0).all() and (with_ci.se > 0).mean() > 0.9
     # Procrustes intervals only at the last layer by default; point estimates everywhere
     pro = diag[diag.metric == "procrustes-rie"].set_index("layer_x")
-    assert np.isfinite(pro.value).all() and pro.ci_method.tolist() == ["none", "none", pro.ci_method["2"]]
-    assert np.isfinite(pro.loc["2", "ci_low"]) and np.isnan(pro.loc["0", "ci_low"])
+    assert np.isfinite(pro.value).all() and pro.ci_method.tolist() == ["none", "none", pro.ci_method[2]]
+    assert np.isfinite(pro.loc[2, "ci_low"]) and np.isnan(pro.loc[0, "ci_low"])
     cka = diag[diag.metric == "cka-linear-biased"].iloc[0]
     assert cka.null_kind == "rv-exact-moments" and cka.null_mean < cka.null_q95 < cka.value
     knn = diag[diag.metric == "knn-jaccard-k3-cosine"].iloc[0]
@@ -235,12 +235,12 @@ def test_point_estimates_match_the_public_metrics(token_setup: Path) -> None:
     df = _compare(token_setup, {"knn_k": [3], "bootstrap": 0, "permutations": 0})
     d = df[df.layer_x == df.layer_y].set_index(["layer_x", "metric"])["value"]
     x, y = load_layer(token_setup / "acts/a", "1"), load_layer(token_setup / "acts/b", "1")
-    assert d[("1", "cka-linear-biased")] == pytest.approx(linear_cka(x, y), rel=1e-5)
-    assert d[("1", "cka-linear-debiased")] == pytest.approx(linear_cka(x, y, debiased=True), rel=1e-4)
-    assert d[("1", "dimwise-corr")] == pytest.approx(dimwise_correlation(x, y), rel=1e-5)
+    assert d[(1, "cka-linear-biased")] == pytest.approx(linear_cka(x, y), rel=1e-5)
+    assert d[(1, "cka-linear-debiased")] == pytest.approx(linear_cka(x, y, debiased=True), rel=1e-4)
+    assert d[(1, "dimwise-corr")] == pytest.approx(dimwise_correlation(x, y), rel=1e-5)
     ref = procrustes(x, y)
     for key in ("rvr", "cosine", "rie", "sparsity"):
-        assert d[("1", f"procrustes-{key}")] == pytest.approx(ref[key], rel=1e-4, abs=1e-6)
+        assert d[(1, f"procrustes-{key}")] == pytest.approx(ref[key], rel=1e-4, abs=1e-6)
     assert (df.ci_method == "none").all()
 
 
@@ -288,11 +288,11 @@ def test_sentence_probe_resamples_sentences_and_probe_test_rows(tmp_path: Path) 
                  "--config", json.dumps({"knn_k": [2], "bootstrap": 40, "permutations": 0, "blocks": 200}),
                  "--comparison", "p.base~reason", "--out", str(out)]) == 0
     df = pd.read_parquet(out)
-    acc = df[(df.metric == "probe-transfer-target-accuracy") & (df.layer_x == "0")].iloc[0]
+    acc = df[(df.metric == "probe-transfer-target-accuracy") & (df.layer_x == 0)].iloc[0]
     assert acc.resample_unit == "sentence-blocks" and acc.n_units == n  # one block per sentence
     assert 0 <= acc.ci_low <= acc.ci_high <= 1
     from hrsa.metrics import probe_transfer
 
     ref = probe_transfer(x.astype(np.float32), y.astype(np.float32), labels)
-    f1 = df[(df.metric == "probe-transfer-target-macro-f1") & (df.layer_x == "0")].value.iloc[0]
+    f1 = df[(df.metric == "probe-transfer-target-macro-f1") & (df.layer_x == 0)].value.iloc[0]
     assert f1 == pytest.approx(ref["target_macro_f1"]) and acc.value == pytest.approx(ref["target_accuracy"])

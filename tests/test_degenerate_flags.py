@@ -54,8 +54,8 @@ def test_token_layer_0_twonn_and_knn_rows_are_flagged(token_table: Path) -> None
     assert set(graph.metric) >= {"twonn-id-left", "twonn-id-right", "twonn-id-absdiff-cosine",
                                  "knn-jaccard-k3-cosine"}
     flagged = graph.flag.str.split(";").map(lambda fs: DUPLICATE_FLAG in fs)
-    assert flagged[graph.layer_x == "0"].all()  # every TwoNN and kNN row of the duplicate layer
-    assert not flagged[graph.layer_x == "1"].any()  # context separates the rows: no flag
+    assert flagged[graph.layer_x == 0].all()  # every TwoNN and kNN row of the duplicate layer
+    assert not flagged[graph.layer_x == 1].any()  # context separates the rows: no flag
     # the estimate never comes out infinite (it used to: ratios r2 / r1 of float32 noise, or all ties)
     assert not np.isinf(graph.value).any()
     # other families are not flagged for duplicates

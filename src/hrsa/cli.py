@@ -26,6 +26,8 @@ COMMANDS: dict[str, str] = {
     "download": "download",
     "cost": "cost",
     "report": "report",
+    "figures": "figures",
+    "pairwise": "pairwise",
 }
 
 

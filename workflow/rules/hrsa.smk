@@ -40,5 +40,5 @@ rule compare:
         "hrsa compare --threads {threads} --left {input.left:q} --right {input.right:q}"
         " --knn-left {input.knn_left:q} --knn-right {input.knn_right:q} --config {params.config}"
         " --gpus {resources.gpu_slots}"
-        " --probe {input.probe:q}"
+        " --probe {input.probe:q} --probe-name {wildcards.probe:q}"
         " --comparison {wildcards.comparison:q} --out {output.table:q} --procrustes-map {output.procrustes:q} > {log:q} 2>&1"

@@ -16,6 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--knn-left", required=True, help="kNN graph directory of the left model (layer=*.npz)")
     p.add_argument("--knn-right", required=True, help="kNN graph directory of the right model")
     p.add_argument("--probe", default=None, help="probe set JSONL (labels enable probe transfer)")
+    p.add_argument("--probe-name", default=None,
+                   help="probe set name written in the table's `probe` column (default: the --probe file's stem)")
     add_config(p, "hrsa")
     p.add_argument("--device", default=default("resources/device"), choices=["auto", "cpu", "cuda"],
                    help="torch device of the streaming pass and the SVDs")
@@ -33,5 +35,6 @@ def run(args: argparse.Namespace) -> None:
         Path(args.probe) if args.probe else None, json.loads(args.config), args.comparison,
         Path(args.procrustes_map) if args.procrustes_map else None, device=args.device,
     )
-    write_rows(rows, args.out)
+    probe = args.probe_name if args.probe_name is not None else (Path(args.probe).stem if args.probe else "")
+    write_rows(rows, args.out, probe=probe)
     print(f"{len(rows)} HRSA rows for {args.comparison} -> {args.out}")

@@ -17,6 +17,9 @@ from hrsa.knn import read_graph
 
 COLUMNS = ["comparison", "layer_x", "layer_y", "metric", "value", "ci_low", "ci_high", "null_mean", "null_q95", "n",
            "bias", "se", "ci_method", "resample_unit", "n_units", "null_kind", "flag"]
+#: the written table: COLUMNS with the probe set, and layers as int64 (POOLED_INDEX for `pooled`) beside their names
+TABLE_COLUMNS = ["comparison", "probe", "layer_x", "layer_y", "layer_x_name", "layer_y_name", *COLUMNS[3:]]
+POOLED_INDEX = -1
 NULL_RV = "rv-exact-moments"
 NULL_PERM = "row-permutation"
 
@@ -197,12 +200,29 @@ def probe_rows(out: Rows, layer: str, n: int, planned: list[Any], roots: tuple[P
 
 
 # ------------------------------------------------------------------------------------------------ files
-def write_rows(rows: list[dict[str, Any]], out: str | Path) -> None:
-    """The rows as one Parquet table with COLUMNS (written atomically)."""
+def layer_index(name: str) -> int:
+    """A layer name as the table's int64 layer: `0`..`L` as numbers, `pooled` as POOLED_INDEX (-1)."""
+    if name == "pooled":
+        return POOLED_INDEX
+    if not name.isdigit():
+        raise HrsaError(f"layer {name!r} is neither a hidden-state index nor 'pooled'")
+    return int(name)
+
+
+def write_rows(rows: list[dict[str, Any]], out: str | Path, probe: str = "") -> None:
+    """The rows as one Parquet table with TABLE_COLUMNS (written atomically): `probe` names the probe set, `layer_x`
+    and `layer_y` are int64 (hidden-state index; -1 = pooled, so the layers sort numerically) and `layer_x_name`,
+    `layer_y_name` keep the names (`0`..`L`, `pooled`)."""
     import pandas as pd
 
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    names = {side: df[f"layer_{side}"].astype(str) for side in ("x", "y")}
+    for side, name in names.items():
+        df[f"layer_{side}"] = name.map(layer_index).astype("int64")
+        df[f"layer_{side}_name"] = name
+    df["probe"] = probe
     with atomic_path(out) as tmp:
-        pd.DataFrame(rows, columns=COLUMNS).to_parquet(tmp, index=False)
+        df[TABLE_COLUMNS].to_parquet(tmp, index=False)
 
 
 def save_map(path: Path, maps: dict[str, np.ndarray], layers: list[str]) -> None:

@@ -68,6 +68,7 @@ def load_hrsa(files: Sequence[Path]) -> pd.DataFrame:
             raise DataError(f"HRSA table {path} holds rows of comparison {', '.join(stamped) or 'none'}, not "
                             f"{path.stem}; {redo}")
         # a noise floor (two seeds of one recipe) is keyed by its left seed; its kind names it (`X-E~X-E`)
+        df = _layer_names(df)
         df = df.assign(probe=path.parent.name, comparison=path.stem, pair=c.pair, kind=c.kind,
                        seed=-1 if c.seed is None else c.seed, model_x=c.model("left"), model_y=c.model("right"))
         for col, fill in HRSA_EXTRA.items():
@@ -75,6 +76,15 @@ def load_hrsa(files: Sequence[Path]) -> pd.DataFrame:
                 df[col] = fill
         frames.append(df)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _layer_names(df: pd.DataFrame) -> pd.DataFrame:
+    """The table's layers as the report's layer names (`0`..`L`, `pooled`): compare writes int64 `layer_x`/`layer_y`
+    (-1 = pooled) beside `layer_x_name`/`layer_y_name`; an older table holds the names in `layer_x`/`layer_y`."""
+    for side in ("x", "y"):
+        name = f"layer_{side}_name"
+        df[f"layer_{side}"] = (df[name] if name in df else df[f"layer_{side}"]).astype(str)
+    return df.drop(columns=[c for c in ("layer_x_name", "layer_y_name") if c in df])
 
 
 def read_benchmarks(files: Sequence[Path]) -> pd.DataFrame:
