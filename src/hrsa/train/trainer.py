@@ -1,7 +1,8 @@
 """Contrastive training of a backbone into an embedder with sentence-transformers (the paper's recipe).
 
 InfoNCE over in-batch plus hard negatives via CachedMultipleNegativesRankingLoss (GradCache), scale = 1/temperature,
-mean pooling without instruction tokens, bidirectional attention, one source dataset per batch, checkpoints for resume.
+mean pooling without instruction tokens, bidirectional attention, the study's batches (hrsa.train.batches),
+checkpoints for resume.
 """
 
 from __future__ import annotations
@@ -106,14 +107,18 @@ def per_device_batch(global_batch: int, devices: int) -> int:
 def build_trainer(backbone: str, records: list[dict[str, Any]], checkpoints: str, seed: int, recipe: Recipe,
                   device: str, trust_remote_code: bool = False) -> Any:
     """The paper's recipe as a SentenceTransformerTrainer: CachedMNRL (scale 1/temperature), AdamW (fused where torch
-    has it) with cosine decay and warmup, one source dataset per batch, no duplicate texts in a batch, seeded order."""
+    has it) with cosine decay and warmup, the study's batches (one source per batch, leftovers pooled into mixed
+    batches, every record once per epoch), seeded order."""
     import torch
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
+    from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
+
+    from hrsa.train.batches import per_row_prompt_pooling, source_batch_sampler, source_collator
 
     torch.manual_seed(seed)  # LoRA adapter initialisation
     model = build_model(backbone, recipe, trust_remote_code, device)
+    per_row_prompt_pooling(model[1])  # a batch mixing sources drops each row's own instruction
     train_ds, prompts = records_to_datasets(records, recipe.num_negatives)
     check_prompt_lengths(model[0].tokenizer, prompts, recipe.max_length)
     devices = world_size()
@@ -146,13 +151,15 @@ def build_trainer(backbone: str, records: list[dict[str, Any]], checkpoints: str
         **checkpointing,
         report_to="none",
         prompts=prompts,
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
-        multi_dataset_batch_sampler=MultiDatasetBatchSamplers.PROPORTIONAL,
+        # the study's batches (hrsa.train.batches): one source per batch, leftovers pooled, every record once
+        batch_sampler=BatchSamplers.BATCH_SAMPLER,
+        multi_dataset_batch_sampler=source_batch_sampler(devices),
         dataloader_drop_last=True,
         disable_tqdm=True,
         logging_nan_inf_filter=False,  # a NaN loss is logged as NaN (not hidden), so the guard can fail the run
     )
     return SentenceTransformerTrainer(model=model, args=args, train_dataset=train_ds, loss=loss,
+                                      data_collator=source_collator()(preprocess_fn=model.preprocess, prompts=prompts),
                                       callbacks=[make_guard(recipe)])
 
 
