@@ -8,6 +8,8 @@ from __future__ import annotations
 BACKBONE = "results/backbones/{pair}.{role}"
 EMBEDDER = "results/embedders/{pair}.{role}-E.s{seed}"
 MODEL_EMBEDDER = "results/embedders/{model}"
+TRAIN_HEALTH = "results/embedders/{pair}.{role}-E.s{seed}.training.json"  # did it learn (hrsa.train.health)
+MODEL_TRAIN_HEALTH = "results/embedders/{model}.training.json"
 BASELINE = "results/baselines/{pair}.{role}"
 MODEL_BASELINE = "results/baselines/{model}"
 TRAIN_PREPARED = "results/data/train.prepared.jsonl"

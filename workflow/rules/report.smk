@@ -22,6 +22,7 @@ rule report:
         procrustes=report_procrustes_maps(),
         evals=evaluation_results(),
         models=REPORT_RECORDS["models"],
+        training=training_summaries(),
     output:
         index=report(
             paths.REPORT_INDEX,
@@ -73,4 +74,4 @@ rule report:
         "hrsa report --threads {threads} --hrsa {input.hrsa:q} --eval-dir results/eval --models {params.models}"
         " --tasks {params.tasks} --task-benchmarks {params.task_benchmarks} --config {params.config} --grid {params.grid}"
         " --run-records --eval-groups {params.groups} --probes {params.probes} --backbones {params.backbones} --extract-models {params.extracted}"
-        " {params.mine} --procrustes-maps {input.procrustes:q} --out results/report > {log:q} 2>&1"
+        " {params.mine} --procrustes-maps {input.procrustes:q} --training {input.training:q} --out results/report > {log:q} 2>&1"

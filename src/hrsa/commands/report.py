@@ -41,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="task groups each model is scored in (their records: benchmarks/eval/{model}/{group}.tsv)")
     p.add_argument("--procrustes-maps", nargs="*", default=[], type=Path, metavar="NPZ",
                    help="Procrustes maps ({probe}/{comparison}.procrustes.npz with O and layer) to draw")
+    p.add_argument("--training", nargs="*", default=[], type=Path, metavar="JSON",
+                   help="embedders' training summaries ({model}.training.json): one that did not learn is flagged in "
+                        "Table 1 and left out of the verdicts")
     p.add_argument("--out", required=True, help="report directory")
 
 
@@ -69,6 +72,7 @@ def run(args: argparse.Namespace) -> None:
 
     _existing(list(args.hrsa), "HRSA table", "run its compare job first")
     _existing(list(args.procrustes_maps), "Procrustes map", "run its compare job first")
+    _existing(list(args.training), "training summary", "run its train job first")
     evals = evaluation_files(args.eval_dir, args.models, args.tasks)
     bench: list[Path] = []
     missing: list[Path] = []
@@ -87,5 +91,5 @@ def run(args: argparse.Namespace) -> None:
     grid = json.loads(args.grid) if args.grid else None
     index = build_report(args.hrsa, evals, json.loads(args.config), Path(args.out), grid=grid, task_benchmarks=tb,
                          benchmark_files=bench, missing_records=missing,
-                         provenance_files=prov, procrustes_maps=args.procrustes_maps)
+                         provenance_files=prov, procrustes_maps=args.procrustes_maps, training_files=args.training)
     print(f"report: {index.resolve()}")

@@ -23,6 +23,13 @@ from hrsa.report.figures import (
     plot_probe_transfer,
     plot_procrustes_maps,
 )
+from hrsa.report.health import (
+    add_training_health,
+    drop_unlearned_comparisons,
+    drop_unlearned_scores,
+    load_training,
+    unlearned,
+)
 from hrsa.report.inference import (
     MEASURES,
     T1_METHOD,
@@ -50,11 +57,13 @@ def settings_of(report: Mapping[str, Any] | None) -> dict[str, Any]:
 def build_report(hrsa_files: Sequence[Path], eval_files: Sequence[Path], report: Mapping[str, Any], out: Path, *,
                  grid: Mapping[str, Any] | None = None, task_benchmarks: Mapping[str, str | None] | None = None,
                  benchmark_files: Sequence[Path] = (), provenance_files: Sequence[Path] = (),
-                 procrustes_maps: Sequence[Path] = (), missing_records: Sequence[Path] = ()) -> Path:
+                 procrustes_maps: Sequence[Path] = (), missing_records: Sequence[Path] = (),
+                 training_files: Sequence[Path] = ()) -> Path:
     """Write out/index.md, out/index.html, out/tables/*.tsv and out/figures/* (PNG, PDF and the plotted values as
     TSV) from exactly the given files; returns the index path. `report`: the config's `report:` block (missing keys
     from the schema); `grid`: grid_summary of the study config, shown under "what was run"; `missing_records`: job
-    records (benchmark TSVs) of the grid that do not exist, listed under "what was run" (never a reason to rerun)."""
+    records (benchmark TSVs) of the grid that do not exist, listed under "what was run" (never a reason to rerun);
+    `training_files`: the embedders' training summaries: one that did not learn is flagged and no verdict uses it."""
     settings = settings_of(report)
     grid = {**grid_summary({}), **(grid or {})}  # every key _grid_lines shows, empty where not given
     ev, hr = load_evaluations(eval_files), load_hrsa(hrsa_files)
@@ -75,9 +84,12 @@ def build_report(hrsa_files: Sequence[Path], eval_files: Sequence[Path], report:
     if not base_means.empty:
         t1 = pd.concat([t1, baseline_rows(base_means)], ignore_index=True).sort_values(
             ["pair", "benchmark"], kind="stable", ignore_index=True)
-    eq = equivalence(long_df, settings) if not long_df.empty else pd.DataFrame()
+    health = load_training(training_files)
+    bad = unlearned(health)  # embedders that did not learn: flagged, and left out of every verdict
+    verdict_df = drop_unlearned_scores(long_df, bad)
+    eq = equivalence(verdict_df, settings) if not verdict_df.empty else pd.DataFrame()
     metrics = list(dict.fromkeys([*settings["headline_metrics"], *(knn_metrics(tab) if not tab.empty else [])]))
-    real = realignment(hr, metrics)
+    real = realignment(drop_unlearned_comparisons(hr, bad), metrics)
     ids = intrinsic_dimension(hr)
     jobs, prov = read_benchmarks(benchmark_files), read_provenance(provenance_files)
     out.mkdir(parents=True, exist_ok=True)
@@ -85,7 +97,8 @@ def build_report(hrsa_files: Sequence[Path], eval_files: Sequence[Path], report:
         for stale in out.glob(f".{name}.tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
     tables = {"embedding_scores": emb, "table1": t1, "table1_long": long_df, "equivalence": eq, "hrsa_layers": tab,
-              "hrsa_all": hr, "realignment": real, "intrinsic_dimension": ids, "jobs": jobs, "provenance": prov}
+              "hrsa_all": hr, "realignment": real, "intrinsic_dimension": ids, "jobs": jobs, "provenance": prov,
+              "training_health": health}
     with atomic_path(out / "tables") as tdir:
         tdir.mkdir()
         for name, df in tables.items():
@@ -99,6 +112,7 @@ def build_report(hrsa_files: Sequence[Path], eval_files: Sequence[Path], report:
                    "id": plot_intrinsic_dimension(ids, fdir)}
     figures = {k: [out / "figures" / p.name for p in v] for k, v in figures.items()}  # after the rename
     rep = _assemble(grid, settings, ev, hr, emb, t1, t1_note, eq, real, jobs, prov, figures, out / "figures")
+    add_training_health(rep, health)
     if missing_records:
         dict(rep.sections)["What was run"].append(("list", [
             f"job records missing ({len(missing_records)}, not read): " + ", ".join(map(str, missing_records))]))

@@ -12,7 +12,7 @@ own prompt and the pooling drops each row's own prompt tokens (`per_row_prompt_p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 
@@ -41,34 +41,47 @@ def source_batches(lengths: Sequence[int], batch_size: int, seed: int) -> tuple[
     return [batches[k] for k in torch.randperm(len(batches), generator=generator).tolist()], len(mixed)
 
 
-def source_batch_sampler(devices: int = 1) -> Callable[..., Any]:
-    """The trainer's `multi_dataset_batch_sampler`: a factory of `SourceBatchSampler` for `devices` processes (each
-    global batch is one source; it is yielded as `devices` consecutive per-device slices, which accelerate deals out
-    one per process)."""
+class SourceBatchSampler:
+    """The trainer's `multi_dataset_batch_sampler` (picklable: the trainer saves its arguments with every checkpoint):
+    builds a sentence-transformers batch sampler of the study's batches for `devices` processes. Each global batch
+    is one source's, yielded as `devices` consecutive per-device slices, which accelerate deals out one per
+    process."""
+
+    def __init__(self, devices: int = 1) -> None:
+        self.devices = devices
+
+    def __call__(self, dataset: Any, batch_samplers: list[Any], generator: Any = None, seed: int = 0) -> Any:
+        return _sampler_class()(dataset, batch_samplers=batch_samplers, generator=generator, seed=seed,
+                                devices=self.devices)
+
+
+def source_batch_sampler(devices: int = 1) -> SourceBatchSampler:
+    """`SourceBatchSampler` for `devices` processes."""
+    return SourceBatchSampler(devices)
+
+
+def _sampler_class() -> type:
     from sentence_transformers.base.sampler import MultiDatasetDefaultBatchSampler
 
-    class SourceBatchSampler(MultiDatasetDefaultBatchSampler):
-        def _batches(self) -> list[list[int]]:
-            lengths = _lengths(self.dataset)
-            per_device = self.batch_samplers[0].batch_size
-            # the epoch moves the order on as sentence-transformers' own samplers do (seed + epoch)
-            batches, _ = source_batches(lengths, per_device * devices, (self.seed or 0) + self.epoch)
-            return [b[k * per_device : (k + 1) * per_device] for b in batches for k in range(devices)]
+    class StudyBatchSampler(MultiDatasetDefaultBatchSampler):
+        def __init__(self, dataset: Any, batch_samplers: list[Any], generator: Any = None, seed: int = 0,
+                     devices: int = 1) -> None:
+            super().__init__(dataset, batch_samplers=batch_samplers, generator=generator, seed=seed)
+            self.devices = devices
 
         def __iter__(self) -> Iterator[list[int]]:
-            yield from self._batches()
+            per_device = self.batch_samplers[0].batch_size
+            # the epoch moves the order on as sentence-transformers' own samplers do (seed + epoch)
+            batches, _ = source_batches(_lengths(self.dataset), per_device * self.devices,
+                                        (self.seed or 0) + self.epoch)
+            yield from (b[k * per_device : (k + 1) * per_device] for b in batches for k in range(self.devices))
 
         def __len__(self) -> int:
             lengths = _lengths(self.dataset)
-            per_device = self.batch_samplers[0].batch_size
-            b = per_device * devices
-            full = sum(n // b for n in lengths)
-            return (full + sum(n % b for n in lengths) // b) * devices
+            b = self.batch_samplers[0].batch_size * self.devices
+            return (sum(n // b for n in lengths) + sum(n % b for n in lengths) // b) * self.devices
 
-    def make(dataset: Any, batch_samplers: list[Any], generator: Any = None, seed: int = 0) -> Any:
-        return SourceBatchSampler(dataset, batch_samplers=batch_samplers, generator=generator, seed=seed)
-
-    return make
+    return StudyBatchSampler
 
 
 def _lengths(concat: Any) -> list[int]:
