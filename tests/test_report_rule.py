@@ -40,7 +40,8 @@ def test_report_verb_reads_exactly_the_declared_inputs(tmp_path, baseline):
     evals = {f"{args.eval_dir}/{m}/groups/{g}.json" for m in args.models for g in args.eval_groups}
     maps = {str(p) for p in args.procrustes_maps}
     assert len(maps) == len(args.hrsa) and all(m.endswith(".procrustes.npz") for m in maps)
-    read = {str(p) for p in args.hrsa} | maps | evals | set(rec["models"])
+    read = {str(p) for p in args.hrsa} | maps | evals | set(rec["models"]) | {str(p) for p in args.training}
+    assert len(args.training) == 6  # every embedder's training summary
     assert read == declared  # job records (benchmarks/) are read where they exist, never declared
     assert not {p for p in declared if p.startswith("benchmarks/")}
     # backbones, mine, train, extract, knn, compare, evaluate groups (embedders; with the baseline also the 3 raw
