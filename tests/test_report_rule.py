@@ -35,17 +35,21 @@ def test_report_verb_reads_exactly_the_declared_inputs(tmp_path, baseline):
     rec = run_inputs(args.models, args.eval_groups, args.probes, args.extract_models, args.backbones, args.hrsa,
                      args.mine)
     # the report reads {eval_dir}/{model}/{task}.json; each is written by the declared job of its task's group
-    groups = task_groups(json.loads(args.task_benchmarks), cfg["evaluation"])
+    members = json.loads(args.task_benchmarks)  # {task: every benchmark counting it}; scored in the first
+    groups = task_groups({t: benches[0] for t, benches in members.items()}, cfg["evaluation"])
     assert list(groups) == args.eval_groups and sorted(t for g in groups.values() for t in g) == sorted(args.tasks)
     evals = {f"{args.eval_dir}/{m}/groups/{g}.json" for m in args.models for g in args.eval_groups}
     maps = {str(p) for p in args.procrustes_maps}
     assert len(maps) == len(args.hrsa) and all(m.endswith(".procrustes.npz") for m in maps)
-    read = {str(p) for p in args.hrsa} | maps | evals | set(rec["models"])
+    read = ({str(p) for p in args.hrsa} | maps | evals | set(rec["models"]) | {str(p) for p in args.training}
+            | {str(p) for p in args.health})
+    assert len(args.training) == 6  # every embedder's training summary
+    assert len(args.health) == 3  # every role's sibling health
     assert read == declared  # job records (results/benchmarks/) are read where they exist, never declared
     assert not {p for p in declared if p.startswith("results/benchmarks/")}
-    # backbones, mine, train, extract, knn, compare, evaluate groups (embedders; with the baseline also the 3 raw
-    # backbones)
+    # backbones, mine, train, extract, knn (9 models + the drift checkpoint reason@20, 2 probes each), compare (13
+    # comparisons incl. base~reason@20, 2 probes), evaluate groups (embedders; with the baseline also the 3 raw backbones)
     assert len(groups) >= 1
-    assert len(rec["benchmarks"]) == 3 + 1 + 6 + 18 + 18 + 24 + (6 + (3 if baseline else 0)) * len(groups)
+    assert len(rec["benchmarks"]) == 3 + 1 + 6 + 20 + 20 + 26 + (6 + (3 if baseline else 0)) * len(groups)
     assert ("results/eval/tiny.base/groups/tasks-saved-0.json" in declared) == baseline
     assert {"results/embedders/tiny.sft-E.s1", "results/backbones/tiny.reason"} <= declared

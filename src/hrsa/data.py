@@ -23,6 +23,9 @@ VERSE_INSTRUCTION = "Given lines of verse, retrieve the lines that follow"
 MATH_INSTRUCTION = "Given an arithmetic problem, retrieve its worked solution"
 
 
+ARITHMETIC_HI = 19  # largest operand of the demo's arithmetic records: 1,010 distinct problems
+
+
 def _verse_groups(corpus_dir: Path, size: int = 2, min_words: int = 4) -> list[tuple[str, str]]:
     """Consecutive groups of `size` verse lines per work: (work, text)."""
     out = []
@@ -34,10 +37,13 @@ def _verse_groups(corpus_dir: Path, size: int = 2, min_words: int = 4) -> list[t
 
 
 def demo_training_records(corpus_dir: Path, n_records: int, num_negatives: int, seed: int = 0) -> list[dict[str, Any]]:
-    """Half verse continuation (lines -> following lines), half arithmetic (problem -> worked solution)."""
+    """Half verse continuation (lines -> following lines), half arithmetic (problem -> worked solution), every
+    query distinct."""
     rng = random.Random(seed)
     groups = _verse_groups(corpus_dir)
     n_verse = n_records // 2
+    if n_records - n_verse > 1010:
+        raise DataError(f"training_data.n_records: {n_records} asks for more distinct arithmetic problems than 1,010")
     if len(groups) < n_verse + num_negatives + 1:
         raise DataError(f"corpus {corpus_dir} is too small for {n_verse} verse records")
     starts = rng.sample(range(len(groups) - 1), n_verse)
@@ -48,9 +54,15 @@ def demo_training_records(corpus_dir: Path, n_records: int, num_negatives: int, 
             {"query": [VERSE_INSTRUCTION, groups[i][1]], "pos": [groups[i + 1][1]], "neg": negs[:num_negatives],
              "source": "verse"}
         )
-    problems = iter_arithmetic(seed + 1, ops=("+", "-", "*"))
+    # operands 0..19 and each problem once: a repeated query would be its own in-batch negative (0..9 holds only
+    # 255 distinct problems, fewer than the demo's 320 arithmetic records)
+    problems = iter_arithmetic(seed + 1, hi=ARITHMETIC_HI, ops=("+", "-", "*"))
+    seen: set[str] = set()
     for _ in range(n_records - n_verse):
         p = next(problems)
+        while p["prompt"] in seen:
+            p = next(problems)
+        seen.add(p["prompt"])
         a, op, b = _parse_prompt(p["prompt"])
         # hard negatives: the same operands under the other operations, skipping any with the same answer
         others = [make_problem(a, o, b) for o in ("+", "-", "*") if o != op]

@@ -182,6 +182,11 @@ def health_base_flags(pair, role):
     )
 
 
+def training_summaries():
+    """Every embedder's training summary (did it learn): the report flags those that did not."""
+    return [paths.MODEL_TRAIN_HEALTH.format(model=m) for m in STUDY.embedder_models()]
+
+
 def evaluated_models():
     """Models scored on every task: the embedders, and the raw backbones when evaluation.baseline is on."""
     baseline = lookup(dpath="evaluation/baseline", within=config, default=False)

@@ -23,6 +23,7 @@ rule report:
         evals=evaluation_results(),
         health=health_results(),
         models=REPORT_RECORDS["models"],
+        training=training_summaries(),
     output:
         index=report(
             paths.REPORT_INDEX,
@@ -74,4 +75,4 @@ rule report:
         "hrsa report --threads {threads} --hrsa {input.hrsa:q} --eval-dir results/eval --models {params.models}"
         " --tasks {params.tasks} --task-benchmarks {params.task_benchmarks} --config {params.config} --grid {params.grid}"
         " --run-records --eval-groups {params.groups} --probes {params.probes} --backbones {params.backbones} --extract-models {params.extracted}"
-        " {params.mine} --procrustes-maps {input.procrustes:q} --health {input.health:q} --out results/report > {log:q} 2>&1"
+        " {params.mine} --procrustes-maps {input.procrustes:q} --health {input.health:q} --training {input.training:q} --out results/report > {log:q} 2>&1"

@@ -7,7 +7,8 @@ rule train_embedder:
         data=training_records(),
         hub=hub_cache(),
     output:
-        directory(paths.EMBEDDER),
+        embedder=directory(paths.EMBEDDER),
+        health=paths.TRAIN_HEALTH,
     log:
         paths.LOG_TRAIN,
     benchmark:
@@ -32,4 +33,4 @@ rule train_embedder:
     shell:
         "{params.launch}hrsa train --threads {threads} --backbone {params.backbone} --data {input.data:q} --seed {wildcards.seed:q}"
         " --config {params.config} --num-negatives {params.num_negatives} --gpus {resources.gpu_slots}"
-        " --checkpoints {params.checkpoints} --model-id {params.model_id} --out {output:q} {params.trust} > {log:q} 2>&1"
+        " --checkpoints {params.checkpoints} --model-id {params.model_id} --out {output.embedder:q} --health {output.health:q} {params.trust} > {log:q} 2>&1"

@@ -44,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="Procrustes maps ({probe}/{comparison}.procrustes.npz with O and layer) to draw")
     p.add_argument("--health", nargs="*", default=[], type=Path, metavar="JSON",
                    help="sibling health files ({pair}.{role}.json) shown beside Table 1")
+    p.add_argument("--training", nargs="*", default=[], type=Path, metavar="JSON",
+                   help="embedders' training summaries ({model}.training.json): one that did not learn is flagged in "
+                        "Table 1 and left out of the verdicts")
     p.add_argument("--out", required=True, help="report directory")
 
 
@@ -73,6 +76,7 @@ def run(args: argparse.Namespace) -> None:
     _existing(list(args.hrsa), "HRSA table", "run its compare job first")
     _existing(list(args.procrustes_maps), "Procrustes map", "run its compare job first")
     _existing(list(args.health), "health file", "run its sibling_health job first")
+    _existing(list(args.training), "training summary", "run its train job first")
     evals = evaluation_files(args.eval_dir, args.models, args.tasks)
     bench: list[Path] = []
     missing: list[Path] = []
@@ -91,5 +95,6 @@ def run(args: argparse.Namespace) -> None:
     grid = json.loads(args.grid) if args.grid else None
     index = build_report(args.hrsa, evals, json.loads(args.config), Path(args.out), grid=grid, task_benchmarks=tb,
                          benchmark_files=bench, missing_records=missing,
-                         provenance_files=prov, procrustes_maps=args.procrustes_maps, health_files=args.health)
+                         provenance_files=prov, procrustes_maps=args.procrustes_maps, health_files=args.health,
+                         training_files=args.training)
     print(f"report: {index.resolve()}")

@@ -23,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="torch device (resources.device); the workflow passes --gpus instead")
     p.add_argument("--trust-remote-code", action="store_true", help="allow custom modelling code from the hub")
     p.add_argument("--out", required=True, help="output SentenceTransformer directory")
+    p.add_argument("--health", help="training summary JSON (hrsa.train.health): loss vs chance, held-out accuracy")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -35,6 +36,6 @@ def run(args: argparse.Namespace) -> None:
     with run_lock(args.checkpoints):
         prov = train_embedder(
             args.backbone, args.data, args.out, args.seed, recipe, args.checkpoints, args.model_id, args.device,
-            args.trust_remote_code,
+            args.trust_remote_code, args.health,
         )
     print(f"saved {args.out} (revision {prov['revision']}, {prov['params']['steps']} steps)")

@@ -25,6 +25,13 @@ from hrsa.report.figures import (
     plot_procrustes_maps,
 )
 from hrsa.report.health import HEALTH_NOTE, load_health
+from hrsa.report.training import (
+    add_training_health,
+    drop_unlearned_comparisons,
+    drop_unlearned_scores,
+    load_training,
+    unlearned,
+)
 from hrsa.report.inference import (
     MEASURES,
     T1_METHOD,
@@ -53,11 +60,13 @@ def build_report(hrsa_files: Sequence[Path], eval_files: Sequence[Path], report:
                  grid: Mapping[str, Any] | None = None, task_benchmarks: Mapping[str, Any] | None = None,
                  benchmark_files: Sequence[Path] = (), provenance_files: Sequence[Path] = (),
                  procrustes_maps: Sequence[Path] = (), missing_records: Sequence[Path] = (),
-                 health_files: Sequence[Path] = ()) -> Path:
+                 health_files: Sequence[Path] = (),
+                 training_files: Sequence[Path] = ()) -> Path:
     """Write out/index.md, out/index.html, out/tables/*.tsv and out/figures/* (PNG, PDF and the plotted values as
     TSV) from exactly the given files; returns the index path. `report`: the config's `report:` block (missing keys
     from the schema); `grid`: grid_summary of the study config, shown under "what was run"; `missing_records`: job
-    records (benchmark TSVs) of the grid that do not exist, listed under "what was run" (never a reason to rerun)."""
+    records (benchmark TSVs) of the grid that do not exist, listed under "what was run" (never a reason to rerun);
+    `training_files`: the embedders' training summaries: one that did not learn is flagged and no verdict uses it."""
     settings = settings_of(report)
     grid = {**grid_summary({}), **(grid or {})}  # every key _grid_lines shows, empty where not given
     ev, hr = load_evaluations(eval_files), load_hrsa(hrsa_files)
@@ -78,9 +87,12 @@ def build_report(hrsa_files: Sequence[Path], eval_files: Sequence[Path], report:
     if not base_means.empty:
         t1 = pd.concat([t1, baseline_rows(base_means)], ignore_index=True).sort_values(
             ["pair", "benchmark"], kind="stable", ignore_index=True)
-    eq = equivalence(long_df, settings) if not long_df.empty else pd.DataFrame()
+    training = load_training(training_files)
+    bad = unlearned(training)  # embedders that did not learn: flagged, and left out of every verdict
+    verdict_df = drop_unlearned_scores(long_df, bad)
+    eq = equivalence(verdict_df, settings) if not verdict_df.empty else pd.DataFrame()
     metrics = list(dict.fromkeys([*settings["headline_metrics"], *(knn_metrics(tab) if not tab.empty else [])]))
-    real = realignment(hr, metrics)
+    real = realignment(drop_unlearned_comparisons(hr, bad), metrics)
     ids = intrinsic_dimension(hr)
     health = load_health(health_files)
     drift = drift_table(tab, metrics, grid.get("rl_steps") or {})
@@ -91,6 +103,7 @@ def build_report(hrsa_files: Sequence[Path], eval_files: Sequence[Path], report:
             shutil.rmtree(stale, ignore_errors=True)
     tables = {"embedding_scores": emb, "table1": t1, "table1_long": long_df, "equivalence": eq, "hrsa_layers": tab,
               "hrsa_all": hr, "realignment": real, "intrinsic_dimension": ids, "drift": drift, "health": health,
+              "training_health": training,
               "jobs": jobs, "provenance": prov}
     with atomic_path(out / "tables") as tdir:
         tdir.mkdir()
@@ -109,6 +122,7 @@ def build_report(hrsa_files: Sequence[Path], eval_files: Sequence[Path], report:
     if not health.empty:  # beside Table 1: whether each sibling reasons better than its base, and how far it moved
         s = dict(rep.sections)["Table 1: embedding scores per pair and benchmark (×100)"]
         s += [("text", f"Sibling health: {HEALTH_NOTE}."), ("table", health)]
+    add_training_health(rep, training)
     if missing_records:
         dict(rep.sections)["What was run"].append(("list", [
             f"job records missing ({len(missing_records)}, not read): " + ", ".join(map(str, missing_records))]))

@@ -30,6 +30,8 @@ class Recipe:
     save_steps: int
     num_negatives: int
     gradient_checkpointing: bool
+    heldout_rows: int  # records held out to measure accuracy before/after (hrsa.train.health)
+    require_learning: bool  # fail the job when the embedder did not learn
     devices: int  # GPUs of the job: batch_size is global, batch_size / devices per device (torchrun when > 1)
     lora: dict[str, Any] | None  # {r, alpha, dropout, target_modules}; None = full fine-tuning (the paper)
 

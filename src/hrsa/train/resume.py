@@ -61,8 +61,10 @@ def training_fingerprint(backbone: str, data_path: str, seed: int, recipe: Recip
     schedule...), seed, device and the versions of the training stack. Paths are deliberately left out."""
     from hrsa.io import package_versions, sha256_file
 
+    # require_learning only decides whether a finished run fails: it changes no checkpoint
+    settings = {k: v for k, v in recipe.__dict__.items() if k != "require_learning"}
     return {"backbone": backbone_hash(backbone), "data": sha256_file(data_path), "seed": seed,
-            "recipe": recipe.__dict__, "device": device, "trust_remote_code": trust_remote_code,
+            "recipe": settings, "device": device, "trust_remote_code": trust_remote_code,
             "packages": package_versions(TRAINING_PACKAGES)}
 
 

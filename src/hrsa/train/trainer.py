@@ -1,7 +1,8 @@
 """Contrastive training of a backbone into an embedder with sentence-transformers (the paper's recipe).
 
 InfoNCE over in-batch plus hard negatives via CachedMultipleNegativesRankingLoss (GradCache), scale = 1/temperature,
-mean pooling without instruction tokens, bidirectional attention, one source dataset per batch, checkpoints for resume.
+mean pooling without instruction tokens, bidirectional attention, the study's batches (hrsa.train.batches),
+checkpoints for resume.
 """
 
 from __future__ import annotations
@@ -23,13 +24,20 @@ from hrsa.train.resume import (
 )
 
 
-def records_to_datasets(records: list[dict[str, Any]], num_negatives: int) -> tuple[Any, dict[str, dict[str, str]]]:
+def records_to_datasets(records: list[dict[str, Any]], num_negatives: int,
+                        seed: int | None = None) -> tuple[Any, dict[str, dict[str, str]]]:
     """One dataset per (source, instruction), columns anchor/positive/negative_i, and its query prompt per dataset.
 
     Sentence-transformers keys prompts by dataset name and column name, so each group carries its own instruction
-    and Pooling(include_prompt=False) drops exactly those tokens.
+    and Pooling(include_prompt=False) drops exactly those tokens. With a seed, as the study's data loader does, each
+    record's positive is a seeded choice among its positives and its negatives a seeded sample of `num_negatives` of
+    its negatives (without one: the first positive and the first negatives).
     """
+    import random
+
     from datasets import Dataset, DatasetDict
+
+    rng = random.Random(seed) if seed is not None else None
 
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for rec in records:
@@ -37,9 +45,11 @@ def records_to_datasets(records: list[dict[str, Any]], num_negatives: int) -> tu
     datasets, prompts = {}, {}
     for i, ((source, instruction), recs) in enumerate(sorted(groups.items())):
         name = f"{i:02d}-{''.join(c if c.isalnum() else '_' for c in source)}"
-        cols: dict[str, list[str]] = {"anchor": [r["query"][1] for r in recs], "positive": [r["pos"][0] for r in recs]}
+        pos = [rng.choice(r["pos"]) if rng else r["pos"][0] for r in recs]
+        negs = [rng.sample(r["neg"], num_negatives) if rng else r["neg"][:num_negatives] for r in recs]
+        cols: dict[str, list[str]] = {"anchor": [r["query"][1] for r in recs], "positive": pos}
         for k in range(num_negatives):
-            cols[f"negative_{k + 1}"] = [r["neg"][k] for r in recs]
+            cols[f"negative_{k + 1}"] = [n[k] for n in negs]
         datasets[name] = Dataset.from_dict(cols)
         prompts[name] = {"anchor": QUERY_TEMPLATE.format(instruction=instruction)}
     return DatasetDict(datasets), prompts
@@ -106,15 +116,19 @@ def per_device_batch(global_batch: int, devices: int) -> int:
 def build_trainer(backbone: str, records: list[dict[str, Any]], checkpoints: str, seed: int, recipe: Recipe,
                   device: str, trust_remote_code: bool = False) -> Any:
     """The paper's recipe as a SentenceTransformerTrainer: CachedMNRL (scale 1/temperature), AdamW (fused where torch
-    has it) with cosine decay and warmup, one source dataset per batch, no duplicate texts in a batch, seeded order."""
+    has it) with cosine decay and warmup, the study's batches (one source per batch, leftovers pooled into mixed
+    batches, every record once per epoch), seeded order."""
     import torch
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
+    from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
+
+    from hrsa.train.batches import per_row_prompt_pooling, source_batch_sampler, source_collator
 
     torch.manual_seed(seed)  # LoRA adapter initialisation
     model = build_model(backbone, recipe, trust_remote_code, device)
-    train_ds, prompts = records_to_datasets(records, recipe.num_negatives)
+    per_row_prompt_pooling(model[1])  # a batch mixing sources drops each row's own instruction
+    train_ds, prompts = records_to_datasets(records, recipe.num_negatives, seed)
     check_prompt_lengths(model[0].tokenizer, prompts, recipe.max_length)
     devices = world_size()
     if devices != recipe.devices:
@@ -146,13 +160,15 @@ def build_trainer(backbone: str, records: list[dict[str, Any]], checkpoints: str
         **checkpointing,
         report_to="none",
         prompts=prompts,
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
-        multi_dataset_batch_sampler=MultiDatasetBatchSamplers.PROPORTIONAL,
+        # the study's batches (hrsa.train.batches): one source per batch, leftovers pooled, every record once
+        batch_sampler=BatchSamplers.BATCH_SAMPLER,
+        multi_dataset_batch_sampler=source_batch_sampler(devices),
         dataloader_drop_last=True,
         disable_tqdm=True,
         logging_nan_inf_filter=False,  # a NaN loss is logged as NaN (not hidden), so the guard can fail the run
     )
     return SentenceTransformerTrainer(model=model, args=args, train_dataset=train_ds, loss=loss,
+                                      data_collator=source_collator()(preprocess_fn=model.preprocess, prompts=prompts),
                                       callbacks=[make_guard(recipe)])
 
 
@@ -209,20 +225,25 @@ def train_embedder(
     model_id: str,
     device: str = "auto",
     trust_remote_code: bool = False,
+    health: str | None = None,
 ) -> dict[str, Any]:
     """Train one embedder; resumes from the newest checkpoint in `checkpoints` written from the same inputs (by
-    content); writes `out` atomically. A finished run removes its checkpoints; a diverged one fails and removes them
-    too."""
+    content); writes `out` atomically, and the training summary (`hrsa.train.health`) to `health`. A finished run
+    removes its checkpoints; a diverged one fails and removes them too, as does one that did not learn under
+    `training.require_learning` (nothing is written but the summary)."""
     import shutil
 
+    from hrsa.io import write_json
     from hrsa.runtime import torch_device
+    from hrsa.train.health import heldout_accuracy, require_learning, split_heldout, summarise
 
-    records = validate_training_records(data_path, recipe.num_negatives)
+    records, heldout = split_heldout(validate_training_records(data_path, recipe.num_negatives), recipe.heldout_rows)
     device = torch_device(device)
     trainer = build_trainer(backbone, records, checkpoints, seed, recipe, device, trust_remote_code)
     resume = resume_point(trainer, checkpoints, lambda: training_fingerprint(backbone, data_path, seed, recipe, device,
                                                                              trust_remote_code))
     model = trainer.model
+    acc_before = heldout_accuracy(model, heldout)
     try:
         run_training(trainer, resume)
         if recipe.lora is not None:
@@ -234,6 +255,14 @@ def train_embedder(
         raise
     if not is_main_process():  # rank 0 writes the embedder
         return {"revision": None, "params": {"steps": trainer.state.global_step}}
+    summary = summarise(trainer.state.log_history, recipe.batch_size, recipe.num_negatives, acc_before,
+                        heldout_accuracy(model, heldout), len(heldout), model_id)
+    print(json.dumps(summary), flush=True)
+    if health:
+        write_json(health, summary)
+    if recipe.require_learning and not summary["learned"]:
+        shutil.rmtree(checkpoints, ignore_errors=True)  # the same inputs give the same run: nothing to resume
+        require_learning(summary)
     prov = save_embedder(model, trainer, out, model_id, {
         "backbone": backbone, "data": data_path, "seed": seed, "recipe": recipe.__dict__, "device": device,
         "resumed_from": str(resume) if resume else None,
