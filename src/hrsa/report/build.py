@@ -25,13 +25,6 @@ from hrsa.report.figures import (
     plot_procrustes_maps,
 )
 from hrsa.report.health import HEALTH_NOTE, load_health
-from hrsa.report.training import (
-    add_training_health,
-    drop_unlearned_comparisons,
-    drop_unlearned_scores,
-    load_training,
-    unlearned,
-)
 from hrsa.report.inference import (
     MEASURES,
     T1_METHOD,
@@ -48,6 +41,13 @@ from hrsa.report.load import load_evaluations, load_hrsa, read_benchmarks, read_
 from hrsa.report.realignment import REALIGN_METHOD, REALIGN_NULL, REALIGN_UNIT, pair_sentences, realignment
 from hrsa.report.records import grid_summary
 from hrsa.report.render import Report, fmt, table1_display
+from hrsa.report.training import (
+    add_training_health,
+    drop_unlearned_comparisons,
+    drop_unlearned_scores,
+    load_training,
+    unlearned,
+)
 from hrsa.schema import with_defaults
 
 
