@@ -48,7 +48,8 @@ def test_report_verb_reads_exactly_the_declared_inputs(tmp_path, baseline):
     assert read == declared  # job records (results/benchmarks/) are read where they exist, never declared
     assert not {p for p in declared if p.startswith("results/benchmarks/")}
     # backbones, mine, train, extract, knn (9 models + the drift checkpoint reason@20, 2 probes each), compare (13
-    # comparisons incl. base~reason@20, 2 probes), evaluate groups (embedders; with the baseline also the 3 raw backbones)
+    # comparisons incl. base~reason@20, 2 probes), evaluate groups (embedders; with the baseline also the 3 raw
+    # backbones)
     assert len(groups) >= 1
     assert len(rec["benchmarks"]) == 3 + 1 + 6 + 20 + 20 + 26 + (6 + (3 if baseline else 0)) * len(groups)
     assert ("results/eval/tiny.base/groups/tasks-saved-0.json" in declared) == baseline
