@@ -33,6 +33,7 @@ rule report:
             caption="../report/html.rst",
             category="Summary",
         ),
+        answer=paths.REPORT_ANSWER,
         tables=report(
             directory(paths.REPORT_TABLES),
             patterns=["{name}.tsv"],

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from hrsa.aggregate import NO_BENCHMARK
 from hrsa.metrics.registry import display_name
 from hrsa.report.realignment import _lower_is_similar
 from hrsa.report.render import benchmark_name, sig
@@ -26,7 +27,7 @@ def _verdicts(eq: pd.DataFrame, pair: str, primary: str, tasks: dict[str, list[s
             said = {"equivalent": "is equivalent to", "different": "differs from"}.get(r.verdict, "is inconclusive vs")
             parts.append(f"{r.sibling} {said if i == 0 else said.rsplit(' ', 1)[0]}{' base-E' if i == 0 else ''} "
                          f"(Δ {r.delta:+.2f}{' points' if i == 0 else ''}, 90% CI {ci})")
-        name = "the task list" if bench == "tasks" else benchmark_name(str(bench), tasks.get(str(bench), []))
+        name = "the task list" if bench == NO_BENCHMARK else benchmark_name(str(bench), tasks.get(str(bench), []))
         out.append(f"On {name}, " + "; ".join(parts) + ".")
     return " ".join(out) or "No benchmark verdict: no evaluation results."
 
@@ -55,7 +56,7 @@ def _backbones(real: pd.DataFrame, pair: str) -> str:
             continue
         r = g.loc[g.ratio.idxmin()]
         out.append(f"{sib} in {display_name(r.metric)} ({sig(r.before)}, seed floor {sig(r.floor)})")
-    return ("Backbones differ from base most: " + "; ".join(out) + ".") if out else ""
+    return ("Backbones differ most: " + "; ".join(out) + ".") if out else ""
 
 
 def pair_answers(ctx: Any) -> dict[str, str]:
@@ -63,7 +64,7 @@ def pair_answers(ctx: Any) -> dict[str, str]:
     primary = str(ctx.settings["primary_measure"])
     tasks: dict[str, list[str]] = {}
     for task, bench in ctx.task_benchmarks.items():
-        tasks.setdefault(bench or "tasks", []).append(task)
+        tasks.setdefault(bench or NO_BENCHMARK, []).append(task)
     pairs = sorted(set(ctx.eq.get("pair", [])) | set(ctx.real.get("pair", [])))
     return {p: " ".join(s for s in (_verdicts(ctx.eq, p, primary, tasks), _realigned(ctx.real, p),
                                     _backbones(ctx.real, p)) if s) for p in pairs}

@@ -29,6 +29,9 @@ STYLES = {"backbones": (OKABE_ITO["blue"], "-", "o"), "embedders": (OKABE_ITO["v
 ROLE_STYLES = {"base": (OKABE_ITO["blue"], "-", "o"), "reason": (OKABE_ITO["sky"], "-", "^"),
                "sft": (OKABE_ITO["green"], "-", "v"), "base-E": (OKABE_ITO["vermilion"], "--", "o"),
                "reason-E": (OKABE_ITO["orange"], "--", "^"), "sft-E": (OKABE_ITO["purple"], "--", "v")}
+#: PNGs are for the screen (the PDF beside each is for print): at 110 dpi the page that embeds every PNG stays small
+#: enough for Snakemake's report, which shows index.html as a data URL (Chromium blocks those over 2 MB)
+SCREEN_DPI = 110
 PAGE_WIDTH = 6.5  # inches: a paper's text width; figures are drawn at it, so 9 pt text stays 9 pt on the page
 FONT_PT = 9
 RC: dict[str, Any] = {
@@ -70,7 +73,7 @@ def shared_legend(fig: Any, axes: Any, ncols: int = 3) -> None:
 def save(fig: Any, data: pd.DataFrame, out: Path, name: str, caption: str) -> Figure:
     """PNG and PDF of a figure, and the plotted values beside it as TSV (same stem)."""
     plt = pyplot()
-    fig.savefig(out / f"{name}.png", dpi=150)
+    fig.savefig(out / f"{name}.png", dpi=SCREEN_DPI, pil_kwargs={"optimize": True})
     fig.savefig(out / f"{name}.pdf")
     plt.close(fig)
     data.to_csv(out / f"{name}.tsv", sep="\t", index=False)
@@ -126,7 +129,8 @@ def _curve_series(tab: pd.DataFrame, sib: str, metric: str) -> list[tuple[str, p
     floor = m[m.kind.isin(["base-E~base-E", f"{sib}-E~{sib}-E"])]
     if not floor.empty:
         f = floor.groupby("layer", as_index=False)["mean"].mean()
-        series.append(("noise floor", ordered(f).assign(y=lambda d: d["mean"], low=np.nan, high=np.nan)))
+        series.append(("noise floor: seeds of one recipe",
+                       ordered(f).assign(y=lambda d: d["mean"], low=np.nan, high=np.nan)))
     emb = m[m.kind == f"base-E~{sib}-E"]
     if not emb.empty and emb["null_mean"].notna().any():
         n = ordered(emb.dropna(subset=["null_mean"]))
@@ -168,7 +172,7 @@ def _curve_figure(tab: pd.DataFrame, pair: str, probe: str, sib: str, metrics: S
         rows += _plot_panel(ax, series, metric)
     for ax in axes.ravel()[len(panels):]:
         ax.set_visible(False)
-    shared_legend(fig, axes, ncols=3)
+    shared_legend(fig, axes, ncols=2)
     ci, null = methods(tab[tab.kind.isin([f"base~{sib}", f"base-E~{sib}-E"]) & tab.metric.isin(metrics)])
     seeds = tab[(tab.kind == f"base-E~{sib}-E")]["count"].max()
     caption = (f"{what} per layer, pair {pair}, {sib} vs base, probe set {probe} (layers 0 = embedding output to "
@@ -176,7 +180,8 @@ def _curve_figure(tab: pd.DataFrame, pair: str, probe: str, sib: str, metrics: S
                f"Backbones base~{sib} before contrastive training, embedders base-E~{sib}-E after (mean over "
                f"{int(seeds) if pd.notna(seeds) else 0} seeds). Bands: envelope of the per-seed 95% intervals "
                f"({ci}; resampling unit: blocks of probe texts). Noise floor: X-E~X-E, mean over seed pairs. "
-               f"Null: {null} (chance level drawn where computed). {FLAG_NOTE}")
+               f"Null: {null} (chance level drawn where computed)."
+               + (f" {FLAG_NOTE}" if degenerate(pd.Series([r["flag"] for r in rows], dtype=str)).any() else ""))
     return save(fig, pd.DataFrame(rows), out, name, caption)
 
 

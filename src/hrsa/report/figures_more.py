@@ -15,7 +15,7 @@ from hrsa.errors import DataError
 from hrsa.grid import parse_model_id
 from hrsa.report import figures as core
 from hrsa.report.context import Context, Figure
-from hrsa.report.layers import last_layer
+from hrsa.report.layers import degenerate, last_layer
 
 SEED_LINES = ("-", "--", "-.", ":")
 SEED_MARKERS = ("o", "s", "^", "v", "D")
@@ -95,7 +95,8 @@ def plot_intrinsic_dimension(ctx: Context, out: Path) -> list[Figure]:
         core.shared_legend(fig, axes, ncols=4)
         caption = (f"TwoNN intrinsic dimension (cosine neighbours; Facco et al. 2017) per layer, pair {pair}, probe "
                    f"set {probe}: backbones solid (blue, sky blue, green), embedders dashed (vermilion, orange, "
-                   "purple; mean over seeds). Point estimates: no interval; no null. " + core.FLAG_NOTE)
+                   "purple; mean over seeds). Point estimates: no interval; no null."
+                   + (f" {core.FLAG_NOTE}" if degenerate(sub["flag"].astype(str)).any() else ""))
         figs.append(core.save(fig, pd.DataFrame(rows), out, f"id_{pair}_{probe}", caption))
     return figs
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from hrsa.aggregate import NO_BENCHMARK
 from hrsa.metrics.registry import display_name
 from hrsa.report.answer import banner, pair_answers
 from hrsa.report.context import Context
@@ -45,10 +46,17 @@ def table_1(ctx: Context, rep: Report) -> None:
     s.append(("text", f"Equivalence (TOST, margin ±{float(ctx.settings['equivalence_margin']):g} points, "
                       f"alpha {float(ctx.settings['alpha']):g}; primary measure {MEASURES[primary]}). "
                       f"Resampling unit: {T1_UNIT}. Interval: 90% {T1_METHOD}. Null: {T1_NULL}."))
-    s.append(("list", verdict_lines(ctx.eq, primary)))
+    eq = ctx.eq.assign(benchmark=ctx.eq.benchmark.map(lambda b: _bench(ctx, str(b))))
+    s.append(("list", verdict_lines(eq, primary)))
     cols = ["pair", "benchmark", "sibling", "measure", "n_seeds", "n_tasks", "delta", "se", "df", "low90", "high90",
             "p_tost", "p_tost_holm", "p_diff", "p_diff_holm", "verdict", "seeds_needed"]
-    s.append(("table", ctx.eq[cols].assign(measure=ctx.eq.measure.map(MEASURES))))
+    s.append(("table", eq[cols].assign(measure=eq.measure.map(MEASURES))))
+
+
+def _bench(ctx: Context, bench: str) -> str:
+    """A benchmark's printed name (the tasks themselves for tasks outside any mteb benchmark)."""
+    tasks = [t for t, b in ctx.task_benchmarks.items() if (b or NO_BENCHMARK) == bench]
+    return benchmark_name(bench, tasks)
 
 
 def realignment_section(ctx: Context, rep: Report) -> None:
@@ -82,13 +90,9 @@ def per_task(ctx: Context, rep: Report) -> None:
     if ctx.emb.empty:
         return
     emb = ctx.emb
-    tasks: dict[str, list[str]] = {}
-    for task, bench in ctx.task_benchmarks.items():
-        tasks.setdefault(bench or "tasks", []).append(task)
     show = emb.assign(score=[fmt(100 * m, 100 * sd) for m, sd in zip(emb["mean"], emb["std"], strict=True)],
-                      benchmark=[benchmark_name(ctx.task_benchmarks.get(t) or "tasks", tasks.get(
-                          ctx.task_benchmarks.get(t) or "tasks", [])) if t != "Average" else "all tasks"
-                                 for t in emb.task])
+                      benchmark=[_bench(ctx, ctx.task_benchmarks.get(t) or NO_BENCHMARK) if t != "Average"
+                                 else "all tasks (unweighted average)" for t in emb.task])
     for bench, g in show.groupby("benchmark", sort=False):
         wide = g.pivot_table(index=["pair", "role"], columns="task", values="score", aggfunc="first", sort=False)
         s.append(("text", f"Benchmark: {bench}"))
@@ -130,7 +134,8 @@ def answer_rst(ctx: Context) -> str:
     parts = []
     warn = banner(ctx.grid, ctx.prov)
     if warn:
-        parts += [".. warning::", "", "   " + _rst(warn), ""]
+        lead, rest = warn.split(": ", 1)
+        parts += [f"**{_rst(lead)}**: {_rst(rest)}", ""]
     parts += [f"**{_rst(pair)}**: {_rst(text)}\n" for pair, text in pair_answers(ctx).items()]
     return "\n".join(parts) or "Nothing to report.\n"
 
