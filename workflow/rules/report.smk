@@ -22,6 +22,8 @@ rule report:
         procrustes=report_procrustes_maps(),
         evals=evaluation_results(),
         models=REPORT_RECORDS["models"],
+        # labelled probe sets: the chance line of probe transfer (read by --probes under --run-records)
+        probe_sets=expand(paths.PROBE, probe=list(STUDY.probes)),
     output:
         index=report(
             paths.REPORT_INDEX,

@@ -45,3 +45,10 @@ class Context:
     chance: dict[str, float] = field(default_factory=dict)  # per probe set: majority-class share of its labels
     missing_records: list[Path] = field(default_factory=list)
     figures: dict[str, list[Figure]] = field(default_factory=dict)  # by heading, FIGURES order (build_report)
+
+    @classmethod
+    def of(cls, **given: Any) -> Context:
+        """A Context holding the given tables and empty ones elsewhere (to draw one figure from its table)."""
+        empty = {f: pd.DataFrame() for f in ("ev", "hr", "tab", "emb", "long_df", "t1", "eq", "real", "ids", "jobs",
+                                             "prov")}
+        return cls(**{"settings": {}, "grid": {}, "t1_note": "", "task_benchmarks": {}, **empty, **given})
