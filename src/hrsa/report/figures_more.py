@@ -21,6 +21,20 @@ SEED_LINES = ("-", "--", "-.", ":")
 SEED_MARKERS = ("o", "s", "^", "v", "D")
 
 
+def _integer_ticks(n: int) -> Any:
+    from matplotlib.ticker import MaxNLocator  # deferred: hrsa.report is imported when the DAG is built
+
+    return MaxNLocator(nbins=n, integer=True)
+
+
+def _kind_order(kind: str) -> tuple[int, str]:
+    """Comparison kinds in reading order: backbones, embedders, a model before~after training, seed noise floors."""
+    left, right = kind.split("~")
+    if left == right:
+        return (3, kind)
+    return ((left.endswith("-E") + right.endswith("-E")) if left.endswith("-E") == right.endswith("-E") else 2, kind)
+
+
 def plot_probe_transfer(ctx: Context, out: Path) -> list[Figure]:
     """Per pair and probe at the last numbered layer: source vs target probe accuracy for every comparison kind
     (bars: mean over seeds; error bars: the interval envelope) against chance (the majority-class share of the probe
@@ -35,7 +49,7 @@ def plot_probe_transfer(ctx: Context, out: Path) -> list[Figure]:
         parts = sub.metric.str.extract(r"probe-transfer-(source|target)-accuracy(?:-(\w+))?")
         sub["side"], sub["split"] = parts[0], parts[1].fillna("test")
         splits = sorted(set(sub.split))
-        kinds = sorted(set(sub.kind))
+        kinds = sorted(set(sub.kind), key=_kind_order)
         fig, axes = core.figure(1, len(splits), height=0.45 * len(kinds) + 1.3)
         rows = []
         chance = ctx.chance.get(str(probe))
@@ -56,6 +70,7 @@ def plot_probe_transfer(ctx: Context, out: Path) -> list[Figure]:
                 ax.axvline(chance, color=core.STYLES["chance"][0], linestyle=core.STYLES["chance"][1], lw=1.4,
                            label=f"chance: majority class ({chance:.2f})")
             ax.set_yticks(range(len(kinds)), kinds)
+            ax.invert_yaxis()  # read top-down: backbones, embedders, each model before~after, seed noise floors
             ax.set_xlim(0, 1)
             ax.set_xlabel(f"accuracy, {split} split")
         axes[0][0].set_ylabel("comparison (left~right)")
@@ -154,6 +169,7 @@ def plot_training_curves(ctx: Context, out: Path) -> list[Figure]:
                         ms=3, lw=1.4, label=f"seed {seed}")
             ax.set_title(role)
             ax.set_xlabel("optimiser step")
+            ax.xaxis.set_major_locator(_integer_ticks(5))
         axes[0][0].set_ylabel("training loss")
         core.shared_legend(fig, axes, ncols=4)
         caption = (f"Contrastive training of every embedder of pair {pair}: the loss logged per optimiser step "
@@ -177,6 +193,7 @@ def plot_reward_curves(ctx: Context, out: Path) -> list[Figure]:
                 ax.fill_between(s.step, s.reward - s.reward_std, s.reward + s.reward_std, color=colour, alpha=0.2,
                                 linewidth=0, label=f"{role}: ± std across completions")
         ax.set_xlabel("GRPO step")
+        ax.xaxis.set_major_locator(_integer_ticks(8))
         ax.set_ylabel("reward")
         core.shared_legend(fig, axes, ncols=2)
         steps = int(sub.step.max()) if len(sub) else 0
