@@ -85,7 +85,7 @@ def test_answer_rst_for_snakemakes_report(report):
     assert rst.startswith(f"**{PLUMBING}**: ") and f"**{PAIR}**: On the task list" in rst
     from docutils.core import publish_parts
 
-    html = publish_parts(rst, writer_name="html", settings_overrides={"report_level": 2, "halt_level": 2})
+    html = publish_parts(rst, writer="html", settings_overrides={"report_level": 2, "halt_level": 2})
     assert "On the task list" in html["html_body"]
 
 
