@@ -15,6 +15,10 @@ REPO = Path(workflow.basedir)
 configfile: "config/config.yaml"
 
 
+# the description `snakemake --report` opens on: the study's answer (results/report/answer.rst) and a link to the page
+report: "workflow/report/workflow.rst"
+
+
 sys.path.insert(0, str(REPO / "src"))
 
 from hrsa.errors import ConfigError

@@ -149,5 +149,5 @@ def test_report_tables(tmp_path):
     hr = pd.read_csv(tmp_path / "report/tables/hrsa_layers.tsv", sep="\t")
     assert hr[hr.layer == 0]["mean"].iloc[0] == pytest.approx(0.905)
     text = index.read_text()
-    assert "0.5650 ± 0.0212" in text and "TaskA" in text
+    assert "56.5 ± 2.1" in text and "TaskA" in text  # per-task scores on Table 1's ×100 scale, 3 significant digits
     assert list((tmp_path / "report/figures").glob("cka_*.png"))

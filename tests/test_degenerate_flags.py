@@ -92,7 +92,9 @@ def test_twonn_fraction_one_and_all_ties_are_errors_not_inf() -> None:
 
 
 def test_figures_mark_flagged_points_and_their_tsvs_carry_the_flag(token_table: Path, tmp_path: Path) -> None:
-    from hrsa.report.figures import FLAGGED, plot_intrinsic_dimension, plot_layer_curves
+    from hrsa.report.context import Context
+    from hrsa.report.figures import FLAGGED, plot_layer_curves
+    from hrsa.report.figures_more import plot_intrinsic_dimension
     from hrsa.report.layers import hrsa_table, intrinsic_dimension
     from hrsa.report.load import load_hrsa
 
@@ -101,12 +103,13 @@ def test_figures_mark_flagged_points_and_their_tsvs_carry_the_flag(token_table: 
     assert set(ids.role) == {"base", "reason"}
     dup = ids.flag.str.contains(DUPLICATE_FLAG)
     assert dup[ids.layer == "0"].all() and not dup[ids.layer == "1"].any()
-    [png] = plot_intrinsic_dimension(ids, tmp_path)
+    [png] = [f.path for f in plot_intrinsic_dimension(Context.of(ids=ids), tmp_path)]
     plotted = pd.read_csv(png.with_suffix(".tsv"), sep="\t", dtype={"layer": str}, keep_default_na=False)
     assert "flag" in plotted
     assert plotted[plotted.layer == "0"].flag.str.contains(DUPLICATE_FLAG).all()
     assert not plotted[plotted.layer == "1"].flag.str.contains(DUPLICATE_FLAG).any()
-    paths = plot_layer_curves(hrsa_table(hr), tmp_path, ["cka-linear-biased"])
+    ctx = Context.of(tab=hrsa_table(hr), settings={"headline_metrics": ["cka-linear-biased"]})
+    paths = [f.path for f in plot_layer_curves(ctx, tmp_path)]
     [knn] = [p for p in paths if p.name.startswith("knn_")]
     curve = pd.read_csv(knn.with_suffix(".tsv"), sep="\t", dtype={"layer": str}, keep_default_na=False)
     back = curve[curve.series.str.startswith("backbones")]
@@ -118,18 +121,20 @@ def test_figures_mark_flagged_points_and_their_tsvs_carry_the_flag(token_table: 
 def test_figure_legend_names_the_flag(token_table: Path, tmp_path: Path, monkeypatch) -> None:
     """The intrinsic-dimension figure draws hollow markers with the legend entry FLAGGED."""
     import hrsa.report.figures as figures
+    from hrsa.report.context import Context
+    from hrsa.report.figures_more import plot_intrinsic_dimension
     from hrsa.report.layers import intrinsic_dimension
     from hrsa.report.load import load_hrsa
 
     seen: list[list[str]] = []
 
-    def keep(fig, data, out, name):
-        seen.append([t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()])
+    def keep(fig, data, out, name, caption):
+        seen.append([t.get_text() for legend in fig.legends for t in legend.get_texts()])  # one figure legend
         hollow = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_markerfacecolor() in ("white", "w")]
         seen.append([str(len(h.get_xdata())) for h in hollow])
-        return figures._pyplot().close(fig)
+        return figures.pyplot().close(fig)
 
-    monkeypatch.setattr(figures, "_save", keep)
-    figures.plot_intrinsic_dimension(intrinsic_dimension(load_hrsa([token_table])), tmp_path)
+    monkeypatch.setattr(figures, "save", keep)
+    plot_intrinsic_dimension(Context.of(ids=intrinsic_dimension(load_hrsa([token_table]))), tmp_path)
     legend, hollow = seen
     assert figures.FLAGGED in legend and hollow == ["1", "1"]  # layer 0 of base and of reason

@@ -79,6 +79,8 @@ def hrsa_rows(name: str, probe: str, rng: np.random.Generator) -> list[dict[str,
             se = 0.01
             row = base | {"layer_x": layer, "layer_y": layer, "metric": metric, "value": v, "se": se,
                           "ci_low": v - 2 * se, "ci_high": v + 2 * se, "bias": 0.001}
+            if probe == "prose" and layer == "0" and metric.startswith("twonn-id-"):
+                row["flag"] = "duplicate-rows"  # a token probe's layer 0: one vector per token id
             if metric == "cka-linear-biased":
                 row |= {"null_mean": 0.02, "null_q95": 0.03, "null_kind": "rv-exact-moments"}
             rows.append(row)
@@ -134,12 +136,30 @@ def build_demo(root: Path, scores: dict[str, dict[str, float]] | None = None) ->
         path = root / "results/hrsa/works" / f"{name}.procrustes.npz"
         save_procrustes_map(path, q, "4")
         maps.append(path)
+    probe_file = root / "results/data/probes/works.jsonl"  # labelled: 3 classes, majority share 0.5
+    probe_file.parent.mkdir(parents=True, exist_ok=True)
+    probe_file.write_text("".join(json.dumps({"id": i, "text": f"t{i}", "label": "abcb"[i % 4]}) + "\n"
+                                  for i in range(240)))
+    provenance = []
+    for model in [m for m in (scores or demo_scores()) if "-E.s" in m]:
+        d = root / "results/embedders" / model
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "train_log.jsonl").write_text("".join(json.dumps({"step": s, "loss": 2.0 / s, "epoch": s / 10})
+                                                   + "\n" for s in range(1, 11)))
+        (d / "provenance.json").write_text(json.dumps({"params": {"device": "cpu"}, "packages": {}}))
+        provenance.append(d / "provenance.json")
+    reason = root / "results/backbones" / f"{PAIR}.reason"
+    reason.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"step": range(1, 21), "reward": np.linspace(0.1, 0.6, 20), "reward_std": 0.1,
+                  "completion_length": 30.0}).to_csv(reason / "reward_curve.tsv", sep="\t", index=False)
+    (reason / "provenance.json").write_text(json.dumps({"params": {"device": "cpu"}, "packages": {}}))
+    provenance.append(reason / "provenance.json")
     config = {"pairs": [{"name": PAIR, "base": {"recipe": "pretrain"}, "reason": {"recipe": "rlvr", "from": "base"},
                          "sft": {"recipe": "sft", "from": "base"}}], "seeds": list(SEEDS), "layers": "all",
               "probes": [{"name": p} for p in PROBES], "comparisons": COMPARISONS, "hrsa": {"knn_k": [5, 10, 50]},
               "report": {"equivalence_margin": 1.0, "alpha": 0.05}}
-    return {"hrsa": hrsa, "evals": evals, "maps": maps, "config": config,
-            "task_benchmarks": dict.fromkeys(TASKS)}
+    return {"hrsa": hrsa, "evals": evals, "maps": maps, "config": config, "probe_files": [probe_file],
+            "provenance": provenance, "task_benchmarks": dict.fromkeys(TASKS)}
 
 
 def run_report(root: Path, demo: dict[str, Any], **extra: Any) -> Path:
@@ -147,7 +167,8 @@ def run_report(root: Path, demo: dict[str, Any], **extra: Any) -> Path:
 
     return build_report(demo["hrsa"], demo["evals"], demo["config"]["report"], root / "results/report",
                         grid=grid_summary(demo["config"]), task_benchmarks=demo["task_benchmarks"],
-                        procrustes_maps=demo["maps"], **extra)
+                        procrustes_maps=demo["maps"], probe_files=demo.get("probe_files", ()),
+                        provenance_files=demo.get("provenance", ()), **extra)
 
 
 @pytest.fixture(scope="module")
@@ -161,8 +182,8 @@ def demo_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
 
 EXPECTED = ([f"{stem}_{PAIR}_{probe}_{sib}" for stem in ("layers", "knn", "cka") for probe in PROBES
              for sib in ("reason", "sft")]
-            + [f"procrustes_{PAIR}.base~reason_works", f"procrustes_{PAIR}.base-E~reason-E.s0_works",
-               f"probe_{PAIR}_works"] + [f"id_{PAIR}_{probe}" for probe in PROBES])
+            + [f"procrustes_{PAIR}_works", f"probe_{PAIR}_works", f"training_{PAIR}", f"reward_{PAIR}"]
+            + [f"id_{PAIR}_{probe}" for probe in PROBES])
 
 
 def test_every_figure_exists_as_png_pdf_and_plotted_values(demo_report):
@@ -190,7 +211,7 @@ def test_layer_curves_plot_the_table_values(demo_report):
                     kind = r.series.split(" ", 1)[1]
                     row = tab.loc[(probe, kind, r.layer, r.metric)]
                     assert r.y == pytest.approx(row["mean"]) and r.low == pytest.approx(row["ci_low"])
-                elif r.series == "noise floor":
+                elif r.series.startswith("noise floor"):
                     keys = [(probe, k, r.layer, r.metric) for k in ("base-E~base-E", f"{sib}-E~{sib}-E")]
                     floor = [tab.loc[key, "mean"] for key in keys if key in tab.index]
                     assert len(floor) == (2 if sib == "reason" else 1)  # the demo has no sft-E~sft-E
@@ -208,22 +229,30 @@ def test_heatmaps_maps_bars_and_id_plot_the_table_values(demo_report):
     report, _ = demo_report
     hr = pd.read_csv(report / "tables/hrsa_all.tsv", sep="\t", dtype={"layer_x": str, "layer_y": str})
     cka = pd.read_csv(report / f"figures/cka_{PAIR}_works_reason.tsv", sep="\t", dtype={"layer_x": str, "layer_y": str})
-    assert set(cka.panel) == {"base~reason", "base-E~reason-E"}
-    for r in cka.itertuples():
+    assert set(cka.panel) == {"base~reason", "base-E~reason-E", "after - before"}
+    change = cka[cka.panel == "after - before"].set_index(["layer_x", "layer_y"]).value
+    before = cka[cka.panel == "base~reason"].set_index(["layer_x", "layer_y"]).value
+    after = cka[cka.panel == "base-E~reason-E"].set_index(["layer_x", "layer_y"]).value
+    assert np.allclose(change, (after - before).dropna().loc[change.index])
+    assert "pooled" not in set(change.index.get_level_values(0))
+    for r in cka[cka.panel != "after - before"].itertuples():
         raw = hr[(hr.probe == "works") & (hr.kind == r.panel) & (hr.layer_x == r.layer_x) & (hr.layer_y == r.layer_y)
                  & (hr.metric == "cka-linear-biased")]
         assert len(raw) == (2 if "-E" in r.panel else 1)  # after: mean over both seeds
         assert r.value == pytest.approx(raw.value.mean())
     with np.load(report.parents[1] / f"results/hrsa/works/{PAIR}.base~reason.procrustes.npz") as z:
         o = z["O"]
-    pm = pd.read_csv(report / f"figures/procrustes_{PAIR}.base~reason_works.tsv", sep="\t")
-    assert np.allclose(pm.value.to_numpy().reshape(o.shape), o) and o.shape == (8, 8)
+    maps = pd.read_csv(report / f"figures/procrustes_{PAIR}_works.tsv", sep="\t", dtype={"layer": str})
+    assert set(maps.kind) == {"base~reason", "base-E~reason-E"}  # one map per comparison kind, last layer
+    pm = maps[maps.kind == "base~reason"]
+    assert np.allclose(pm.value.to_numpy().reshape(o.shape), o) and o.shape == (8, 8) and set(pm.layer) == {"4"}
     rie = hr[(hr.comparison == f"{PAIR}.base~reason") & (hr.probe == "works") & (hr.metric == "procrustes-rie")
              & (hr.layer_x == "4")].value.iloc[0]
     assert pm.rie.iloc[0] == pytest.approx(rie)
     tab = pd.read_csv(report / "tables/hrsa_layers.tsv", sep="\t", dtype={"layer": str})
     bars = pd.read_csv(report / f"figures/probe_{PAIR}_works.tsv", sep="\t", dtype={"layer": str})
     assert set(bars.layer) == {"4"} and len(bars) == 2 * len(COMPARISONS)
+    assert set(bars.chance) == {0.5}  # majority-class share of the probe set's labels
     for r in bars.itertuples():
         t = tab[(tab.probe == "works") & (tab.kind == r.kind) & (tab.layer == "4")
                 & (tab.metric == f"probe-transfer-{r.side}-accuracy")]
@@ -256,8 +285,8 @@ def test_table1_and_realignment_on_the_demo(demo_report):
                & (real.scope == "layer average")].iloc[0]
     assert rvr.delta < 0 and rvr.closer > 0  # lower RVR is closer
     index = (report / "index.md").read_text()
-    assert "Table 1" in index and "Pair tiny: contrastive training moved base and reason" in index
-    assert "closer on CKA 0.580 → 0.780" in index
+    assert "Table 1" in index
+    assert "After training, reason-E is within seed noise of base-E on 12/12 last-layer metrics" in index
 
 
 def test_the_sentence_follows_the_scores_and_the_hrsa_values(tmp_path):
@@ -266,25 +295,26 @@ def test_the_sentence_follows_the_scores_and_the_hrsa_values(tmp_path):
     def sentence(root: Path, scores: dict[str, dict[str, float]]) -> str:
         run_report(root, build_demo(root, scores))
         return next(line for line in (root / "results/report/index.md").read_text().splitlines()
-                    if line.startswith("- Pair tiny"))
+                    if line.startswith("tiny: "))
 
     scores = demo_scores()
     first = sentence(tmp_path / "a", scores)
     scores[f"{PAIR}.reason-E.s1"]["HrsaLee50"] += 0.30  # one input score changes
     second = sentence(tmp_path / "b", scores)
     assert first != second
-    assert "reason-E vs base-E is inconclusive" in second  # a 30-point jump on one seed: spread too wide to decide
+    assert "reason-E is inconclusive vs base-E" in second  # a 30-point jump on one seed: spread too wide to decide
     real = pd.read_csv(tmp_path / "a/results/report/tables/realignment.tsv", sep="\t")
-    hr_file = tmp_path / "a/results/hrsa/works/tiny.base~reason.parquet"
-    hr = pd.read_parquet(hr_file)
-    hr.loc[hr.metric == "cka-linear-biased", "value"] = 0.99  # the backbones were already as close as it gets
-    hr.to_parquet(hr_file)
+    assert "reason in Procrustes RVR" in second
     demo = build_demo(tmp_path / "c", scores)
-    demo["hrsa"] = [hr_file if p.name == hr_file.name and p.parent.name == "works" else p for p in demo["hrsa"]]
+    for hr_file in [p for p in demo["hrsa"] if p.name == "tiny.base~reason.parquet"]:
+        hr = pd.read_parquet(hr_file)
+        hr.loc[hr.metric == "procrustes-rvr", "value"] = 0.0  # the backbones agree exactly after rotation
+        hr.to_parquet(hr_file)
     run_report(tmp_path / "c", demo)
     third = next(line for line in (tmp_path / "c/results/report/index.md").read_text().splitlines()
-                 if line.startswith("- Pair tiny"))
-    assert third != second and "apart on CKA 0.990" in third
+                 if line.startswith("tiny: "))
+    assert third != second and "reason in Procrustes RVR" not in third
+    assert "reason in dimension-wise correlation" in third
     assert not real.empty and realignment(pd.DataFrame(), ["cka-linear-biased"]).empty
 
 

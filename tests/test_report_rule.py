@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
+from hrsa import paths  # noqa: E402
 from hrsa.cli import build_parser  # noqa: E402
 from smk import REPO, dry_run, hrsa_argv, shell_commands  # noqa: E402
 
@@ -41,8 +42,9 @@ def test_report_verb_reads_exactly_the_declared_inputs(tmp_path, baseline):
     evals = {f"{args.eval_dir}/{m}/groups/{g}.json" for m in args.models for g in args.eval_groups}
     maps = {str(p) for p in args.procrustes_maps}
     assert len(maps) == len(args.hrsa) and all(m.endswith(".procrustes.npz") for m in maps)
+    probe_sets = {paths.PROBE.format(probe=p) for p in args.probes}  # the chance line of probe transfer
     read = ({str(p) for p in args.hrsa} | maps | evals | set(rec["models"]) | {str(p) for p in args.training}
-            | {str(p) for p in args.health})
+            | {str(p) for p in args.health} | probe_sets)
     assert len(args.training) == 6  # every embedder's training summary
     assert len(args.health) == 3  # every role's sibling health
     assert read == declared  # job records (results/benchmarks/) are read where they exist, never declared

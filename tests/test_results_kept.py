@@ -84,7 +84,8 @@ def test_a_killed_reports_temporary_folders_are_removed_by_the_next_run(tmp_path
     keep = out / "notes.txt"  # anything else in the folder is not the report's to remove
     keep.write_text("mine")
     build_report([], [], {}, out)
-    assert sorted(p.name for p in out.iterdir()) == ["figures", "index.html", "index.md", "notes.txt", "tables"]
+    assert sorted(p.name for p in out.iterdir()) == ["answer.rst", "figures", "index.html", "index.md", "notes.txt",
+                                                     "tables"]
     assert keep.read_text() == "mine"
 
 

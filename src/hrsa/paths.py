@@ -31,6 +31,7 @@ DOWNLOADED = "results/download/fetched.json"
 REPORT_DIR = "results/report"
 REPORT_INDEX = "results/report/index.md"
 REPORT_HTML = "results/report/index.html"
+REPORT_ANSWER = "results/report/answer.rst"  # the answer, included by the description of Snakemake's report
 REPORT_TABLES = "results/report/tables"
 REPORT_FIGURES = "results/report/figures"
 

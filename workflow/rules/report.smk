@@ -24,6 +24,8 @@ rule report:
         health=health_results(),
         models=REPORT_RECORDS["models"],
         training=training_summaries(),
+        # labelled probe sets: the chance line of probe transfer (read by --probes under --run-records)
+        probe_sets=expand(paths.PROBE, probe=list(STUDY.probes)),
     output:
         index=report(
             paths.REPORT_INDEX,
@@ -35,6 +37,7 @@ rule report:
             caption="../report/html.rst",
             category="Summary",
         ),
+        answer=paths.REPORT_ANSWER,
         tables=report(
             directory(paths.REPORT_TABLES),
             patterns=["{name}.tsv"],

@@ -71,6 +71,7 @@ def _existing(paths: list[Path], what: str, fix: str) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> None:
+    from hrsa import paths
     from hrsa.report import build_report, run_inputs
 
     _existing(list(args.hrsa), "HRSA table", "run its compare job first")
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> None:
     bench: list[Path] = []
     missing: list[Path] = []
     prov: list[Path] = []
+    probes: list[Path] = []
     if args.run_records:
         rec = run_inputs(args.models, args.eval_groups, args.probes, args.extract_models, args.backbones, args.hrsa,
                          args.mine)
@@ -91,10 +93,11 @@ def run(args: argparse.Namespace) -> None:
         missing = [p for p in records if not p.is_file()]
         prov = _existing([Path(p) / "provenance.json" for p in rec["models"]], "provenance file",
                          "rerun the job that builds that model")
+        probes = [p for p in (Path(paths.PROBE.format(probe=name)) for name in args.probes) if p.is_file()]
     tb = json.loads(args.task_benchmarks) if args.task_benchmarks else None
     grid = json.loads(args.grid) if args.grid else None
     index = build_report(args.hrsa, evals, json.loads(args.config), Path(args.out), grid=grid, task_benchmarks=tb,
                          benchmark_files=bench, missing_records=missing,
                          provenance_files=prov, procrustes_maps=args.procrustes_maps, health_files=args.health,
-                         training_files=args.training)
+                         training_files=args.training, probe_files=probes)
     print(f"report: {index.resolve()}")

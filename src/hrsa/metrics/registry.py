@@ -295,3 +295,29 @@ def get_metric(name: str | Metric) -> Metric:
         return REGISTRY[name]
     except KeyError:
         raise HrsaError(f"unknown metric {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
+
+
+#: how the paper and the report print each metric (figure axes, captions, tables, the answer); kNN and TwoNN names
+#: that carry a size or a distance are formed in display_name
+LABELS = {"cka-linear-biased": "linear CKA", "cka-linear-debiased": "debiased linear CKA",
+          "dimwise-corr": "dimension-wise correlation", "procrustes-rvr": "Procrustes RVR",
+          "procrustes-cosine": "Procrustes cosine", "procrustes-rie": "Procrustes RIE",
+          "procrustes-sparsity": "Procrustes sparsity", "procrustes-rank": "Procrustes rank",
+          "twonn-id-left": "TwoNN ID (left)", "twonn-id-right": "TwoNN ID (right)"}
+
+
+def display_name(name: str) -> str:
+    """A metric's printed name (`cka-linear-biased` -> `linear CKA`, `knn-jaccard-k10-cosine` -> `kNN Jaccard@10`,
+    `probe-transfer-target-accuracy` -> `probe transfer accuracy (target)`); an unknown name is returned as it is."""
+    if name in LABELS:
+        return LABELS[name]
+    parts = name.split("-")
+    if name.startswith(("knn-jaccard-k", "knn-retention-k")) and parts[2][1:].isdigit():
+        return f"kNN {'Jaccard' if parts[1] == 'jaccard' else parts[1]}@{parts[2][1:]}"
+    if name.startswith("twonn-id-absdiff-"):
+        return f"|Δ TwoNN ID| ({'L2' if parts[-1] == 'l2' else parts[-1]})"
+    if name.startswith("probe-transfer-") and len(parts) >= 4:
+        macro = parts[3:5] == ["macro", "f1"]
+        split = "-".join(parts[5:] if macro else parts[4:])
+        return f"probe transfer {'macro-F1' if macro else parts[3]} ({parts[2]}{', ' + split if split else ''})"
+    return name

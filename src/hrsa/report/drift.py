@@ -12,8 +12,10 @@ from typing import Any
 import pandas as pd
 
 from hrsa.grid.ids import split_role
-from hrsa.report.figures import STYLES, _pyplot, _save
-from hrsa.report.layers import last_layer, short_name
+from hrsa.metrics.registry import display_name
+from hrsa.report.context import Context, Figure
+from hrsa.report.figures import STYLES, figure, save, shared_legend
+from hrsa.report.layers import last_layer
 
 DRIFT_NOTE = ("x: RL step of the sibling's kept checkpoint (the last point is the run's final model); y: the metric at "
               "the deepest numbered layer, mean over seeds for embedders; bands: envelope of the per-seed 95% "
@@ -56,15 +58,16 @@ def drift_table(tab: pd.DataFrame, metrics: Sequence[str], rl_steps: Mapping[str
                                                         ignore_index=True)
 
 
-def plot_drift(drift: pd.DataFrame, out: Path) -> list[Path]:
+def plot_drift(drift: pd.DataFrame, out: Path) -> list[Figure]:
     """One figure per pair and probe: a panel per metric, the metric against the RL step, before and after."""
-    paths = []
+    figs = []
     for (probe, pair), sub in drift.groupby(["probe", "pair"], sort=True):
         metrics = list(dict.fromkeys(sub.metric))
-        plt = _pyplot()
-        fig, axes = plt.subplots(1, len(metrics), figsize=(3.8 * len(metrics), 3.4), squeeze=False)
+        ncols = min(3, len(metrics))
+        nrows = -(-len(metrics) // ncols)
+        fig, axes = figure(nrows, ncols, height=2.3 * nrows + 0.7)
         rows: list[dict[str, Any]] = []
-        for ax, metric in zip(axes[0], metrics, strict=True):
+        for ax, metric in zip(axes.ravel(), metrics, strict=False):
             for stage, name in STAGES.items():
                 s = sub[(sub.metric == metric) & (sub.stage == stage)].sort_values("step")
                 if s.empty:
@@ -76,10 +79,18 @@ def plot_drift(drift: pd.DataFrame, out: Path) -> list[Path]:
                     ax.fill_between(s.step, s.ci_low, s.ci_high, color=colour, alpha=0.18, linewidth=0)
                 rows += [{"metric": metric, "series": name, "step": int(r.step), "layer": r.layer, "y": r["mean"],
                           "low": r.ci_low, "high": r.ci_high} for _, r in s.iterrows()]
-            ax.set_xlabel("RL step of the reason sibling")
-            ax.set_ylabel(metric)
-            ax.set_title(short_name(metric), fontsize=9)
-        axes[0][0].legend(fontsize=6)
-        fig.suptitle(f"Drift over the RL run: pair {pair}, base vs reason@step, probe {probe}", fontsize=9)
-        paths.append(_save(fig, pd.DataFrame(rows), out, f"drift_{pair}_{probe}"))
-    return paths
+            ax.set_xlabel("RL step")
+            ax.set_title(display_name(metric))
+        for ax in axes.ravel()[len(metrics):]:
+            ax.set_visible(False)
+        shared_legend(fig, axes, ncols=2)
+        layer = str(sub.layer.iloc[0]) if not sub.empty else "last"
+        caption = (f"Drift over one RL run, pair {pair}, probe set {probe}: base against the reason sibling's kept "
+                   f"checkpoints at layer {layer}. {DRIFT_NOTE}.")
+        figs.append(save(fig, pd.DataFrame(rows), out, f"drift_{pair}_{probe}", caption))
+    return figs
+
+
+def draw_drift(ctx: Context, out: Path) -> list[Figure]:
+    """The drift figures of a report (nothing when no comparison names a kept checkpoint)."""
+    return plot_drift(ctx.drift, out) if not ctx.drift.empty else []

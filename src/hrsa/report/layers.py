@@ -22,16 +22,6 @@ def last_layer(layers: Sequence[str]) -> str | None:
     return max(numbered, key=int) if numbered else None
 
 
-def short_name(metric: str) -> str:
-    """A metric's name as figure titles and sentences print it."""
-    names = {"cka-linear-biased": "CKA", "cka-linear-debiased": "debiased CKA", "dimwise-corr": "dim-wise r",
-             "procrustes-rvr": "Procrustes RVR", "procrustes-rie": "Procrustes RIE",
-             "procrustes-cosine": "Procrustes cosine"}
-    if metric.startswith("knn-jaccard-k"):
-        return f"kNN Jaccard@{metric.split('-k')[1].split('-')[0]}"
-    return names.get(metric, metric)
-
-
 def knn_metrics(tab: pd.DataFrame) -> list[str]:
     """The kNN Jaccard metrics of a table, by k."""
     names = {m for m in tab.metric if m.startswith("knn-jaccard-k")}

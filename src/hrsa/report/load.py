@@ -105,7 +105,8 @@ def read_benchmarks(files: Sequence[Path]) -> pd.DataFrame:
 
 def read_provenance(files: Sequence[Path]) -> pd.DataFrame:
     """Per model directory's provenance.json: the model, the device it ran on, its hardware record (when provenance
-    holds one) and its package versions."""
+    holds one), whether a health check flagged it as not learned (`not_learned`: the provenance key of that name, true
+    or a reason; absent: False) and its package versions."""
     rows = []
     for path in map(Path, files):
         file = path / "provenance.json" if path.is_dir() else path
@@ -116,8 +117,24 @@ def read_provenance(files: Sequence[Path]) -> pd.DataFrame:
         hw = prov.get("hardware") or {}
         rows.append({"model": file.parent.name, "device": str(params.get("device", "")),
                      "hardware": ", ".join(f"{k}={v}" for k, v in sorted(hw.items())) if hw else "not recorded",
+                     "not_learned": prov.get("not_learned") or False,
                      **{f"pkg:{k}": v for k, v in (prov.get("packages") or {}).items()}})
     return pd.DataFrame(rows)
+
+
+def probe_chance(files: Sequence[Path]) -> dict[str, float]:
+    """Per labelled probe set (`{probe}.jsonl`, one JSON record per line with `label`): the share of its most frequent
+    label, the accuracy of always guessing it (the chance line of probe transfer). Unlabelled sets are left out."""
+    out = {}
+    for path in map(Path, files):
+        try:
+            labels = [json.loads(line).get("label") for line in path.read_text(encoding="utf-8").splitlines() if line]
+        except (OSError, ValueError, AttributeError) as exc:
+            raise DataError(f"probe set {path} is unreadable ({exc}): rerun its prepare_probe job") from None
+        labels = [lab for lab in labels if lab is not None]
+        if labels:
+            out[path.stem] = float(pd.Series(labels).value_counts().iloc[0] / len(labels))
+    return out
 
 
 def _read_json(path: Path, what: str, fix: str) -> dict:

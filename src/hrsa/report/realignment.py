@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hrsa.report.layers import last_layer, short_name
+from hrsa.report.layers import last_layer
 
 #: metrics whose smaller value means "more similar" (the rest: larger is more similar)
 LOWER_IS_SIMILAR = ("procrustes-rvr", "twonn-id-absdiff")
@@ -102,37 +102,3 @@ def _realign_row(sides: tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame | No
     row.update(unit=REALIGN_UNIT, method=REALIGN_METHOD, null=REALIGN_NULL)
     return row
 
-
-def pair_sentences(real: pd.DataFrame, verdicts: pd.DataFrame, primary: str,
-                   metrics: Sequence[str] | None = None) -> dict[str, str]:
-    """One sentence per pair, generated from the realignment numbers (last layer; `metrics` only, default all) and
-    the Table 1 verdicts."""
-    out: dict[str, str] = {}
-    if real.empty and verdicts.empty:
-        return out
-    pairs = sorted(set(real.get("pair", pd.Series(dtype=str))) | set(verdicts.get("pair", pd.Series(dtype=str))))
-    for pair in pairs:
-        clauses = []
-        sub = real[(real.pair == pair) & (real.scope == "last layer")] if not real.empty else real
-        if metrics is not None and not sub.empty:
-            sub = sub[sub.metric.isin(metrics)]
-        for (sib, probe), g in (sub.groupby(["sibling", "probe"], sort=True) if not sub.empty else []):
-            moved = []
-            for r in g.itertuples():
-                sig = r.delta_low > 0 or r.delta_high < 0
-                way = ("closer" if r.closer > 0 else "apart") if sig else "unchanged"
-                moved.append((way, f"{short_name(r.metric)} {r.before:.3f} → {r.after:.3f}"))
-            groups = {w: [t for ww, t in moved if ww == w] for w in ("closer", "apart", "unchanged")}
-            text = "; ".join(f"{w} on {', '.join(ts)}" for w, ts in groups.items() if ts)
-            floor = g.dropna(subset=["floor"])
-            within = int(floor["within_floor"].astype(bool).sum())
-            ftext = (f", and the embedders are within the same-recipe noise floor on {within} of {len(floor)}"
-                     if len(floor) else ", with no noise floor to compare against")
-            clauses.append(f"contrastive training moved base and {sib} (probe {probe}, last layer) {text}{ftext}")
-        if not verdicts.empty:
-            v = verdicts[(verdicts.pair == pair) & (verdicts.measure == primary)]
-            for r in v.itertuples():
-                clauses.append(f"on {r.benchmark} {r.sibling} vs base-E is {r.verdict} (Δ {r.delta:+.2f} points, "
-                               f"90% interval [{r.low90:+.2f}, {r.high90:+.2f}], margin ±{r.margin:g})")
-        out[pair] = f"Pair {pair}: " + "; ".join(clauses) + "." if clauses else f"Pair {pair}: no numbers to report."
-    return out
