@@ -129,9 +129,12 @@ def test_paper_config(repo):
     assert [(b.pair, b.role, b.recipe, b.parent) for b in built] == [
         ("qwen3-0b6", "reason", "rlvr", "base"), ("qwen3-0b6", "sft", "sft", "base")]
     rlvr, sft = (study.recipe_options(b) for b in built)
-    assert rlvr["steps"] == 200 and rlvr["lr"] == 1e-6 and rlvr["num_generations"] == 8
-    assert rlvr["temperature"] == 1.0 and rlvr["max_completion_length"] >= 512 and rlvr["save_steps"] > 0
-    assert rlvr["problems"] == sft["problems"] and rlvr["problems"]["dataset"] == "openai/gsm8k"  # same problems
+    # SimpleRL-Zoo's Qwen-small settings (hkust-nlp/simpleRL-reason README + train_grpo_math_tune_ray.sh)
+    assert rlvr["steps"] == 400 and rlvr["lr"] == 5e-7 and rlvr["num_generations"] == 8
+    assert rlvr["beta"] == 1e-4 and rlvr["entropy_coef"] == 1e-3 and rlvr["max_completion_length"] == 8192
+    assert rlvr["prompts_per_step"] * rlvr["updates_per_rollout"] == 1024  # train_batch_size, in 4 mini-batches
+    assert rlvr["temperature"] == 1.0 and rlvr["save_steps"] > 0
+    assert rlvr["problems"] == sft["problems"] and rlvr["problems"]["levels"] == [3, 4, 5]  # same problems: MATH 3-5
 
 
 def test_pair_training_overrides_only_its_keys(config, repo):

@@ -42,7 +42,7 @@ PAPER_DATASETS = {
     ("sentence-transformers/t2ranking", "triplet", "train"),
     ("HuggingFaceH4/MATH-500", None, "test"),  # probes
     ("fancyzhx/ag_news", None, "test"),
-    ("openai/gsm8k", "main", "train"),  # the rlvr and sft recipes' problems
+    ("DigitalLearningGmbH/MATH-lighteval", "default", "train"),  # the rlvr and sft recipes' problems (levels 3-5)
     ("openai/gsm8k", "main", "test"),  # sibling health's problem sets (and MATH-500 above)
 }
 
@@ -66,9 +66,9 @@ def paper_plan(paper, repo) -> dict:
 def test_plan_lists_exactly_the_hub_models_and_datasets_of_the_paper_config(paper_plan):
     assert [m["id"] for m in paper_plan["models"]] == PAPER_MODELS
     assert {(d["id"], d["config"], d["split"]) for d in paper_plan["datasets"]} == PAPER_DATASETS
-    assert len(paper_plan["datasets"]) == len(PAPER_DATASETS)  # gsm8k once, used by both recipes
-    gsm8k = next(d for d in paper_plan["datasets"] if d["id"] == "openai/gsm8k" and d["split"] == "train")
-    assert gsm8k["used_by"] == ["problems of qwen3-0b6.reason (rlvr recipe)", "problems of qwen3-0b6.sft (sft recipe)"]
+    assert len(paper_plan["datasets"]) == len(PAPER_DATASETS)  # MATH once, used by both recipes
+    maths = next(d for d in paper_plan["datasets"] if d["id"] == "DigitalLearningGmbH/MATH-lighteval")
+    assert maths["used_by"] == ["problems of qwen3-0b6.reason (rlvr recipe)", "problems of qwen3-0b6.sft (sft recipe)"]
     miner = next(m for m in paper_plan["models"] if m["id"] == "Qwen/Qwen3-Embedding-0.6B")
     assert miner["used_by"] == ["training_data.mine.model"]
 
@@ -96,7 +96,7 @@ def test_download_verb_plan_offline_matches_and_fetches_nothing(paper_plan, repo
                  "--out", str(out)]) == 0
     written = json.loads(out.read_text())
     assert written == {"plan": json.loads(json.dumps(paper_plan))}  # no "fetched": nothing was fetched
-    assert "download plan: 6 models, 14 datasets, 154 mteb_tasks" in capsys.readouterr().err
+    assert "download plan: 6 models, 15 datasets, 154 mteb_tasks" in capsys.readouterr().err
 
 
 def test_demo_config_needs_nothing_from_the_hub(repo):
@@ -118,6 +118,18 @@ def test_local_paths_and_the_offline_miner_are_not_fetched(repo, tiny_backbone, 
     assert "org/miner" not in plan_ids(download_plan(plan_config(cfg), repo))["models"]
     cfg["training_data"]["mine"]["enabled"] = True
     assert "org/miner" in plan_ids(download_plan(plan_config(cfg), repo))["models"]
+
+
+def test_every_source_of_a_problem_mix_is_fetched(paper, repo):
+    """SimpleRL-Zoo's Easy data as a mix: MATH level 1 with GSM8K mixed in; both sets are planned, for both recipes."""
+    cfg = copy.deepcopy(paper)
+    easy = {"dataset": "org/math", "split": "train", "answer_format": "boxed", "levels": [1],
+            "mix": [{"dataset": "org/gsm", "config": "main", "split": "train"}]}
+    for recipe in ("rlvr", "sft"):
+        cfg["recipes"][recipe]["problems"] = easy
+    ids = {(d["id"], d["config"], d["split"]) for d in download_plan(plan_config(cfg), repo)["datasets"]}
+    assert {("org/math", None, "train"), ("org/gsm", "main", "train")} <= ids
+    assert ("DigitalLearningGmbH/MATH-lighteval", "default", "train") not in ids
 
 
 def test_hub_load_names_the_id_only_for_hub_misses():

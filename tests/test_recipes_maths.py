@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hrsa.backbones.maths import PROMPT, ProblemSource, last_boxed, load_problems, split_solution, verified_reward
 from hrsa.cli import main
@@ -62,6 +63,52 @@ def test_problem_source_errors_name_the_key(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"question": "q", "answer": "no final answer"}) + "\n")
     with pytest.raises(DataError, match=rf"{bad}:1: .*####"):
         load_problems(ProblemSource(path=str(bad)))
+
+
+MATH_ROWS = [{"problem": f"What is ${i}+{i}$?", "solution": f"It is $\\boxed{{{2 * i}}}$.", "level": f"Level {lv}"}
+             for i, lv in enumerate([1, 3, 5, 2, 4, "?", 3], start=1)]
+
+
+def test_levels_keep_only_graded_rows_and_mix_appends_sources(problems_file: Path, tmp_path: Path) -> None:
+    """SimpleRL-Zoo's graded data: MATH-like rows filtered to levels 3-5 ('Level ?' dropped), GSM8K mixed in after."""
+    maths = tmp_path / "math.jsonl"
+    maths.write_text("".join(json.dumps(r) + "\n" for r in MATH_ROWS))
+    spec = {"path": str(maths), "question_field": "problem", "solution_field": "solution", "answer_format": "boxed",
+            "levels": [3, 4, 5], "level_field": "level", "limit": 0, "mix": [{"path": str(problems_file), "limit": 2}]}
+    source = ProblemSource.parse(json.dumps(spec))
+    problems = load_problems(source)
+    assert [p.answer for p in problems] == ["4", "6", "10", "14", "7", "15"]  # rows 2, 3, 5, 7; then 2 GSM8K rows
+    assert load_problems(ProblemSource.parse({**spec, "mix": [], "limit": 2}))[-1].answer == "6"  # limit after filter
+    with pytest.raises(DataError, match="no level field 'difficulty'"):
+        load_problems(ProblemSource.parse({**spec, "level_field": "difficulty"}))
+    with pytest.raises(DataError, match=r"no records at levels \[9\]"):
+        load_problems(ProblemSource.parse({**spec, "levels": [9], "mix": []}))
+    with pytest.raises(HrsaError, match="cannot have its own mix"):
+        ProblemSource.parse({**spec, "mix": [{**spec["mix"][0], "mix": [{"path": "x"}]}]})
+
+
+def test_grpo_config_carries_the_paper_recipe(repo: Path, tmp_path: Path) -> None:
+    """paper.yaml's recipes.rlvr reaches TRL: SimpleRL-Zoo's KL 1e-4, entropy 1e-3, 8 rollouts, 8,192 tokens, 256
+    prompts per optimiser step, 1,024 prompts per rollout."""
+    from hrsa.backbones.rlvr import RlvrSettings, grpo_config
+
+    recipe = yaml.safe_load((repo / "config/paper.yaml").read_text())["recipes"]["rlvr"]
+    cfg = grpo_config(RlvrSettings.from_config(recipe), tmp_path)
+    assert cfg.beta == 1e-4 and cfg.entropy_coef == 1e-3 and cfg.num_generations == 8
+    assert cfg.max_completion_length == 8192 and cfg.learning_rate == 5e-7 and cfg.max_steps == 400
+    step = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps  # completions per optimiser step
+    assert step // cfg.num_generations == 256 and cfg.generation_batch_size // cfg.num_generations == 1024
+    assert cfg.use_transformers_continuous_batching
+
+
+def test_grpo_config_of_the_tiny_default_is_one_micro_batch_without_kl(tmp_path: Path) -> None:
+    from hrsa.backbones.rlvr import RlvrSettings, grpo_config
+
+    cfg = grpo_config(RlvrSettings.from_config({}), tmp_path)
+    assert (cfg.beta, cfg.entropy_coef, cfg.gradient_accumulation_steps, cfg.steps_per_generation) == (0.0, 0.0, 1, 1)
+    assert cfg.generation_batch_size == cfg.per_device_train_batch_size == 16
+    with pytest.raises(HrsaError, match=r"recipes\.rlvr\.prompts_per_step \(3\) x num_generations"):
+        grpo_config(RlvrSettings.from_config({"prompts_per_step": 3, "batch_size": 8}), tmp_path)
 
 
 def test_load_problems_builds_prompts_and_honours_limit(problems_file: Path) -> None:

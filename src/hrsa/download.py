@@ -62,10 +62,11 @@ def _datasets(config: Mapping[str, Any], study: Any, root: Path) -> list[dict[st
             add(probe_dataset_args(probe["hf"]), f"probe {name}")
     for bb in study.built_backbones():
         problems = study.recipe_options(bb).get("problems") or {}
-        if problems.get("dataset"):
-            source = ProblemSource.parse(problems)
-            assert source.dataset is not None
-            add((source.dataset, source.config, source.split), f"problems of {bb.model_id} ({bb.recipe} recipe)")
+        if problems.get("dataset") or problems.get("path"):
+            for source in ProblemSource.parse(problems).sources():  # the source and its mix
+                if source.dataset is not None:
+                    add((source.dataset, source.config, source.split),
+                        f"problems of {bb.model_id} ({bb.recipe} recipe)")
     for entry in (config.get("siblings") or {}).get("sets") or []:  # sibling health's problem sets
         if entry.get("dataset"):
             add((entry["dataset"], entry.get("config") or None, entry.get("split") or "test"),

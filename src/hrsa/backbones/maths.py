@@ -2,7 +2,9 @@
 
 One problem set feeds both siblings, so SFT and RLVR differ only in the objective: RLVR samples completions of `prompt`
 and is rewarded when the final answer verifies (math-verify) against `answer`; SFT trains on `prompt + solution`.
-Sources: a hub dataset (GSM8K's `#### answer`, MATH's last `\\boxed{}`) or a local JSONL file with the same fields.
+Sources: a hub dataset (GSM8K's `#### answer`, MATH's last `\\boxed{}`) or a local JSONL file with the same fields,
+optionally filtered by difficulty level (MATH's "Level 3") and mixed with further sources (`mix`), as SimpleRL-Zoo
+grades its data (Easy: GSM8K + MATH level 1; Hard: MATH levels 3-5).
 """
 
 from __future__ import annotations
@@ -53,9 +55,16 @@ class ProblemSource:
     solution_field: str = "answer"
     answer_format: str = "gsm8k"
     limit: int | None = None
+    levels: tuple[int, ...] | None = None  # keep rows whose `level_field` holds one of these (None: all rows)
+    level_field: str = "level"
+    mix: tuple[ProblemSource, ...] = ()  # further sources, appended in order
+
+    def sources(self) -> list[ProblemSource]:
+        """This source and its mix, in load order."""
+        return [self, *self.mix]
 
     @classmethod
-    def parse(cls, spec: str | dict[str, Any]) -> ProblemSource:
+    def parse(cls, spec: str | dict[str, Any], nested: bool = False) -> ProblemSource:
         """From the config/CLI form (a dict or its JSON); unknown keys and bad values name themselves."""
         if isinstance(spec, str):
             try:
@@ -68,8 +77,21 @@ class ProblemSource:
         unknown = sorted(set(spec) - known)
         if unknown:
             raise HrsaError(f"problems: unknown key(s) {unknown} (known: {sorted(known)})")
+        spec = dict(spec)
+        mix = spec.pop("mix", None) or []
+        if mix and nested:
+            raise HrsaError("problems.mix: a mixed-in source cannot have its own mix")
+        if not isinstance(mix, list):
+            raise HrsaError(f"problems.mix: expected a list of sources, got {type(mix).__name__}")
+        levels = spec.pop("levels", None) or None
+        if levels is not None and not all(isinstance(v, int) and not isinstance(v, bool) for v in levels):
+            raise HrsaError(f"problems.levels: expected integers (MATH's 1-5), got {levels!r}")
         # the config schema fills unset keys with "" / 0: those mean "not given"
-        source = cls(**{k: v for k, v in spec.items() if v not in ("", None) and not (k == "limit" and v == 0)})
+        source = cls(
+            **{k: v for k, v in spec.items() if v not in ("", None) and not (k == "limit" and v == 0)},
+            levels=tuple(levels) if levels else None,
+            mix=tuple(cls.parse(m, nested=True) for m in mix),
+        )
         if (source.dataset is None) == (source.path is None):
             raise HrsaError("problems: give exactly one of `dataset` (hub id) or `path` (JSONL)")
         if source.answer_format not in ANSWER_FORMATS:
@@ -140,13 +162,37 @@ def _rows(source: ProblemSource) -> list[dict[str, Any]]:
     return [dict(row, _where=f"{source.dataset}[{i}]") for i, row in enumerate(ds)]
 
 
+_LEVEL = re.compile(r"\d+")
+
+
+def row_level(row: Mapping[str, Any], field: str, where: str) -> int | None:
+    """A row's difficulty level: an integer, or the first number of a string ("Level 3"); None for "Level ?"."""
+    if field not in row:
+        raise DataError(f"{where}: no level field {field!r} to filter problems.levels on (fields: {sorted(row)})")
+    value = row[field]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    found = _LEVEL.search(str(value))
+    return int(found.group()) if found else None
+
+
 def load_problems(source: ProblemSource) -> list[Problem]:
-    """Problems in source order (the first `limit`); a record without its fields or final answer is a DataError."""
+    """Problems of the source (the first `limit` of those at its `levels`), then of each source in its mix; a
+    record without its fields or final answer is a DataError."""
+    problems: list[Problem] = []
+    for one in source.sources():
+        problems += _load_one(one)
+    return problems
+
+
+def _load_one(source: ProblemSource) -> list[Problem]:
     problems: list[Problem] = []
     for row in _rows(source):
         if source.limit is not None and len(problems) == source.limit:
             break
         where = row.pop("_where")
+        if source.levels is not None and row_level(row, source.level_field, where) not in source.levels:
+            continue
         missing = [f for f in (source.question_field, source.solution_field) if not isinstance(row.get(f), str)]
         if missing:
             raise DataError(f"{where}: no string field(s) {missing} (fields: {sorted(row)})")
@@ -158,7 +204,8 @@ def load_problems(source: ProblemSource) -> list[Problem]:
             ) from exc
         problems.append(Problem(PROMPT.format(question=row[source.question_field].strip()), answer, solution))
     if not problems:
-        raise DataError(f"problems: no records in {source.path or source.dataset}")
+        at = f" at levels {list(source.levels)}" if source.levels else ""
+        raise DataError(f"problems: no records{at} in {source.path or source.dataset}")
     return problems
 
 

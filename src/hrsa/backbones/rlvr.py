@@ -26,7 +26,7 @@ from hrsa.backbones.maths import (
     verified_reward,
 )
 from hrsa.corpus import arithmetic_problems, correct_reward
-from hrsa.errors import HrsaError
+from hrsa.errors import ConfigError, HrsaError
 from hrsa.runtime import progress
 from hrsa.schema import settings_from
 
@@ -45,9 +45,14 @@ class RlvrSettings:
 
     steps: int
     lr: float
-    batch_size: int
+    batch_size: int  # completions per micro-batch
     num_generations: int
     max_completion_length: int
+    prompts_per_step: int  # prompts per optimiser step (0: batch_size / num_generations)
+    updates_per_rollout: int  # optimiser steps sharing one rollout batch
+    beta: float  # KL coefficient (TRL beta)
+    entropy_coef: float  # entropy bonus (TRL entropy_coef)
+    continuous_batching: bool  # TRL use_transformers_continuous_batching
     seed: int
     reward: str  # first_integer | math_verify | auto (math_verify for maths problems, else first_integer)
     temperature: float  # sampling temperature of the rollouts
@@ -61,6 +66,14 @@ class RlvrSettings:
         """`recipes.rlvr` with the role's overrides, missing keys from the schema."""
         values = sibling_recipe("recipes/rlvr", block)
         return settings_from(cls, "recipes/rlvr", values, trust_remote_code=trust_remote_code)
+
+    def accumulation(self) -> int:
+        """Micro-batches per optimiser step: prompts_per_step x num_generations completions in batch_size pieces."""
+        return max(1, self.prompts_per_step * self.num_generations // self.batch_size)
+
+    def step_prompts(self) -> int:
+        """Prompts per optimiser step."""
+        return self.prompts_per_step or self.batch_size // self.num_generations
 
     def reward_name(self) -> str:
         """The reward actually used."""
@@ -83,6 +96,16 @@ class RlvrSettings:
             )
         if self.lr <= 0:
             raise HrsaError(f"recipes.rlvr.lr must be > 0, got {self.lr}")
+        if self.prompts_per_step < 0 or (self.prompts_per_step * self.num_generations) % self.batch_size:
+            raise HrsaError(
+                f"recipes.rlvr.prompts_per_step ({self.prompts_per_step}) x num_generations ({self.num_generations}) "
+                f"must be a multiple of recipes.rlvr.batch_size ({self.batch_size}), the completions per micro-batch"
+            )
+        if self.updates_per_rollout < 1:
+            raise HrsaError(f"recipes.rlvr.updates_per_rollout must be >= 1, got {self.updates_per_rollout}")
+        for name in ("beta", "entropy_coef"):
+            if getattr(self, name) < 0:
+                raise HrsaError(f"recipes.rlvr.{name} must be >= 0, got {getattr(self, name)}")
         if self.reward not in (*REWARDS, "auto"):
             raise HrsaError(f"recipes.rlvr.reward must be one of {[*REWARDS, 'auto']}, got {self.reward!r}")
         if self.temperature <= 0:
@@ -104,7 +127,7 @@ def prompt_dataset(
     elif data is not None:
         rows = read_jsonl(data, ("prompt", "answer"))
     else:
-        n = max(64, settings.steps * settings.batch_size // settings.num_generations)
+        n = max(64, settings.steps * settings.step_prompts())
         rows = [{"prompt": r["prompt"], "answer": r["answer"]} for r in arithmetic_problems(n, seed=settings.seed)]
     return Dataset.from_list(rows)
 
@@ -157,12 +180,62 @@ def _no_checkpointing(config_cls: type) -> dict[str, Any]:
     )
 
 
+def _optional_fields(config_cls: type, settings: RlvrSettings) -> dict[str, Any]:
+    """Entropy bonus and continuous batching under TRL's names where this TRL has them; set but missing: refused."""
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    wanted = {"entropy_coef": ("entropy_coef", settings.entropy_coef, 0.0),
+              "use_transformers_continuous_batching": ("continuous_batching", settings.continuous_batching, False)}
+    out: dict[str, Any] = {}
+    for field, (key, value, off) in wanted.items():
+        if field in names:
+            out[field] = value
+        elif value != off:
+            raise ConfigError(f"recipes.rlvr.{key}: the installed TRL's GRPOConfig has no {field}")
+    return out
+
+
+def grpo_config(settings: RlvrSettings, output_dir: str | Path, cuda: bool = False) -> Any:
+    """TRL's GRPOConfig for the recipe: rollouts of prompts_per_step x updates_per_rollout prompts, num_generations
+    completions each, shared by updates_per_rollout optimiser steps of prompts_per_step prompts (batch_size
+    completions per micro-batch, accumulated); KL beta and entropy bonus as set."""
+    from trl import GRPOConfig
+
+    settings.validate()
+    accumulation = settings.accumulation()
+    return GRPOConfig(
+        output_dir=str(output_dir),
+        max_steps=settings.steps,
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=accumulation,
+        steps_per_generation=accumulation * settings.updates_per_rollout,
+        num_generations=settings.num_generations,
+        max_completion_length=settings.max_completion_length,
+        learning_rate=settings.lr,
+        beta=settings.beta,
+        temperature=settings.temperature,
+        logging_steps=1,
+        save_strategy="steps" if settings.save_steps else "no",
+        save_steps=settings.save_steps or 500,
+        save_only_model=True,
+        report_to="none",
+        use_cpu=not cuda,
+        bf16=cuda,
+        fp16=False,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        disable_tqdm=True,
+        trust_remote_code=settings.trust_remote_code,
+        **_optional_fields(GRPOConfig, settings),
+        **_no_checkpointing(GRPOConfig),
+    )
+
+
 def rlvr(model: str, out: str | Path, settings: RlvrSettings) -> Path:
     """GRPO-tune `model` (directory or hub id) with a verifiable reward; save model, tokenizer, log, reward curve,
     kept checkpoints and provenance."""
     import torch
     from transformers.trainer_callback import PrinterCallback
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
     settings.validate()
     inputs = model_inputs(model)  # raises HrsaError for a missing directory before anything heavy
@@ -177,29 +250,7 @@ def rlvr(model: str, out: str | Path, settings: RlvrSettings) -> Path:
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # generation needs prompts flush right
     with tempfile.TemporaryDirectory(prefix="hrsa-rlvr-") as scratch:
-        cfg = GRPOConfig(
-            output_dir=scratch,
-            max_steps=settings.steps,
-            per_device_train_batch_size=settings.batch_size,
-            num_generations=settings.num_generations,
-            max_completion_length=settings.max_completion_length,
-            learning_rate=settings.lr,
-            beta=0.0,
-            temperature=settings.temperature,
-            logging_steps=1,
-            save_strategy="steps" if settings.save_steps else "no",
-            save_steps=settings.save_steps or 500,
-            save_only_model=True,
-            report_to="none",
-            use_cpu=not cuda,
-            bf16=cuda,
-            fp16=False,
-            seed=settings.seed,
-            data_seed=settings.seed,
-            disable_tqdm=True,
-            trust_remote_code=settings.trust_remote_code,
-            **_no_checkpointing(GRPOConfig),
-        )
+        cfg = grpo_config(settings, scratch, cuda)
         trainer = GRPOTrainer(
             model=lm,
             reward_funcs=REWARDS[settings.reward_name()],
