@@ -20,7 +20,6 @@ from hrsa.io import atomic_path
 from hrsa.report.context import Context, Figure
 from hrsa.report.drift import draw_drift, drift_table
 from hrsa.report.figures import plot_layer_curves
-from hrsa.report.health import load_health
 from hrsa.report.figures_maps import plot_cka_matrices, plot_procrustes_maps
 from hrsa.report.figures_more import (
     plot_intrinsic_dimension,
@@ -28,6 +27,7 @@ from hrsa.report.figures_more import (
     plot_reward_curves,
     plot_training_curves,
 )
+from hrsa.report.health import load_health
 from hrsa.report.inference import baseline_rows, embedding_table, equivalence, table1
 from hrsa.report.layers import hrsa_table, intrinsic_dimension, knn_metrics
 from hrsa.report.load import (
