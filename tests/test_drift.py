@@ -140,11 +140,11 @@ def test_a_kept_checkpoint_is_compared_and_drawn(tmp_path: Path, tiny_backbone: 
     drift = pd.read_csv(tmp_path / "report/tables/drift.tsv", sep="\t")
     cka = drift[(drift.metric == "cka-linear-biased") & (drift.stage == "before")]
     assert list(cka.step) == [2, 4] and list(cka.layer.astype(str)) == ["2", "2"]
-    direct = pd.read_parquet(tables[0]).query("metric == 'cka-linear-biased' and layer_x == '2' and layer_y == '2'")
+    direct = pd.read_parquet(tables[0]).query("metric == 'cka-linear-biased' and layer_x == 2 and layer_y == 2")
     assert cka["mean"].iloc[0] == pytest.approx(float(direct.value.iloc[0]))
     assert (tmp_path / "report/figures/drift_tiny_lines.png").is_file()
     plotted = pd.read_csv(tmp_path / "report/figures/drift_tiny_lines.tsv", sep="\t")
-    assert set(plotted.step) == {2, 4} and "Drift over the RL run" in (tmp_path / "report/index.md").read_text()
+    assert set(plotted.step) == {2, 4} and "Drift over one RL run" in (tmp_path / "report/index.md").read_text()
 
 
 def test_drift_table_before_and_after_from_synthetic_tables() -> None:

@@ -60,7 +60,7 @@ def test_headline_probe_equals_sklearn_on_encode_outputs(tiny_backbone, repo, tm
                  "--knn-left", str(tmp_path / "knn/base"), "--knn-right", str(tmp_path / "knn/reason"),
                  "--probe", str(probe), "--config", json.dumps({"knn_k": [5], "bootstrap": 0, "permutations": 0}),
                  "--comparison", "t.base~reason", "--out", str(out)]) == 0
-    got = pd.read_parquet(out).query("layer_x == 'pooled'").set_index("metric")["value"]
+    got = pd.read_parquet(out).query("layer_x_name == 'pooled'").set_index("metric")["value"]
 
     train, _, test = split_indices(labels, seed=42)
     pipe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000, random_state=42))

@@ -28,16 +28,20 @@ def test_snakefmt_check():
 def test_paper_dag_offline(tmp_path):
     out = snakemake("-n", "--configfile", str(REPO / "config/paper.yaml"), cwd=tmp_path, timeout=600).stdout
     counts = job_counts(out)
-    assert counts["train_embedder"] == 18  # (3 + 3 roles) x 3 seeds: qwen3's sft sibling is built by recipe
+    # (3 + 3 + 2 roles) x 3 seeds: qwen3's sft sibling is built by recipe; the third pair (Qwen3-0.6B-Base against
+    # Qwen3-0.6B) has no sft role
+    assert counts["train_embedder"] == 24
     assert counts["build_backbone"] == 2  # the qwen3 RLVR and SFT siblings built by recipe
     assert counts["prepare_training_data"] == counts["mine_hard_negatives"] == 1
-    assert counts["extract_activations"] == 2 * (6 + 18)
-    assert counts["knn_graph"] == 2 * (6 + 18)  # one job per (model, probe): every layer of it
+    # backbones 3 + 3 + 2, the drift checkpoints reason@100/200/300, 24 embedders; on 2 probes
+    assert counts["extract_activations"] == 2 * (8 + 3 + 24)
+    assert counts["knn_graph"] == 2 * (8 + 3 + 24)  # one job per (model, probe): every layer of it
+    assert counts["sibling_health"] == 8  # every role of every pair
     groups = re.findall(r"wildcards: model=\S+, group=(\S+)", out)
-    assert {g: groups.count(g) for g in groups} == {g: 18 for g in PAPER_GROUPS}  # every task group once per embedder
+    assert {g: groups.count(g) for g in groups} == {g: 24 for g in PAPER_GROUPS}  # every task group once per embedder
     # 154 tasks in groups of at most evaluation.tasks_per_job (48), split by benchmark: Multilingual 131 in 3, Code 1,
     # BRIGHT 1
-    assert counts["evaluate"] == 18 * 5
+    assert counts["evaluate"] == 24 * 5
 
 
 PAPER_GROUPS = ["MTEB_Multilingual_v2-8192-0", "MTEB_Multilingual_v2-8192-1", "MTEB_Multilingual_v2-8192-2",
