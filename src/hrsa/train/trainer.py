@@ -123,12 +123,16 @@ def build_trainer(backbone: str, records: list[dict[str, Any]], checkpoints: str
     # on several devices every query's negatives include the other devices' passages: one batch of batch_size queries
     loss = CachedMultipleNegativesRankingLoss(model, scale=1.0 / recipe.temperature,
                                               mini_batch_size=recipe.mini_batch_size, gather_across_devices=devices > 1)
+    per_device_batch(recipe.batch_size, devices)  # refuses a global batch that does not split evenly
     cuda = device.startswith("cuda")
     # set only when asked: passing False would differ from the default (None) and trigger a deprecation warning
     checkpointing: dict[str, Any] = {"gradient_checkpointing": True} if recipe.gradient_checkpointing else {}
     args = SentenceTransformerTrainingArguments(
         output_dir=checkpoints,
-        per_device_train_batch_size=per_device_batch(recipe.batch_size, devices),
+        # the loader draws the global batch and accelerate splits it over the processes, so every layout trains on
+        # the same batches in the same order (a per-device sampler would reorder them: other batch sizes, datasets)
+        per_device_train_batch_size=recipe.batch_size,
+        accelerator_config={"split_batches": True},
         learning_rate=recipe.learning_rate,
         weight_decay=recipe.weight_decay,
         lr_scheduler_type="cosine",
