@@ -108,11 +108,14 @@ class LoadedModel:
     content_hash: str
 
 
-def load_model(path: str, device: str, trust_remote_code: bool = False) -> LoadedModel:
-    """A SentenceTransformer directory (embedder) or a causal LM (backbone, local dir or hub id), in bf16 on a GPU."""
+def load_model(path: str, device: str, trust_remote_code: bool = False, precision: str = "auto") -> LoadedModel:
+    """A SentenceTransformer directory (embedder) or a causal LM (backbone, local dir or hub id), its weights in the
+    dtype of `precision` (hrsa.runtime.compute_dtype: auto = bf16 on a GPU, fp32 on CPU)."""
     import torch
 
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    from hrsa.runtime import compute_dtype
+
+    dtype = getattr(torch, compute_dtype(precision, device))
     local = Path(path)
     if is_embedder_dir(local):
         st = load_embedder(local, device=device, dtype=dtype)

@@ -30,6 +30,7 @@ class Recipe:
     save_steps: int
     num_negatives: int
     gradient_checkpointing: bool
+    precision: str  # auto | fp32 | bf16 (hrsa.runtime.compute_dtype)
     devices: int  # GPUs of the job: batch_size is global, batch_size / devices per device (torchrun when > 1)
     lora: dict[str, Any] | None  # {r, alpha, dropout, target_modules}; None = full fine-tuning (the paper)
 

@@ -125,6 +125,9 @@ def build_trainer(backbone: str, records: list[dict[str, Any]], checkpoints: str
                                               mini_batch_size=recipe.mini_batch_size, gather_across_devices=devices > 1)
     per_device_batch(recipe.batch_size, devices)  # refuses a global batch that does not split evenly
     cuda = device.startswith("cuda")
+    from hrsa.runtime import compute_dtype
+
+    bf16 = compute_dtype(recipe.precision, device) == "bfloat16"  # mixed precision: autocast over fp32 weights
     # set only when asked: passing False would differ from the default (None) and trigger a deprecation warning
     checkpointing: dict[str, Any] = {"gradient_checkpointing": True} if recipe.gradient_checkpointing else {}
     args = SentenceTransformerTrainingArguments(
@@ -146,7 +149,7 @@ def build_trainer(backbone: str, records: list[dict[str, Any]], checkpoints: str
         seed=seed,
         data_seed=seed,
         use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
+        bf16=bf16,
         **checkpointing,
         report_to="none",
         prompts=prompts,
@@ -229,6 +232,9 @@ def train_embedder(
     model = trainer.model
     try:
         run_training(trainer, resume)
+        # drop the autocast wrapper mixed precision put on forward: the saved fp32 weights are checked (check_reload)
+        # and written as they encode outside the trainer
+        model = trainer.accelerator.unwrap_model(model, keep_fp32_wrapper=False)
         if recipe.lora is not None:
             print(f"merged {merge_lora(model[0].auto_model)} LoRA layers into the weights", flush=True)
         check_finite_weights(model, trainer.state.global_step, recipe)
