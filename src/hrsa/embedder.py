@@ -27,7 +27,16 @@ def set_attention(auto_model: Any, mode: str) -> str:
         raise HrsaError(f"activations.attention: {mode!r} is not one of {list(ATTENTION_MODES)}")
     if mode != "model":
         auto_model.config.is_causal = mode == "causal"
-    return "causal" if getattr(auto_model.config, "is_causal", True) is not False else "bidirectional"
+    in_force = "causal" if getattr(auto_model.config, "is_causal", True) is not False else "bidirectional"
+    if in_force == "bidirectional":  # a family or attention implementation that would ignore the flag fails here
+        from hrsa.grid.attention import check_bidirectional
+
+        config = auto_model.config
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        check_bidirectional(str(getattr(text, "model_type", config.model_type)),
+                            str(getattr(config, "_attn_implementation", None)),
+                            "training.attention / activations.attention")
+    return in_force
 
 
 def trust_kwargs(trust_remote_code: bool) -> dict[str, Any]:
