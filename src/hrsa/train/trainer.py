@@ -103,6 +103,24 @@ def per_device_batch(global_batch: int, devices: int) -> int:
     return global_batch // devices
 
 
+def fsdp_arguments(model: Any, recipe: Recipe) -> dict[str, Any]:
+    """TrainingArguments of training.fsdp: FSDP2 (torch's fully_shard through accelerate), one unit per decoder
+    layer (wrapped by the layer's class), parameters resharded after each forward (full sharding: weights, gradients
+    and Adam states split over the devices); none when fsdp is off. Gradient checkpointing goes through FSDP's own
+    activation checkpointing, as transformers asks. The embedder is saved from the full state dict gathered to rank 0.
+
+    Accelerate shards only on accelerators (on CPU it would silently fall back to unsharded DDP), so fsdp is refused
+    on CPU: the CPU tests check these arguments and the launch, not a sharded run."""
+    if not recipe.fsdp:
+        return {}
+    layer = type(model[0].auto_model.layers[0]).__name__
+    return {"fsdp": True,
+            "fsdp_config": {"version": 2, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+                            "transformer_layer_cls_to_wrap": [layer], "reshard_after_forward": True,
+                            "activation_checkpointing": recipe.gradient_checkpointing,
+                            "state_dict_type": "FULL_STATE_DICT"}}
+
+
 def build_trainer(backbone: str, records: list[dict[str, Any]], checkpoints: str, seed: int, recipe: Recipe,
                   device: str, trust_remote_code: bool = False) -> Any:
     """The paper's recipe as a SentenceTransformerTrainer: CachedMNRL (scale 1/temperature), AdamW (fused where torch
@@ -116,6 +134,9 @@ def build_trainer(backbone: str, records: list[dict[str, Any]], checkpoints: str
     model = build_model(backbone, recipe, trust_remote_code, device)
     train_ds, prompts = records_to_datasets(records, recipe.num_negatives)
     check_prompt_lengths(model[0].tokenizer, prompts, recipe.max_length)
+    if recipe.fsdp and not device.startswith("cuda"):
+        raise ConfigError("training.fsdp: shards over GPUs only (accelerate does not shard on CPU, where the run would "
+                          "train unsharded); set training.fsdp false to train on CPU")
     devices = world_size()
     if devices != recipe.devices:
         raise ConfigError(f"training.devices is {recipe.devices} but this run has {devices} process(es): launch "
@@ -129,7 +150,8 @@ def build_trainer(backbone: str, records: list[dict[str, Any]], checkpoints: str
 
     bf16 = compute_dtype(recipe.precision, device) == "bfloat16"  # mixed precision: autocast over fp32 weights
     # set only when asked: passing False would differ from the default (None) and trigger a deprecation warning
-    checkpointing: dict[str, Any] = {"gradient_checkpointing": True} if recipe.gradient_checkpointing else {}
+    checkpointing: dict[str, Any] = ({"gradient_checkpointing": True} if recipe.gradient_checkpointing
+                                     and not recipe.fsdp else {})
     args = SentenceTransformerTrainingArguments(
         output_dir=checkpoints,
         # the loader draws the global batch and accelerate splits it over the processes, so every layout trains on
@@ -151,6 +173,7 @@ def build_trainer(backbone: str, records: list[dict[str, Any]], checkpoints: str
         use_cpu=not cuda,
         bf16=bf16,
         **checkpointing,
+        **fsdp_arguments(model, recipe),
         report_to="none",
         prompts=prompts,
         batch_sampler=BatchSamplers.NO_DUPLICATES,
@@ -235,6 +258,8 @@ def train_embedder(
         # drop the autocast wrapper mixed precision put on forward: the saved fp32 weights are checked (check_reload)
         # and written as they encode outside the trainer
         model = trainer.accelerator.unwrap_model(model, keep_fp32_wrapper=False)
+        if recipe.fsdp:  # every rank holds a shard: gather the full weights (a collective) into a whole copy
+            model = gathered_model(trainer, backbone, recipe, trust_remote_code)
         if recipe.lora is not None:
             print(f"merged {merge_lora(model[0].auto_model)} LoRA layers into the weights", flush=True)
         check_finite_weights(model, trainer.state.global_step, recipe)
@@ -250,6 +275,17 @@ def train_embedder(
     })
     shutil.rmtree(checkpoints)  # finished: nothing a later run could resume from by mistake
     return prov
+
+
+def gathered_model(trainer: Any, backbone: str, recipe: Recipe, trust_remote_code: bool) -> Any:
+    """The trained embedder as one unsharded model on rank 0's CPU, from FSDP's full state dict (every rank must
+    call it: the gather is a collective); the other ranks keep their shards."""
+    state = trainer.accelerator.get_state_dict(trainer.model)
+    if not is_main_process():  # the full state dict lands on rank 0, which alone saves
+        return trainer.model
+    whole = build_model(backbone, recipe, trust_remote_code, "cpu")
+    whole.load_state_dict({k: v.cpu() for k, v in state.items()})
+    return whole
 
 
 def save_embedder(model: Any, trainer: Any, out: str, model_id: str, params: dict[str, Any]) -> dict[str, Any]:
