@@ -64,3 +64,17 @@ lint: $(STAMP)
 
 fmt: $(STAMP)
 	$(BIN)/snakefmt Snakefile workflow/rules
+
+# The full-size dress rehearsal (not in CI; config/rehearsal.yaml): a random Qwen3-0.6B-shaped pair with the real Qwen
+# vocabulary runs every paper code path for a step or two in rehearsal/, then a table of each job's time and peak RSS
+# beside paper.yaml's planning figures, projected to the paper grid. bench/gpu_check.sh is the same on CUDA.
+REHEARSAL_STAMP := $(VENV)/.installed-rehearsal
+$(REHEARSAL_STAMP): $(STAMP)
+	$(BIN)/pip install -q --disable-pip-version-check -c requirements/constraints.txt -e '.[rehearsal]'
+	touch $(REHEARSAL_STAMP)
+
+rehearsal: $(REHEARSAL_STAMP)
+	$(BIN)/python bench/rehearsal.py backbone --out rehearsal/backbones/qwen3-0b6-random
+	HF_HUB_OFFLINE=1 $(BIN)/snakemake --profile profiles/local --cores $(CORES) --snakefile Snakefile \
+	  --directory rehearsal --configfile config/rehearsal.yaml
+	$(BIN)/python bench/rehearsal.py table --workdir rehearsal
