@@ -51,16 +51,18 @@ def ensure_pad_token(tokenizer: Any) -> None:
 
 
 def build_embedder(backbone: str, attention: str, pooling: str, max_length: int, trust_remote_code: bool = False,
-                   device: str = "cpu") -> Any:
+                   device: str = "cpu", dtype: str | None = None) -> Any:
     """SentenceTransformer = Transformer(backbone) + Pooling(include_prompt=False) + Normalize, with the given
-    attention mask: unit-norm embeddings, as the study's evaluation pipeline (the loss is cosine-based either way)."""
+    attention mask: unit-norm embeddings, as the study's evaluation pipeline (the loss is cosine-based either way).
+    dtype: the weights' torch dtype name; None keeps transformers' choice (the dtype the backbone was saved in)."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
     trust = trust_kwargs(trust_remote_code)
+    weights = {**trust, **({"dtype": dtype} if dtype else {})}
     with hub_load("model", backbone):
         transformer = Transformer(
-            backbone, max_seq_length=max_length, model_kwargs=dict(trust), processor_kwargs=dict(trust),
+            backbone, max_seq_length=max_length, model_kwargs=weights, processor_kwargs=dict(trust),
             config_kwargs=dict(trust),
         )
     ensure_pad_token(transformer.tokenizer)

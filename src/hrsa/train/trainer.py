@@ -47,8 +47,11 @@ def records_to_datasets(records: list[dict[str, Any]], num_negatives: int) -> tu
 
 def build_model(backbone: str, recipe: Recipe, trust_remote_code: bool = False, device: str = "cpu") -> Any:
     """The embedder the recipe trains (`hrsa.embedder.build_embedder` with its attention, pooling and max length),
-    with LoRA adapters where the recipe asks for them."""
-    model = build_embedder(backbone, recipe.attention, recipe.pooling, recipe.max_length, trust_remote_code, device)
+    with LoRA adapters where the recipe asks for them. Its weights are float32 whatever dtype the backbone was saved
+    in (published Qwen3 is bf16, which transformers would keep): they are the optimiser's master weights, and bf16
+    comes from training.precision's autocast."""
+    model = build_embedder(backbone, recipe.attention, recipe.pooling, recipe.max_length, trust_remote_code, device,
+                           dtype="float32")
     if recipe.lora is not None:
         add_lora(model, recipe.lora)
     return model
@@ -182,8 +185,14 @@ def build_trainer(backbone: str, records: list[dict[str, Any]], checkpoints: str
         disable_tqdm=True,
         logging_nan_inf_filter=False,  # a NaN loss is logged as NaN (not hidden), so the guard can fail the run
     )
-    return SentenceTransformerTrainer(model=model, args=args, train_dataset=train_ds, loss=loss,
-                                      callbacks=[make_guard(recipe)])
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_ds, loss=loss,
+                                         callbacks=[make_guard(recipe)])
+    if len(trainer.get_train_dataloader()) == 0:  # an embedder "trained" for 0 steps would be saved as the backbone
+        sizes = ", ".join(f"{name} {len(ds)}" for name, ds in train_ds.items())
+        raise ConfigError(f"training.batch_size: {recipe.batch_size} queries per batch leaves no full batch in any "
+                          f"source of the training data (batches come from one source each; records per source: "
+                          f"{sizes}): lower training.batch_size or add records")
+    return trainer
 
 
 DIVERGENCE_HINT = ("lower training.learning_rate (or raise training.warmup_ratio / training.temperature); no embedder "
