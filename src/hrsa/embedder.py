@@ -27,7 +27,16 @@ def set_attention(auto_model: Any, mode: str) -> str:
         raise HrsaError(f"activations.attention: {mode!r} is not one of {list(ATTENTION_MODES)}")
     if mode != "model":
         auto_model.config.is_causal = mode == "causal"
-    return "causal" if getattr(auto_model.config, "is_causal", True) is not False else "bidirectional"
+    in_force = "causal" if getattr(auto_model.config, "is_causal", True) is not False else "bidirectional"
+    if in_force == "bidirectional":  # a family or attention implementation that would ignore the flag fails here
+        from hrsa.grid.attention import check_bidirectional
+
+        config = auto_model.config
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        check_bidirectional(str(getattr(text, "model_type", config.model_type)),
+                            str(getattr(config, "_attn_implementation", None)),
+                            "training.attention / activations.attention")
+    return in_force
 
 
 def trust_kwargs(trust_remote_code: bool) -> dict[str, Any]:
@@ -42,16 +51,18 @@ def ensure_pad_token(tokenizer: Any) -> None:
 
 
 def build_embedder(backbone: str, attention: str, pooling: str, max_length: int, trust_remote_code: bool = False,
-                   device: str = "cpu") -> Any:
+                   device: str = "cpu", dtype: str | None = None) -> Any:
     """SentenceTransformer = Transformer(backbone) + Pooling(include_prompt=False) + Normalize, with the given
-    attention mask: unit-norm embeddings, as the study's evaluation pipeline (the loss is cosine-based either way)."""
+    attention mask: unit-norm embeddings, as the study's evaluation pipeline (the loss is cosine-based either way).
+    dtype: the weights' torch dtype name; None keeps transformers' choice (the dtype the backbone was saved in)."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
     trust = trust_kwargs(trust_remote_code)
+    weights = {**trust, **({"dtype": dtype} if dtype else {})}
     with hub_load("model", backbone):
         transformer = Transformer(
-            backbone, max_seq_length=max_length, model_kwargs=dict(trust), processor_kwargs=dict(trust),
+            backbone, max_seq_length=max_length, model_kwargs=weights, processor_kwargs=dict(trust),
             config_kwargs=dict(trust),
         )
     ensure_pad_token(transformer.tokenizer)
@@ -108,11 +119,14 @@ class LoadedModel:
     content_hash: str
 
 
-def load_model(path: str, device: str, trust_remote_code: bool = False) -> LoadedModel:
-    """A SentenceTransformer directory (embedder) or a causal LM (backbone, local dir or hub id), in bf16 on a GPU."""
+def load_model(path: str, device: str, trust_remote_code: bool = False, precision: str = "auto") -> LoadedModel:
+    """A SentenceTransformer directory (embedder) or a causal LM (backbone, local dir or hub id), its weights in the
+    dtype of `precision` (hrsa.runtime.compute_dtype: auto = bf16 on a GPU, fp32 on CPU)."""
     import torch
 
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    from hrsa.runtime import compute_dtype
+
+    dtype = getattr(torch, compute_dtype(precision, device))
     local = Path(path)
     if is_embedder_dir(local):
         st = load_embedder(local, device=device, dtype=dtype)

@@ -140,6 +140,7 @@ def extract(
     compression: str = "zstd",
     overlap_writes: bool | None = None,
     attention: str = "bidirectional",
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Write `out/layer=*/part-*.parquet` (one part per shard) and `out/_meta.json`; returns the metadata.
 
@@ -156,7 +157,9 @@ def extract(
     granularity = probe_spec.get("granularity", "token")
     if granularity == "token" and POOLED in layers:
         raise HrsaError("layer 'pooled' is one vector per text: use it with sentence-level probe sets only")
-    loaded = load_model(model_path, device, trust_remote_code)
+    from hrsa.runtime import compute_dtype
+
+    loaded = load_model(model_path, device, trust_remote_code, precision)
     model, tok = loaded.auto_model.eval(), loaded.tokenizer
     mode = set_attention(model, attention)
     tok.padding_side = "right"
@@ -170,7 +173,7 @@ def extract(
         "model_id": model_id, "model": model_path, "model_hash": loaded.content_hash,
         "tokenizer_hash": tokenizer_hash(tok),
         "probe_hash": sha256_file(probe_path), "granularity": granularity, "layers": layers, "dtype": dtype,
-        "attention": mode,
+        "attention": mode, "compute_dtype": compute_dtype(precision, device),
         "num_hidden_layers": n_layers, "packages": package_versions(), "compression": compression,
         "n_rows": int(len(plan.text_ids)), "row_hash": row_hash(plan.text_ids, plan.positions),
     }
@@ -178,7 +181,7 @@ def extract(
     dims = {layer: dim if layer != POOLED else _pooled_dim(loaded, dim) for layer in layers}
     work = Path(work_dir) if work_dir else Path(f"{out}.partial")
     fingerprint = {k: meta[k] for k in ("model_hash", "tokenizer_hash", "probe_hash", "layers", "dtype", "row_hash",
-                                        "attention")}
+                                        "attention", "compute_dtype")}
     fingerprint.update(probe_spec=probe_spec, batch_size=batch_size, compression=compression, shards=plan.shards,
                        device=device.split(":")[0], torch=meta["packages"].get("torch"))
     done = prepare_work_dir(work, fingerprint)

@@ -38,6 +38,24 @@ def set_torch_threads(n: int | None = None) -> None:
         pass
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def compute_dtype(precision: str, device: str) -> str:
+    """The torch dtype name of a job's forward and backward passes (training.precision, activations.precision):
+    bf16 or fp32 as named; auto = bf16 on a GPU that supports it (as the study trained and extracted), else fp32.
+    bf16 runs on CPU too (slower than fp32 there; it is how the CPU tests prove the bf16 path)."""
+    if precision not in PRECISIONS:
+        from hrsa.errors import HrsaError
+
+        raise HrsaError(f"precision {precision!r} is not one of {list(PRECISIONS)}")
+    if precision == "auto":
+        import torch
+
+        return "bfloat16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "float32"
+    return "bfloat16" if precision == "bf16" else "float32"
+
+
 def torch_device(requested: str = "auto") -> str:
     """'cuda' when asked for or available under 'auto', else 'cpu'; one code path for both."""
     import torch

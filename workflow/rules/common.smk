@@ -265,6 +265,9 @@ def recipe_config(pair, role):
     opts.pop("corpus", None)  # pretrain's corpus is --corpus
     if opts.get("data"):
         opts["data"] = repo_path(opts["data"])
+    problems = dict(opts.get("problems") or {})
+    if problems.get("path"):  # relative to the repository, like data
+        opts["problems"] = {**problems, "path": repo_path(problems["path"])}
     return as_json(opts)
 
 

@@ -35,9 +35,11 @@ rule extract_activations:
         compression=q(lookup(dpath="activations/compression", within=config)),
         work=lambda wc: q(paths.EXTRACT_WORK.format(probe=wc.probe, model=wc.model)),
         attention=q(lookup(dpath="activations/attention", within=config)),
+        precision=q(lookup(dpath="activations/precision", within=config)),
     shell:
         "hrsa extract --threads {threads} --model {params.model} --model-id {wildcards.model:q}"
         " --probe {input.probe:q} --config {params.probe} --layers {params.layers}"
         " --dtype {params.dtype} --gpus {resources.gpu_slots} --batch-size {params.batch_size}"
         " --shard-rows {params.shard_rows} --compression {params.compression} --attention {params.attention}"
+        " --precision {params.precision}"
         " --work-dir {params.work} --out {output:q} {params.trust} > {log:q} 2>&1"

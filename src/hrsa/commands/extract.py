@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attention", default=default("activations/attention"),
                    choices=["bidirectional", "causal", "model"],
                    help="attention mask during extraction: bidirectional (the study's), causal, or each model's own")
+    p.add_argument("--precision", default=default("activations/precision"), choices=["auto", "fp32", "bf16"],
+                   help="weights and forward pass: bf16, fp32, or auto = bf16 on a GPU (activations.precision)")
     p.add_argument("--work-dir", default=None,
                    help="where finished shards wait (kept when the job dies, so a re-run resumes); default OUT.partial")
     p.add_argument("--shard-rows", type=int, default=default("activations/shard_rows"),
@@ -48,6 +50,7 @@ def run(args: argparse.Namespace) -> None:
         args.model, args.model_id, args.probe, probe, args.layers.split(","), args.out,
         torch_device(args.device), args.dtype, args.batch_size, args.trust_remote_code, args.work_dir, args.shard_rows,
         write_threads=args.threads, compression=args.compression, attention=args.attention,
+        precision=args.precision,
     )
     print(f"wrote {meta['n_rows']} rows x {len(meta['layers'])} layers to {args.out} in {meta['seconds']}s "
           f"({meta['shards']} shards, {meta['shards_resumed']} resumed)")

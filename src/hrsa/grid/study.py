@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import hrsa.grid.attention as attention
 import hrsa.grid.checks as checks
 import hrsa.grid.config as cfg
 from hrsa import paths
@@ -49,6 +50,7 @@ class Study:
         self.comparisons, self.skipped_comparisons = cfg.read_comparisons(config, self.seeds, self.pairs)
         self.probes: dict[str, dict[str, Any]] = cfg.read_probes(config)
         checks.check_study(self)  # probes, layers per probe, Procrustes layers, probe rows, name lengths
+        attention.check_pairs(self)  # bidirectional attention only on decoder families where it takes effect
 
     def notes(self) -> list[str]:
         """Lines worth one look at DAG time: comparisons skipped for some pair, checks left to later jobs."""

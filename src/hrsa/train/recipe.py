@@ -32,7 +32,9 @@ class Recipe:
     gradient_checkpointing: bool
     heldout_rows: int  # records held out to measure accuracy before/after (hrsa.train.health)
     require_learning: bool  # fail the job when the embedder did not learn
+    precision: str  # auto | fp32 | bf16 (hrsa.runtime.compute_dtype)
     devices: int  # GPUs of the job: batch_size is global, batch_size / devices per device (torchrun when > 1)
+    fsdp: bool  # shard weights, gradients and optimiser states over the devices (HF Trainer FSDP)
     lora: dict[str, Any] | None  # {r, alpha, dropout, target_modules}; None = full fine-tuning (the paper)
 
     @classmethod
@@ -50,6 +52,9 @@ class Recipe:
         recipe = cls(**values, num_negatives=num_negatives)  # not settings_from: it would fill lora back in
         if recipe.attention not in ("bidirectional", "causal"):
             raise ConfigError(f"training.attention: {recipe.attention!r} is not bidirectional or causal")
+        if recipe.fsdp and (recipe.devices < 2 or recipe.lora is not None):
+            raise ConfigError(f"training.fsdp: shards full fine-tuning over several devices; set training.devices > 1 "
+                              f"(it is {recipe.devices}) and leave training.lora off")
         if recipe.lora is not None:
             unknown_lora = set(recipe.lora) - set(node("training/lora")["properties"])
             if unknown_lora:

@@ -58,11 +58,14 @@ def backbone_hash(backbone: str) -> str:
 def training_fingerprint(backbone: str, data_path: str, seed: int, recipe: Recipe, device: str,
                          trust_remote_code: bool = False) -> dict[str, Any]:
     """What the checkpoints of a run depend on, by content: backbone files, training data, recipe (attention, LoRA,
-    schedule...), seed, device and the versions of the training stack. Paths are deliberately left out."""
+    schedule...), seed, device and the versions of the training stack. Paths are deliberately left out, and so is
+    training.devices: every layout trains on the same global batches (split over the processes), so a run
+    checkpointed on N processes resumes on M."""
     from hrsa.io import package_versions, sha256_file
 
-    # require_learning only decides whether a finished run fails: it changes no checkpoint
-    settings = {k: v for k, v in recipe.__dict__.items() if k != "require_learning"}
+    # require_learning only decides whether a finished run fails, and every layout of devices trains on the same
+    # global batches: neither changes a checkpoint
+    settings = {k: v for k, v in recipe.__dict__.items() if k not in ("require_learning", "devices")}
     return {"backbone": backbone_hash(backbone), "data": sha256_file(data_path), "seed": seed,
             "recipe": settings, "device": device, "trust_remote_code": trust_remote_code,
             "packages": package_versions(TRAINING_PACKAGES)}

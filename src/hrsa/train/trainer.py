@@ -57,8 +57,11 @@ def records_to_datasets(records: list[dict[str, Any]], num_negatives: int,
 
 def build_model(backbone: str, recipe: Recipe, trust_remote_code: bool = False, device: str = "cpu") -> Any:
     """The embedder the recipe trains (`hrsa.embedder.build_embedder` with its attention, pooling and max length),
-    with LoRA adapters where the recipe asks for them."""
-    model = build_embedder(backbone, recipe.attention, recipe.pooling, recipe.max_length, trust_remote_code, device)
+    with LoRA adapters where the recipe asks for them. Its weights are float32 whatever dtype the backbone was saved
+    in (published Qwen3 is bf16, which transformers would keep): they are the optimiser's master weights, and bf16
+    comes from training.precision's autocast."""
+    model = build_embedder(backbone, recipe.attention, recipe.pooling, recipe.max_length, trust_remote_code, device,
+                           dtype="float32")
     if recipe.lora is not None:
         add_lora(model, recipe.lora)
     return model
@@ -113,6 +116,24 @@ def per_device_batch(global_batch: int, devices: int) -> int:
     return global_batch // devices
 
 
+def fsdp_arguments(model: Any, recipe: Recipe) -> dict[str, Any]:
+    """TrainingArguments of training.fsdp: FSDP2 (torch's fully_shard through accelerate), one unit per decoder
+    layer (wrapped by the layer's class), parameters resharded after each forward (full sharding: weights, gradients
+    and Adam states split over the devices); none when fsdp is off. Gradient checkpointing goes through FSDP's own
+    activation checkpointing, as transformers asks. The embedder is saved from the full state dict gathered to rank 0.
+
+    Accelerate shards only on accelerators (on CPU it would silently fall back to unsharded DDP), so fsdp is refused
+    on CPU: the CPU tests check these arguments and the launch, not a sharded run."""
+    if not recipe.fsdp:
+        return {}
+    layer = type(model[0].auto_model.layers[0]).__name__
+    return {"fsdp": True,
+            "fsdp_config": {"version": 2, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+                            "transformer_layer_cls_to_wrap": [layer], "reshard_after_forward": True,
+                            "activation_checkpointing": recipe.gradient_checkpointing,
+                            "state_dict_type": "FULL_STATE_DICT"}}
+
+
 def build_trainer(backbone: str, records: list[dict[str, Any]], checkpoints: str, seed: int, recipe: Recipe,
                   device: str, trust_remote_code: bool = False) -> Any:
     """The paper's recipe as a SentenceTransformerTrainer: CachedMNRL (scale 1/temperature), AdamW (fused where torch
@@ -130,6 +151,9 @@ def build_trainer(backbone: str, records: list[dict[str, Any]], checkpoints: str
     per_row_prompt_pooling(model[1])  # a batch mixing sources drops each row's own instruction
     train_ds, prompts = records_to_datasets(records, recipe.num_negatives, seed)
     check_prompt_lengths(model[0].tokenizer, prompts, recipe.max_length)
+    if recipe.fsdp and not device.startswith("cuda"):
+        raise ConfigError("training.fsdp: shards over GPUs only (accelerate does not shard on CPU, where the run would "
+                          "train unsharded); set training.fsdp false to train on CPU")
     devices = world_size()
     if devices != recipe.devices:
         raise ConfigError(f"training.devices is {recipe.devices} but this run has {devices} process(es): launch "
@@ -137,12 +161,20 @@ def build_trainer(backbone: str, records: list[dict[str, Any]], checkpoints: str
     # on several devices every query's negatives include the other devices' passages: one batch of batch_size queries
     loss = CachedMultipleNegativesRankingLoss(model, scale=1.0 / recipe.temperature,
                                               mini_batch_size=recipe.mini_batch_size, gather_across_devices=devices > 1)
+    per_device_batch(recipe.batch_size, devices)  # refuses a global batch that does not split evenly
     cuda = device.startswith("cuda")
+    from hrsa.runtime import compute_dtype
+
+    bf16 = compute_dtype(recipe.precision, device) == "bfloat16"  # mixed precision: autocast over fp32 weights
     # set only when asked: passing False would differ from the default (None) and trigger a deprecation warning
-    checkpointing: dict[str, Any] = {"gradient_checkpointing": True} if recipe.gradient_checkpointing else {}
+    checkpointing: dict[str, Any] = ({"gradient_checkpointing": True} if recipe.gradient_checkpointing
+                                     and not recipe.fsdp else {})
     args = SentenceTransformerTrainingArguments(
         output_dir=checkpoints,
-        per_device_train_batch_size=per_device_batch(recipe.batch_size, devices),
+        # the loader draws the global batch and accelerate splits it over the processes, so every layout trains on
+        # the same batches in the same order (a per-device sampler would reorder them: other batch sizes, datasets)
+        per_device_train_batch_size=recipe.batch_size,
+        accelerator_config={"split_batches": True},
         learning_rate=recipe.learning_rate,
         weight_decay=recipe.weight_decay,
         lr_scheduler_type="cosine",
@@ -156,20 +188,29 @@ def build_trainer(backbone: str, records: list[dict[str, Any]], checkpoints: str
         seed=seed,
         data_seed=seed,
         use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
+        bf16=bf16,
         **checkpointing,
+        **fsdp_arguments(model, recipe),
         report_to="none",
         prompts=prompts,
-        # the study's batches (hrsa.train.batches): one source per batch, leftovers pooled, every record once
+        # the study's batches (hrsa.train.batches): one source per batch, leftovers pooled, every record once; the
+        # sampler draws whole global batches (accelerate splits each over the processes, as above)
         batch_sampler=BatchSamplers.BATCH_SAMPLER,
-        multi_dataset_batch_sampler=source_batch_sampler(devices),
+        multi_dataset_batch_sampler=source_batch_sampler(1),
         dataloader_drop_last=True,
         disable_tqdm=True,
         logging_nan_inf_filter=False,  # a NaN loss is logged as NaN (not hidden), so the guard can fail the run
     )
-    return SentenceTransformerTrainer(model=model, args=args, train_dataset=train_ds, loss=loss,
-                                      data_collator=source_collator()(preprocess_fn=model.preprocess, prompts=prompts),
-                                      callbacks=[make_guard(recipe)])
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_ds, loss=loss,
+                                         data_collator=source_collator()(preprocess_fn=model.preprocess,
+                                                                         prompts=prompts),
+                                         callbacks=[make_guard(recipe)])
+    if len(trainer.get_train_dataloader()) == 0:  # an embedder "trained" for 0 steps would be saved as the backbone
+        sizes = ", ".join(f"{name} {len(ds)}" for name, ds in train_ds.items())
+        raise ConfigError(f"training.batch_size: {recipe.batch_size} queries per batch leaves no full batch in any "
+                          f"source of the training data (batches come from one source each; records per source: "
+                          f"{sizes}): lower training.batch_size or add records")
+    return trainer
 
 
 DIVERGENCE_HINT = ("lower training.learning_rate (or raise training.warmup_ratio / training.temperature); no embedder "
@@ -246,6 +287,11 @@ def train_embedder(
     acc_before = heldout_accuracy(model, heldout)
     try:
         run_training(trainer, resume)
+        # drop the autocast wrapper mixed precision put on forward: the saved fp32 weights are checked (check_reload)
+        # and written as they encode outside the trainer
+        model = trainer.accelerator.unwrap_model(model, keep_fp32_wrapper=False)
+        if recipe.fsdp:  # every rank holds a shard: gather the full weights (a collective) into a whole copy
+            model = gathered_model(trainer, backbone, recipe, trust_remote_code)
         if recipe.lora is not None:
             print(f"merged {merge_lora(model[0].auto_model)} LoRA layers into the weights", flush=True)
         check_finite_weights(model, trainer.state.global_step, recipe)
@@ -269,6 +315,17 @@ def train_embedder(
     })
     shutil.rmtree(checkpoints)  # finished: nothing a later run could resume from by mistake
     return prov
+
+
+def gathered_model(trainer: Any, backbone: str, recipe: Recipe, trust_remote_code: bool) -> Any:
+    """The trained embedder as one unsharded model on rank 0's CPU, from FSDP's full state dict (every rank must
+    call it: the gather is a collective); the other ranks keep their shards."""
+    state = trainer.accelerator.get_state_dict(trainer.model)
+    if not is_main_process():  # the full state dict lands on rank 0, which alone saves
+        return trainer.model
+    whole = build_model(backbone, recipe, trust_remote_code, "cpu")
+    whole.load_state_dict({k: v.cpu() for k, v in state.items()})
+    return whole
 
 
 def save_embedder(model: Any, trainer: Any, out: str, model_id: str, params: dict[str, Any]) -> dict[str, Any]:
