@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 from hrsa.cli import main
@@ -101,3 +102,17 @@ def test_a_missing_or_bad_config_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "could not be built" in err
     assert err.endswith("ValidationError: 0.5 is not of type 'integer' (at config['seeds'][1])"), err
+
+
+def test_a_probe_that_keeps_every_token_uses_the_planning_figure_or_says_unknown():
+    """MATH-500 keeps every token (max_tokens 0, max_length 0): its rows are known only once tokenised, so the cost
+    takes cost.probe_tokens, else prints the storage as unknown instead of 0 B."""
+    from hrsa.cost import probe_rows
+
+    every = {"granularity": "token", "n_texts": 500, "max_tokens": 0, "max_length": 0}
+    assert probe_rows(every) is None and probe_rows(every, 150_000) == 150_000
+    assert probe_rows({**every, "max_length": 48}) == 500 * 48  # an upper bound when texts are capped
+    assert probe_rows({**every, "max_tokens": 3000}, 150_000) == 3000  # the subsample wins over the planning figure
+    assert probe_rows({"granularity": "sentence", "n_texts": 7}) == 7
+    paper = yaml.safe_load((REPO / "config/paper.yaml").read_text())
+    assert paper["cost"]["probe_tokens"] == {"math500": 150_000}

@@ -7,7 +7,8 @@ rule. They are time *limits*, so the totals are upper bounds, and planning value
 (`results/benchmarks/`) say better. Submissions follow the profile's groups (profiles/slurm: a model's extractions
 and kNN graphs are one, comparisons go `HRSA_SLURM_COMPARISONS_PER_JOB` to one); `localrules` run in the submitting
 process and are no submission. Storage is uncompressed: rows x layers x width x dtype per model and probe (token probes:
-`max_tokens`, else `n_texts` x `max_length`, an upper bound; sentence probes: `n_texts`), kNN graphs rows x k x 8 bytes
+`max_tokens`, else `n_texts` x `max_length`, an upper bound, else the planning figure cost.probe_tokens; sentence
+probes: `n_texts`), kNN graphs rows x k x 8 bytes
 (int32 index + float32 similarity) per layer, rows capped by `hrsa.knn_max_rows`.
 """
 
@@ -73,12 +74,14 @@ def dag_jobs(workflow: Any) -> list[dict[str, Any]]:
     return out
 
 
-def probe_rows(probe: Mapping[str, Any]) -> int:
+def probe_rows(probe: Mapping[str, Any], planned: int | None = None) -> int | None:
     """Rows one model writes for a probe: sentence probes one per text; token probes `max_tokens` when set, else at
-    most `n_texts` x `max_length`."""
+    most `n_texts` x `max_length`; a probe that keeps every token (both 0): `planned` (cost.probe_tokens), else
+    None (unknown until its texts are tokenised)."""
     if probe.get("granularity", "token") == "sentence":
         return int(probe["n_texts"])
-    return int(probe.get("max_tokens") or 0) or int(probe["n_texts"]) * int(probe["max_length"])
+    capped = int(probe.get("max_tokens") or 0) or int(probe["n_texts"]) * int(probe.get("max_length") or 0)
+    return capped or planned
 
 
 def pair_width(study: Any, pair: str) -> int | None:
@@ -101,8 +104,14 @@ def storage(study: Any, jobs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
     hrsa = config.get("hrsa", {})
     k_stored, cap = graph_k(hrsa.get("knn_k", [10])), int(hrsa.get("knn_max_rows", 0))
     rows_out = []
+    planned = (config.get("cost") or {}).get("probe_tokens") or {}
     for probe, spec in study.probes.items():
-        rows = probe_rows(spec)
+        rows = probe_rows(spec, planned.get(probe))
+        if rows is None:  # every token of an uncapped probe, and no planning figure: unknown
+            rows_out.append({"probe": probe, "granularity": spec.get("granularity", "token"), "rows": None,
+                             "knn_rows": None, "k": None, "layers": [], "models": 0, "dtype": dtype,
+                             "activations_bytes": None, "knn_bytes": None})
+            continue
         knn_rows = min(rows, cap) if cap > 0 else rows
         models = [j["wildcards"]["model"] for j in jobs
                   if j["rule"] == "extract_activations" and j["wildcards"]["probe"] == probe]
@@ -206,6 +215,10 @@ def render(summary: Mapping[str, Any], stores: Sequence[Mapping[str, Any]], titl
     total_act: float | None = 0.0
     total_knn = 0.0
     for s in stores:
+        if s["rows"] is None:
+            lines.append(f"| {s['probe']} | unknown: every token (set cost.probe_tokens) | - | - | unknown | unknown |")
+            total_act = None
+            continue
         layers = "/".join(map(str, s["layers"])) or "-"
         what = "tokens" if s["granularity"] == "token" else "texts"
         lines.append(f"| {s['probe']} | {s['rows']:,} {what} | {layers} | {s['models']} | "
