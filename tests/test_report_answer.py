@@ -94,3 +94,16 @@ def test_every_registry_metric_has_a_printed_name():
         assert display_name(name) != name and display_name(name) not in REGISTRY, name
     assert display_name("cka-linear-biased") == "linear CKA"
     assert display_name("knn-jaccard-k25-cosine") == "kNN Jaccard@25"
+
+
+def test_a_section_named_twice_is_one_section():
+    """Sibling health adds its table to Table 1's section: one heading, the items in order."""
+    from hrsa.report.render import Report
+
+    rep = Report()
+    rep.section("Table 1").append(("text", "scores"))
+    rep.section("Other").append(("text", "x"))
+    rep.section("Table 1").append(("text", "sibling health"))
+    assert [t for t, _ in rep.sections] == ["Table 1", "Other"]
+    assert rep.markdown("T").count("## Table 1") == 1 and rep.sections[0][1] == [("text", "scores"),
+                                                                               ("text", "sibling health")]

@@ -30,9 +30,14 @@ def test_a_batch_no_source_can_fill_is_refused(tmp_path, tiny_backbone, repo):
     spec = {"builtin": "demo", "n_records": 32, "num_negatives": 2}  # two sources of 16
     assert main(["make-data", "train", "--config", json.dumps(spec), "--root", str(repo), "--out", str(data)]) == 0
     records = validate_training_records(str(data), 2)
-    with pytest.raises(ConfigError, match=r"training\.batch_size: 32 .*records per source: .* 16"):
+    # the study's sampler pools the sources' leftovers into mixed batches: 16 + 16 records fill one batch of 32, but
+    # no batch of 48
+    with pytest.raises(ConfigError, match=r"training\.batch_size: 48 .*records per source: .* 16"):
         build_trainer(str(tiny_backbone), records, str(tmp_path / "ck"), 0,
-                      Recipe.from_config({"max_length": 64, "batch_size": 32, "mini_batch_size": 8}, 2), "cpu")
+                      Recipe.from_config({"max_length": 64, "batch_size": 48, "mini_batch_size": 8}, 2), "cpu")
+    mixed = build_trainer(str(tiny_backbone), records, str(tmp_path / "ck"), 0,
+                          Recipe.from_config({"max_length": 64, "batch_size": 32, "mini_batch_size": 8}, 2), "cpu")
+    assert len(mixed.get_train_dataloader()) == 1
     trainer = build_trainer(str(tiny_backbone), records, str(tmp_path / "ck"), 0,
                             Recipe.from_config({"max_length": 64, "batch_size": 16, "mini_batch_size": 8}, 2), "cpu")
     assert len(trainer.get_train_dataloader()) == 2

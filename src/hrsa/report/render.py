@@ -110,7 +110,12 @@ class Report:
         self.sections: list[tuple[str, list[tuple[str, Any]]]] = []
 
     def section(self, title: str) -> list[tuple[str, Any]]:
-        items: list[tuple[str, Any]] = []
+        """The items of the section titled `title`: a new one at the end, or the existing one to add to (so that a
+        later SECTIONS function can put a table beside Table 1 without a second heading)."""
+        for existing, items in self.sections:
+            if existing == title:
+                return items
+        items = []
         self.sections.append((title, items))
         return items
 

@@ -207,9 +207,9 @@ def build_trainer(backbone: str, records: list[dict[str, Any]], checkpoints: str
                                          callbacks=[make_guard(recipe)])
     if len(trainer.get_train_dataloader()) == 0:  # an embedder "trained" for 0 steps would be saved as the backbone
         sizes = ", ".join(f"{name} {len(ds)}" for name, ds in train_ds.items())
-        raise ConfigError(f"training.batch_size: {recipe.batch_size} queries per batch leaves no full batch in any "
-                          f"source of the training data (batches come from one source each; records per source: "
-                          f"{sizes}): lower training.batch_size or add records")
+        raise ConfigError(f"training.batch_size: {recipe.batch_size} queries per batch leaves no full batch of the "
+                          f"training data (batches come from one source each, leftovers pooled into mixed batches; "
+                          f"records per source: {sizes}): lower training.batch_size or add records")
     return trainer
 
 
