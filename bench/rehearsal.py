@@ -81,16 +81,20 @@ def build_backbone(out: Path, seed: int = 0) -> None:
 
 # ---------------------------------------------------------------------------------------------------------------- table
 def measured(workdir: Path) -> list[dict[str, object]]:
-    """One row per job record under workdir/benchmarks (Snakemake's benchmark: TSV, wall seconds and max RSS)."""
+    """One row per job record under workdir/results/benchmarks (hrsa.paths.BENCH_ROOT: Snakemake's benchmark: TSV,
+    wall seconds and max RSS)."""
+    from hrsa.paths import BENCH_ROOT
+
+    root = workdir / BENCH_ROOT
     rows = []
-    for path in sorted((workdir / "benchmarks").rglob("*.tsv")):
-        stage = path.relative_to(workdir / "benchmarks").parts[0]
+    for path in sorted(root.rglob("*.tsv")):
+        stage = path.relative_to(root).parts[0]
         rule, key = STAGES.get(stage, (stage, stage))
         with path.open() as fh:
             record = next(csv.DictReader(fh, delimiter="\t"), None)
         if record is None:
             continue
-        job = str(path.relative_to(workdir / "benchmarks").with_suffix(""))
+        job = str(path.relative_to(root).with_suffix(""))
         rss = record.get("max_rss", "NA")
         rows.append({"job": job, "rule": rule, "stage": key, "s": float(record["s"]),
                      "rss_mb": float(rss) if rss not in ("NA", "-", "") else float("nan")})
@@ -122,7 +126,7 @@ def table(workdir: Path, paper_config: Path, b: float) -> None:
     paper = yaml.safe_load(paper_config.read_text())
     rows = measured(workdir)
     if not rows:
-        raise SystemExit(f"no job records under {workdir}/benchmarks: run `make rehearsal` first")
+        raise SystemExit(f"no job records under {workdir}/results/benchmarks: run `make rehearsal` first")
     counts = paper_jobs(paper_config)
     print(f"Rehearsal at Qwen3-0.6B shapes (B = {b}); planning figures: {paper_config} resources at B")
     print(f"{'job':58} {'time s':>8} {'peak RSS MB':>12} {'plan MB':>8} {'plan min':>8} {'RSS/plan':>8}")

@@ -5,10 +5,16 @@ width (the replicate count; not the acceleration, bias correction or block assig
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
+from bench_interval_width import probe  # noqa: E402
 
 from hrsa import stats
 from hrsa.metrics.blocks import PairBlocks, assign_blocks, bootstrap_weights, jackknife_weights
@@ -20,17 +26,8 @@ threadpool_limits(1)
 
 
 def _probe(design: str, seed: int, texts: int = 600, d: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Tokens of a text share its effect u_t. shared: x = u + e, y = u + f; aniso: a 1/k spectrum, y = tanh(x) Q + g."""
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(5, 41, size=texts)
-    text = np.repeat(np.arange(texts), lengths)
-    if design == "shared":
-        u = np.repeat(rng.normal(size=(texts, d)), lengths, 0)
-        return u + np.sqrt(0.5) * rng.normal(size=u.shape), u + np.sqrt(0.5) * rng.normal(size=u.shape), text
-    scale = 1.0 / np.arange(1, d + 1)
-    x = np.repeat(rng.normal(size=(texts, d)) * scale, lengths, 0) + 0.7 * rng.normal(size=(len(text), d)) * scale
-    q = np.linalg.qr(np.random.default_rng(0).normal(size=(d, d)))[0]
-    return x, np.tanh(x) @ q + 0.5 * rng.normal(size=x.shape) * scale, text
+    """The benchmark's synthetic token probes (bench/bench_interval_width.py): tokens of a text share its effect."""
+    return probe(design, texts, d, np.random.default_rng(seed))
 
 
 def _text_bootstrap_cka(x: np.ndarray, y: np.ndarray, text: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
