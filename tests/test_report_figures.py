@@ -122,3 +122,38 @@ def test_captions_name_probe_layer_interval_and_null(drawn):
             assert "probe set" in cap and "layer" in cap, name
             assert "null" in cap.lower() and ("interval" in cap.lower()), name
     assert "chance = majority-class share 0.500" in drawn["probe_tiny_works"]["caption"]
+
+
+def test_training_curves_draw_the_chance_loss_of_the_training_summaries(tmp_path, monkeypatch):
+    """The training figure draws chance, ln(batch x (1 + negatives)) from each role's training summary: the line a
+    loss must fall below for the embedder to count as learned."""
+    import json
+
+    from hrsa.report import figures as core
+    from hrsa.report.context import Context
+    from hrsa.report.figures_more import plot_training_curves
+    from hrsa.report.training import load_training
+
+    d = tmp_path / "tiny.base-E.s0"
+    d.mkdir()
+    (d / "train_log.jsonl").write_text("".join(json.dumps({"step": s, "loss": 5.0 - 0.2 * s}) + "\n"
+                                               for s in range(1, 11)))
+    summary = tmp_path / "tiny.base-E.s0.training.json"
+    summary.write_text(json.dumps({"model": "tiny.base-E.s0", "steps": 10, "first_loss": 4.8, "last_loss": 3.0,
+                                   "chance_loss": 4.852, "accuracy_before": 0.1, "accuracy_after": 0.3,
+                                   "learned": True}))
+    seen: dict[str, Any] = {}
+    original = core.save
+
+    def keep(fig: Any, data: Any, out: Path, name: str, caption: str) -> Any:
+        seen["y"] = [tuple(line.get_ydata()) for ax in fig.axes for line in ax.get_lines()]
+        seen["caption"] = caption
+        return original(fig, data, out, name, caption)
+
+    monkeypatch.setattr(core, "save", keep)
+    ctx = Context.of(model_dirs=[d], training=load_training([summary]))
+    assert len(plot_training_curves(ctx, tmp_path)) == 1
+    assert (4.852, 4.852) in seen["y"] and "chance loss" in seen["caption"]
+    seen.clear()
+    plot_training_curves(Context.of(model_dirs=[d]), tmp_path)  # no summaries: no chance line
+    assert (4.852, 4.852) not in seen["y"]

@@ -171,16 +171,30 @@ def plot_training_curves(ctx: Context, out: Path) -> list[Figure]:
             for i, (seed, s) in enumerate(sub[sub.role == role].groupby("seed", sort=True)):
                 ax.plot(s.step, s.loss, color=colour, linestyle=SEED_LINES[i % 4], marker=SEED_MARKERS[i % 5],
                         ms=3, lw=1.4, label=f"seed {seed}")
+            chance = _chance_loss(ctx.training, pair, role)
+            if chance is not None:  # ln(batch x (1 + negatives)): a loss above it ranks no better than guessing
+                ax.axhline(chance, color=core.STYLES["chance"][0], linestyle=core.STYLES["chance"][1], lw=1.2,
+                           label="chance: ln(batch x (1 + negatives))")
             ax.set_title(role)
             ax.set_xlabel("optimiser step")
             ax.xaxis.set_major_locator(_integer_ticks(5))
         axes[0][0].set_ylabel("training loss")
         core.shared_legend(fig, axes, ncols=4)
         caption = (f"Contrastive training of every embedder of pair {pair}: the loss logged per optimiser step "
-                   "(train_log.jsonl), one panel per role, one line per seed. A loss that does not fall marks an "
-                   "embedder that did not learn. Training records: no interval, no null.")
+                   "(train_log.jsonl), one panel per role, one line per seed; null: the chance loss ln(batch x (1 + "
+                   "negatives)) where the training summaries give it. A loss that does not fall below it marks an "
+                   "embedder that did not learn (the training-health table applies the rule). Training records: no "
+                   "interval.")
         figs.append(core.save(fig, sub, out, f"training_{pair}", caption))
     return figs
+
+
+def _chance_loss(training: pd.DataFrame, pair: str, role: str) -> float | None:
+    """The chance loss of a role's embedders (their training summaries; one value per recipe), or None."""
+    if training.empty or "chance_loss" not in training:
+        return None
+    rows = training[(training.pair == pair) & (training.role == role)].chance_loss.dropna()
+    return float(rows.iloc[0]) if len(rows) else None
 
 
 def plot_reward_curves(ctx: Context, out: Path) -> list[Figure]:
