@@ -222,7 +222,8 @@ def test_dry_run_refuses_duplicate_keys_in_a_config_file(tmp_path, repo, capsys)
     capsys.readouterr()
     rc = hrsa_main(["download", "--plan", "--configfile", str(path), "--root", str(repo)])  # refused there too
     assert rc == 2
-    assert f"--configfile {path}: duplicate key 'hrsa' (lines 52 and " in capsys.readouterr().err
+    first = next(i for i, line in enumerate(text.splitlines(), 1) if line.startswith("hrsa:"))
+    assert f"--configfile {path}: duplicate key 'hrsa' (lines {first} and " in capsys.readouterr().err
 
 
 def test_dry_run_refuses_nan_after_validation(tmp_path, repo):
