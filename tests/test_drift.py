@@ -171,6 +171,6 @@ def test_paper_grid_lists_third_pair_health_and_drift_offline(tmp_path: Path) ->
     assert any("--model Qwen/Qwen3-0.6B " in c and c.startswith("hrsa health") for c in cmds)  # the third pair
     assert any("'qwen3-0b6-post.base~reason'" in c for c in cmds if c.startswith("hrsa compare"))
     drift = {c.split("--comparison ")[1].split()[0] for c in cmds if c.startswith("hrsa compare") and "@" in c}
-    assert drift == {f"'qwen3-0b6.base~reason@{n}'" for n in (50, 100, 150)}  # the hub siblings keep none
+    assert drift == {f"'qwen3-0b6.base~reason@{n}'" for n in (100, 200, 300)}  # the hub siblings keep none
     assert any("results/backbones/qwen3-0b6.reason/checkpoints/step-100" in c for c in cmds
                if c.startswith("hrsa extract"))
