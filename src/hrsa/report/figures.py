@@ -1,7 +1,8 @@
 """The report's figures: the shared style (Okabe-Ito colours, backbones told from embedders by colour and line style,
 9 pt text at page width, one shared legend per figure), saving (PNG, PDF and the plotted values as TSV) and the
 per-layer curves. figures_maps (CKA, Procrustes) and figures_more (probe transfer, intrinsic dimension, training and
-reward curves) draw the rest; these three modules are the only ones of hrsa that import matplotlib."""
+reward curves) draw the rest; these three modules are the only ones of hrsa that import matplotlib (report.pairwise and
+report.drift draw through pyplot() here)."""
 
 from __future__ import annotations
 

@@ -7,17 +7,18 @@ What `hrsa pairwise` draws for any two models; the study's report (hrsa.report.b
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from hrsa.errors import DataError
 from hrsa.io import atomic_path
+from hrsa.metrics.registry import display_name
+from hrsa.report.figures import OKABE_ITO, SCREEN_DPI, pyplot
 from hrsa.report.load import load_hrsa
 
 #: colour-blind-safe (Okabe-Ito) colours of the curve, its interval band and the chance level
-CURVE, BAND, NULL = "#0072B2", "#56B4E9", "#D55E00"
+CURVE, BAND, NULL = OKABE_ITO["blue"], OKABE_ITO["sky"], OKABE_ITO["vermilion"]
 
 
 def _layer_order(names: pd.Series) -> list[str]:
@@ -46,18 +47,9 @@ def _uncertainty(rows: pd.DataFrame) -> str:
     return f"{interval}; {null}"
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def draw_curves(diag: pd.DataFrame, metrics: list[str], title: str, out: Path) -> Path:
     """One panel per metric: value per layer, its interval band and its chance level."""
-    plt = _pyplot()
+    plt = pyplot()
     layers = _layer_order(diag.layer_x)
     cols = min(3, len(metrics))
     rows = -(-len(metrics) // cols)
@@ -70,7 +62,7 @@ def draw_curves(diag: pd.DataFrame, metrics: list[str], title: str, out: Path) -
             ax.fill_between(x, m.ci_low, m.ci_high, color=BAND, alpha=0.35, lw=0, label="95% interval")
         if m.null_mean.notna().any():
             ax.plot(x, m.null_mean, color=NULL, ls="--", lw=1.2, label="chance level")
-        ax.set_title(metric, fontsize=9)
+        ax.set_title(display_name(metric), fontsize=9)
         step = max(1, len(layers) // 8)
         ax.set_xticks(x[::step], [layers[i] for i in range(0, len(layers), step)], fontsize=9)
         ax.tick_params(labelsize=9)
@@ -83,7 +75,7 @@ def draw_curves(diag: pd.DataFrame, metrics: list[str], title: str, out: Path) -
     fig.tight_layout(rect=(0, 0, 1, 0.92))
     path = out / "curves.png"
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=SCREEN_DPI, format="png")
     plt.close(fig)
     return path
 
@@ -96,7 +88,7 @@ def draw_cka_grid(table: pd.DataFrame, title: str, out: Path) -> Path | None:
         index=layers, columns=layers)
     if len(layers) < 2 or mat.isna().all().all():
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.6, 4.0))
     im = ax.imshow(mat.to_numpy(dtype=float), origin="lower", cmap="cividis", vmin=0, vmax=1)
     step = max(1, len(layers) // 8)
@@ -110,7 +102,7 @@ def draw_cka_grid(table: pd.DataFrame, title: str, out: Path) -> Path | None:
     fig.tight_layout()
     path = out / "cka_layers.png"
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=SCREEN_DPI, format="png")
     plt.close(fig)
     return path
 
