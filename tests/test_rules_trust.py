@@ -95,7 +95,8 @@ def test_report_rule_passes_exactly_the_configured_seeds(trusted_single_seed):
     assert args.models == ["tiny.base-E.s0", "tiny.reason-E.s0", "tiny.sft-E.s0"]
     assert args.tasks == ["HrsaWordSim353", "HrsaSimLex999", "HrsaLee50", "HrsaMiltonRetrieval",
                           "HrsaArithmeticReasoningRetrieval"]
-    assert len(args.hrsa) == 2 * 6 and all(".s1" not in str(p) for p in args.hrsa)
+    # 7 comparisons on 2 probes: the 6 of one seed and the drift checkpoint's base~reason@20 (no seed~seed floor)
+    assert len(args.hrsa) == 2 * 7 and all(".s1" not in str(p) for p in args.hrsa)
     assert all(p.suffix == ".parquet" and p.parts[:2] == ("results", "hrsa") for p in args.hrsa)
 
 
@@ -145,7 +146,7 @@ def test_trust_flag_reaches_exactly_the_verbs_that_load_the_pairs_models(trusted
         args = build_parser(only=argv[0]).parse_args(argv)  # every routed flag is one the verb accepts
         carried.setdefault(argv[0], set()).add(bool(getattr(args, "trust_remote_code", False)))
     assert {verb: flags for verb, flags in carried.items() if flags == {True}} == {
-        verb: {True} for verb in ("rlvr", "sft", "train", "extract", "evaluate")
+        verb: {True} for verb in ("rlvr", "sft", "train", "extract", "evaluate", "health")
     }
     # pretrain builds from scratch; the miner is not the pair's model (training_data.mine.trust_remote_code: false)
     assert carried["pretrain"] == carried["mine"] == carried["knn"] == carried["compare"] == {False}
@@ -191,7 +192,7 @@ def test_local_backbone_path_is_relative_to_the_working_directory(tmp_path, monk
     elsewhere = tmp_path / "elsewhere"  # an absolute path outside the working directory
     (elsewhere / "reason").mkdir(parents=True)
     for model in (tmp_path / "models/base", elsewhere / "reason"):  # model directories: config.json
-        (model / "config.json").write_text("{}")
+        (model / "config.json").write_text('{"model_type": "qwen2"}')  # a verified bidirectional family
     config = {"pairs": [{"name": "p", "base": "./models/base", "reason": str(elsewhere / "reason"), "num_layers": 2}],
               "seeds": [0]}
     monkeypatch.chdir(tmp_path)
