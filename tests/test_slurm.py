@@ -192,9 +192,10 @@ def test_run_submits_site_flags_and_reports_the_failed_job(work, first_run):
     assert (work / "results/knn/works/tiny.base-E.s0/layer=pooled.npz").is_file()  # every layer in one job
     assert (work / "results/hrsa/works/tiny.base~base-E.s0.parquet").is_file()
     calls = sbatch_calls(out)
-    # one submission per training job, per model's features and per bundle of comparisons; preparation is local
+    # one submission per training job, per model's features, per bundle of comparisons and per role's sibling
+    # health; preparation is local
     assert sorted(calls) == ["evaluate", "group_features_tiny.base", "group_features_tiny.base-E.s0", "group_hrsa",
-                             "train_embedder"], sorted(calls)
+                             "sibling_health", "train_embedder"], sorted(calls)
     train = calls["train_embedder"][0]
     # memory scaled by the pair's size: resources.train.mem_mb + mem_mb_per_b x params_b = 16000 + 16000 x 0.1
     for flag in ("--gpus=1", "--mem 17600", "-t 720", "--cpus-per-task=1", "-A ci", "-p debug"):
