@@ -296,3 +296,19 @@ def test_sentence_probe_resamples_sentences_and_probe_test_rows(tmp_path: Path) 
     ref = probe_transfer(x.astype(np.float32), y.astype(np.float32), labels)
     f1 = df[(df.metric == "probe-transfer-target-macro-f1") & (df.layer_x == 0)].value.iloc[0]
     assert f1 == pytest.approx(ref["target_macro_f1"]) and acc.value == pytest.approx(ref["target_accuracy"])
+
+
+def test_layer_groups_fit_the_budget_and_name_a_layer_too_large_for_it(capsys) -> None:
+    """Consecutive layers share a pass while their block sums fit hrsa.max_accumulator_gb; a layer that alone needs
+    more (width 1,536 with 100 blocks and Procrustes intervals: 7.2 GiB) streams alone and the log names it."""
+    from hrsa.compare.plan import layer_groups
+
+    one = PairBlocks.nbytes(1024, 1024, 100, False)  # 2.45 GiB at Qwen3-0.6B's width
+    assert layer_groups([(1024, 1024)] * 7, 100, set(), 8 * 2**30) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert 3 * one <= 8 * 2**30 < 4 * one and capsys.readouterr().out == ""
+    big = PairBlocks.nbytes(1536, 1536, 100, True)
+    assert 7 * 2**30 < big < 8 * 2**30  # the paper's max_accumulator_gb (8) holds it
+    assert layer_groups([(1536, 1536)] * 2, 100, {1}, 4 * 2**30) == [[0], [1]]
+    out = capsys.readouterr().out
+    assert "layer index 0: its block sums need 5.43 GiB" in out and "layer index 1: its block sums need 7.17 GiB" in out
+    assert "over hrsa.max_accumulator_gb (4 GiB)" in out

@@ -74,13 +74,18 @@ def interval_layers(requested: list[str], layers: list[str]) -> set[str]:
 
 
 def layer_groups(widths: list[tuple[int, int]], n_blocks: int, procrustes: set[int], budget: float) -> list[list[int]]:
-    """Consecutive layer groups whose block sums fit in `budget` bytes (at least one layer per group)."""
+    """Consecutive layer groups whose block sums fit in `budget` bytes (at least one layer per group). A layer that
+    alone exceeds the budget still streams alone, and the log says so (the job's memory request may not hold it)."""
     from hrsa.metrics.blocks import PairBlocks
 
     groups: list[list[int]] = [[]]
     used = 0
     for li, (dx, dy) in enumerate(widths):
         size = PairBlocks.nbytes(dx, dy, n_blocks, li in procrustes)
+        if size > budget:
+            print(f"layer index {li}: its block sums need {size / 2**30:.2f} GiB (widths {dx} x {dy}, {n_blocks} "
+                  f"blocks), over hrsa.max_accumulator_gb ({budget / 2**30:g} GiB): it streams alone; raise "
+                  "hrsa.max_accumulator_gb (the job's memory follows) or lower hrsa.blocks", flush=True)
         if groups[-1] and used + size > budget:
             groups.append([])
             used = 0
