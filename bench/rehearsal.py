@@ -43,7 +43,7 @@ SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>
 STAGES = {"backbones": ("build_backbone", "backbone"), "data": ("mine_hard_negatives", "mine"),
           "train": ("train_embedder", "train"), "extract": ("extract_activations", "extract"),
           "knn": ("knn_graph", "knn"), "hrsa": ("compare", "compare"), "eval": ("evaluate", "evaluate"),
-          "baselines": ("baseline_embedder", "baseline")}
+          "baselines": ("baseline_embedder", "baseline"), "health": ("sibling_health", "health")}
 
 
 def qwen_tokenizer():
@@ -105,6 +105,11 @@ def planning(paper: dict[str, object], stage: str, b: float) -> tuple[float, flo
     """mem_mb and runtime (minutes) a paper job of this stage asks for at B billion parameters."""
     res = (paper.get("resources") or {}).get(stage) or {}  # type: ignore[union-attr]
     mem = float(res.get("mem_mb", 0)) + float(res.get("mem_mb_per_b", 0)) * b
+    if stage == "compare":  # the rule adds 2 x hrsa.max_accumulator_gb (workflow/rules/hrsa.smk)
+        from hrsa.schema import default
+
+        hrsa = paper.get("hrsa") or {}
+        mem += 2048 * float(hrsa.get("max_accumulator_gb", default("hrsa/max_accumulator_gb")))  # type: ignore[union-attr]
     runtime = float(res.get("runtime", 0)) + float(res.get("runtime_per_b", 0)) * b
     return mem, runtime
 
