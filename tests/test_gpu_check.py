@@ -38,7 +38,9 @@ def test_rehearsal_table_reads_job_records_and_planning_figures(tmp_path):
     import yaml
     from rehearsal import measured, planning
 
-    bench = tmp_path / "benchmarks/train"
+    from hrsa.paths import BENCH_ROOT
+
+    bench = tmp_path / BENCH_ROOT / "train"  # job records live with the outputs (results/benchmarks/)
     bench.mkdir(parents=True)
     (bench / "qwen3-0b6.base-E.s0.tsv").write_text("s\th:m:s\tmax_rss\n12.5\t0:00:12\t9000.5\n")
     rows = measured(tmp_path)
@@ -46,3 +48,5 @@ def test_rehearsal_table_reads_job_records_and_planning_figures(tmp_path):
                      "rss_mb": 9000.5}]
     paper = yaml.safe_load((REPO / "config/paper.yaml").read_text())
     assert planning(paper, "train", 0.6) == (32000 + 32000 * 0.6, 600 + 1200 * 0.6)
+    # compare: its rule adds 2 x hrsa.max_accumulator_gb (paper.yaml: 8 GB) to resources.compare.mem_mb
+    assert planning(paper, "compare", 0.6) == (8000 + 2048 * 8, 60)
