@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import hrsa.report.figures as core
 from hrsa.compare import load_procrustes_map
 from hrsa.grid import parse_comparison
-from hrsa.report import figures as core
 from hrsa.report.context import Context, Figure
 from hrsa.report.layers import layer_key, siblings
 

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import hrsa.report.figures as core
 from hrsa.errors import DataError
 from hrsa.grid import parse_model_id
-from hrsa.report import figures as core
 from hrsa.report.context import Context, Figure
 from hrsa.report.layers import degenerate, last_layer
 
