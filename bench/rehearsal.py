@@ -39,11 +39,14 @@ SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>
             "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>", "<|fim_prefix|>",
             "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>", "<tool_response>",
             "</tool_response>", "<think>", "</think>"]
-#: benchmark folder -> (rule, stage of `resources:`)
-STAGES = {"backbones": ("build_backbone", "backbone"), "data": ("mine_hard_negatives", "mine"),
+#: job record (its path under results/benchmarks/, first folder or whole name) -> (rule, stage of `resources:`)
+STAGES = {"backbones": ("build_backbone", "backbone"), "data/mine": ("mine_hard_negatives", "mine"),
           "train": ("train_embedder", "train"), "extract": ("extract_activations", "extract"),
           "knn": ("knn_graph", "knn"), "hrsa": ("compare", "compare"), "eval": ("evaluate", "evaluate"),
           "baselines": ("baseline_embedder", "baseline"), "health": ("sibling_health", "health")}
+#: local rules (run in the submitting process, fixed `resources:` in their .smk): (rule, mem_mb, runtime minutes)
+LOCAL = {"data/train": ("prepare_training_data", 2000, 30), "data/probe": ("prepare_probe", 2000, 30),
+         "report": ("report", 4000, 30), "download": ("download", 4000, 600)}
 
 
 def qwen_tokenizer():
@@ -88,21 +91,25 @@ def measured(workdir: Path) -> list[dict[str, object]]:
     root = workdir / BENCH_ROOT
     rows = []
     for path in sorted(root.rglob("*.tsv")):
-        stage = path.relative_to(root).parts[0]
-        rule, key = STAGES.get(stage, (stage, stage))
+        name = path.relative_to(root).with_suffix("").as_posix()
+        key = next((k for k in (name, name.split(".")[0], name.split("/")[0]) if k in STAGES or k in LOCAL), name)
+        rule, stage = STAGES[key] if key in STAGES else (LOCAL[key][0], key) if key in LOCAL else (key, key)
         with path.open() as fh:
             record = next(csv.DictReader(fh, delimiter="\t"), None)
         if record is None:
             continue
         job = str(path.relative_to(root).with_suffix(""))
         rss = record.get("max_rss", "NA")
-        rows.append({"job": job, "rule": rule, "stage": key, "s": float(record["s"]),
+        rows.append({"job": job, "rule": rule, "stage": stage, "s": float(record["s"]),
                      "rss_mb": float(rss) if rss not in ("NA", "-", "") else float("nan")})
     return rows
 
 
 def planning(paper: dict[str, object], stage: str, b: float) -> tuple[float, float]:
-    """mem_mb and runtime (minutes) a paper job of this stage asks for at B billion parameters."""
+    """mem_mb and runtime (minutes) a paper job of this stage asks for at B billion parameters (a local rule: the
+    fixed figures of its .smk)."""
+    if stage in LOCAL:
+        return float(LOCAL[stage][1]), float(LOCAL[stage][2])
     res = (paper.get("resources") or {}).get(stage) or {}  # type: ignore[union-attr]
     mem = float(res.get("mem_mb", 0)) + float(res.get("mem_mb_per_b", 0)) * b
     if stage == "compare":  # the rule adds 2 x hrsa.max_accumulator_gb (workflow/rules/hrsa.smk)

@@ -50,3 +50,11 @@ def test_rehearsal_table_reads_job_records_and_planning_figures(tmp_path):
     assert planning(paper, "train", 0.6) == (32000 + 32000 * 0.6, 600 + 1200 * 0.6)
     # compare: its rule adds 2 x hrsa.max_accumulator_gb (paper.yaml: 8 GB) to resources.compare.mem_mb
     assert planning(paper, "compare", 0.6) == (8000 + 2048 * 8, 60)
+    # every rule's record is named (mining and the local rules, whose figures sit in their .smk, included)
+    for name in ("data/mine", "data/probe.prose", "data/train", "report"):
+        (tmp_path / BENCH_ROOT / f"{name}.tsv").parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / BENCH_ROOT / f"{name}.tsv").write_text("s\th:m:s\tmax_rss\n1.0\t0:00:01\t100\n")
+    rules = {r["job"]: (r["rule"], planning(paper, str(r["stage"]), 0.6)[0]) for r in measured(tmp_path)}
+    assert rules["data/mine"] == ("mine_hard_negatives", 64000)
+    assert rules["data/probe.prose"] == ("prepare_probe", 2000) and rules["data/train"][0] == "prepare_training_data"
+    assert rules["report"] == ("report", 4000)

@@ -373,3 +373,10 @@ def test_cli_reads_exactly_the_run_records(tmp_path, monkeypatch):
     jobs = pd.read_csv("results/report/tables/jobs.tsv", sep="\t")
     assert len(jobs) == len(rec["benchmarks"]) - 1
     assert f"job records missing (1, not read): {rec['benchmarks'][-1]}" in Path("results/report/index.md").read_text()
+
+
+def test_run_records_include_every_roles_sibling_health_job():
+    from hrsa.report import run_inputs
+
+    rec = run_inputs([], [], [], [], [], [], False, ["tiny.base", "tiny.reason", "tiny.sft"])
+    assert rec["benchmarks"] == [f"results/benchmarks/health/tiny.{r}.tsv" for r in ("base", "reason", "sft")]

@@ -128,3 +128,16 @@ def test_multi_device_training_launches_one_process_per_device(tmp_path):
     train = out.split("rule train_embedder:", 1)[1]
     assert "gpu=2" in train.split("Shell command", 1)[0]
     assert "torchrun --standalone --nproc-per-node 2 --no-python hrsa train " in train
+
+
+def test_every_rule_has_a_log_a_job_record_and_resources():
+    """Each rule of workflow/rules/ declares log:, benchmark: and resources: (the house style, and the job records
+    the report and bench/rehearsal.py read)."""
+    rule = re.compile(r"^rule (\w+):\n((?:(?:    .*)?\n)*)", flags=re.M)
+    seen = {}
+    for smk in sorted((REPO / "workflow/rules").glob("*.smk")):
+        for name, body in rule.findall(smk.read_text()):
+            seen[name] = {key for key in ("log", "benchmark", "resources") if f"\n    {key}:" in f"\n{body}"}
+    assert len(seen) >= 14, seen
+    lacking = {name: {"log", "benchmark", "resources"} - keys for name, keys in seen.items() if len(keys) < 3}
+    assert not lacking, lacking

@@ -42,6 +42,9 @@ EXTRACT_WORK = "results/checkpoints/extract/{probe}/{model}"
 # ---- job records ------------------------------------------------------------------------------------------------
 BENCH_BACKBONE = "results/benchmarks/backbones/{pair}.{role}.tsv"
 BENCH_MINE = "results/benchmarks/data/mine.tsv"
+BENCH_TRAIN_DATA = "results/benchmarks/data/train.tsv"
+BENCH_PROBE = "results/benchmarks/data/probe.{probe}.tsv"
+BENCH_BASELINE = "results/benchmarks/baselines/{pair}.{role}.tsv"
 BENCH_TRAIN = "results/benchmarks/train/{model}.tsv"
 BENCH_EXTRACT = "results/benchmarks/extract/{probe}/{model}.tsv"
 BENCH_KNN = "results/benchmarks/knn/{probe}/{model}.tsv"
@@ -49,6 +52,8 @@ BENCH_COMPARE = "results/benchmarks/hrsa/{probe}/{comparison}.tsv"
 BENCH_FIGURES = "results/benchmarks/hrsa/{probe}/{comparison}.figures.tsv"
 BENCH_EVAL = "results/benchmarks/eval/{model}/{group}.tsv"
 BENCH_HEALTH = "results/benchmarks/health/{pair}.{role}.tsv"
+BENCH_DOWNLOAD = "results/benchmarks/download.tsv"
+BENCH_REPORT = "results/benchmarks/report.tsv"
 BENCH_ROOT = "results/benchmarks/"
 
 # ---- logs -------------------------------------------------------------------------------------------------------

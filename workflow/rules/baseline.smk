@@ -12,6 +12,8 @@ rule baseline_embedder:
         directory(paths.BASELINE),
     log:
         paths.LOG_BASELINE,
+    benchmark:
+        paths.BENCH_BASELINE
     conda:
         "../../envs/hrsa.yaml"
     threads: stage_threads("baseline")

@@ -14,6 +14,8 @@ rule prepare_training_data:
         paths.TRAIN_PREPARED,
     log:
         paths.LOG_TRAIN_DATA,
+    benchmark:
+        paths.BENCH_TRAIN_DATA
     conda:
         "../../envs/hrsa.yaml"
     threads: 1
@@ -66,6 +68,8 @@ rule prepare_probe:
         paths.PROBE,
     log:
         paths.LOG_PROBE,
+    benchmark:
+        paths.BENCH_PROBE
     conda:
         "../../envs/hrsa.yaml"
     threads: 1

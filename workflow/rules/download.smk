@@ -13,9 +13,14 @@ rule download:
         DOWNLOADED,
     log:
         paths.LOG_DOWNLOAD,
+    benchmark:
+        paths.BENCH_DOWNLOAD
     conda:
         "../../envs/hrsa.yaml"
     threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=600,  # a local rule: the login node fetches every model and dataset once
     params:
         config=as_json(plan_config(config)),
         root=q(repo_path(".")),

@@ -52,6 +52,8 @@ rule report:
         ),
     log:
         paths.LOG_REPORT,
+    benchmark:
+        paths.BENCH_REPORT
     conda:
         "../../envs/hrsa.yaml"
     threads: 1

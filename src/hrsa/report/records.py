@@ -15,10 +15,11 @@ from hrsa.grid import ROLES, parse_model_id
 
 def run_inputs(evaluated: Sequence[str], eval_groups: Sequence[str], probes: Sequence[str],
                extract_models: Sequence[str], built_backbones: Sequence[str], hrsa_tables: Sequence[str | Path],
-               mine: bool) -> dict[str, list[str]]:
+               mine: bool, health: Sequence[str] = ()) -> dict[str, list[str]]:
     """The run records the report reads, by grid (the rule declares `models`; `benchmarks` are read where they exist,
     never declared, so no job record causes a recomputation): `benchmarks`, the benchmark TSV
-    of every GPU-capable job (build_backbone, mine, train, extract, knn_graph, compare, evaluate per group), and
+    of every GPU-capable job (build_backbone, mine, train, extract, knn_graph, compare, evaluate per group, and
+    sibling_health of the `health` roles, "pair.role"), and
     `models`, the directories of every workflow-built backbone and embedder (their provenance.json). `evaluated`: the
     scored models (embedders, and raw backbones when evaluation.baseline is on), scored in the task groups named
     `eval_groups`. Paths relative to the working directory."""
@@ -31,6 +32,7 @@ def run_inputs(evaluated: Sequence[str], eval_groups: Sequence[str], probes: Seq
               for p in probes for m in extract_models]
     bench += [paths.BENCH_COMPARE.format(probe=Path(t).parent.name, comparison=Path(t).stem) for t in hrsa_tables]
     bench += [paths.BENCH_EVAL.format(model=m, group=g) for m in evaluated for g in eval_groups]
+    bench += [paths.BENCH_HEALTH.format(pair=pair, role=role) for pair, role, _ in map(parse_model_id, health)]
     models = [paths.BACKBONE.format(pair=pair, role=role) for pair, role in backbones]
     models += [paths.MODEL_EMBEDDER.format(model=m) for m in embedders]
     return {"benchmarks": bench, "models": models}
@@ -60,6 +62,7 @@ def grid_records(study: Any, evaluated: Sequence[str], eval_groups: Sequence[str
     `models`."""
     built = [f"{pair}.{role}" for pair, roles in study.pairs.items() for role, bb in roles.items() if bb.recipe]
     extracted = sorted({c.model(side) for c in study.comparisons for side in ("left", "right")})
-    records = run_inputs(evaluated, eval_groups, list(study.probes), extracted, built, hrsa_tables, mine)
+    health = [f"{pair}.{role}" for pair, roles in study.pairs.items() for role in roles]
+    records = run_inputs(evaluated, eval_groups, list(study.probes), extracted, built, hrsa_tables, mine, health)
     grid = {**grid_summary(study.config), "rl_steps": study.rl_steps()}  # the drift figure's last step per pair
     return {"built": built, "extracted": extracted, "mine": mine, "grid": grid, **records}
