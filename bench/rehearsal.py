@@ -39,14 +39,14 @@ SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>
             "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>", "<|fim_prefix|>",
             "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>", "<tool_response>",
             "</tool_response>", "<think>", "</think>"]
-#: job record (its path under results/benchmarks/, first folder or whole name) -> (rule, stage of `resources:`)
+#: job record (its path under results/benchmarks/: first folder, or name before a dot) -> (rule, stage of `resources:`)
 STAGES = {"backbones": ("build_backbone", "backbone"), "data/mine": ("mine_hard_negatives", "mine"),
           "train": ("train_embedder", "train"), "extract": ("extract_activations", "extract"),
           "knn": ("knn_graph", "knn"), "hrsa": ("compare", "compare"), "eval": ("evaluate", "evaluate"),
           "baselines": ("baseline_embedder", "baseline"), "health": ("sibling_health", "health")}
-#: local rules (run in the submitting process, fixed `resources:` in their .smk): (rule, mem_mb, runtime minutes)
-LOCAL = {"data/train": ("prepare_training_data", 2000, 30), "data/probe": ("prepare_probe", 2000, 30),
-         "report": ("report", 4000, 30), "download": ("download", 4000, 600)}
+#: job record (name before a dot) -> local rule, whose fixed figures are hrsa.grid.sizing.LOCAL_RESOURCES
+LOCAL = {"data/train": "prepare_training_data", "data/probe": "prepare_probe", "report": "report",
+         "download": "download"}
 
 
 def qwen_tokenizer():
@@ -91,25 +91,34 @@ def measured(workdir: Path) -> list[dict[str, object]]:
     root = workdir / BENCH_ROOT
     rows = []
     for path in sorted(root.rglob("*.tsv")):
-        name = path.relative_to(root).with_suffix("").as_posix()
-        key = next((k for k in (name, name.split(".")[0], name.split("/")[0]) if k in STAGES or k in LOCAL), name)
-        rule, stage = STAGES[key] if key in STAGES else (LOCAL[key][0], key) if key in LOCAL else (key, key)
+        job = path.relative_to(root).with_suffix("").as_posix()
+        rule, stage = rule_of(job)
         with path.open() as fh:
             record = next(csv.DictReader(fh, delimiter="\t"), None)
         if record is None:
             continue
-        job = str(path.relative_to(root).with_suffix(""))
         rss = record.get("max_rss", "NA")
         rows.append({"job": job, "rule": rule, "stage": stage, "s": float(record["s"]),
                      "rss_mb": float(rss) if rss not in ("NA", "-", "") else float("nan")})
     return rows
 
 
+def rule_of(job: str) -> tuple[str, str]:
+    """(rule, stage of `resources:`) of a job record named by its path under results/benchmarks/ (no suffix); a
+    local rule is its own stage."""
+    head = job.split(".")[0]
+    if head in LOCAL:
+        return LOCAL[head], LOCAL[head]
+    return STAGES.get(head) or STAGES.get(job.split("/")[0], (job, job))
+
+
 def planning(paper: dict[str, object], stage: str, b: float) -> tuple[float, float]:
-    """mem_mb and runtime (minutes) a paper job of this stage asks for at B billion parameters (a local rule: the
-    fixed figures of its .smk)."""
-    if stage in LOCAL:
-        return float(LOCAL[stage][1]), float(LOCAL[stage][2])
+    """mem_mb and runtime (minutes) a paper job of this stage asks for at B billion parameters (a local rule:
+    its fixed figures, hrsa.grid.sizing.LOCAL_RESOURCES)."""
+    from hrsa.grid.sizing import LOCAL_RESOURCES
+
+    if stage in LOCAL_RESOURCES:
+        return float(LOCAL_RESOURCES[stage]["mem_mb"]), float(LOCAL_RESOURCES[stage]["runtime"])
     res = (paper.get("resources") or {}).get(stage) or {}  # type: ignore[union-attr]
     mem = float(res.get("mem_mb", 0)) + float(res.get("mem_mb_per_b", 0)) * b
     if stage == "compare":  # the rule adds 2 x hrsa.max_accumulator_gb (workflow/rules/hrsa.smk)

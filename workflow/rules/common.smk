@@ -22,6 +22,7 @@ from hrsa.evaluation.groups import (  # noqa: E402
     task_groups,
 )
 from hrsa.evaluation.names import benchmark_members, first_benchmarks  # noqa: E402
+from hrsa.grid.sizing import LOCAL_RESOURCES  # noqa: E402
 from snakemake.exceptions import WorkflowError  # noqa: E402
 
 try:

@@ -20,8 +20,7 @@ rule prepare_training_data:
         "../../envs/hrsa.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        **LOCAL_RESOURCES["prepare_training_data"],
     params:
         config=as_json(prepared_data_spec()),
         root=q(repo_path(".")),
@@ -74,8 +73,7 @@ rule prepare_probe:
         "../../envs/hrsa.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        **LOCAL_RESOURCES["prepare_probe"],
     params:
         config=lambda wc: as_json(STUDY.probes[wc.probe]),
         root=q(repo_path(".")),

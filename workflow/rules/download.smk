@@ -19,8 +19,7 @@ rule download:
         "../../envs/hrsa.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=600,  # a local rule: the login node fetches every model and dataset once
+        **LOCAL_RESOURCES["download"],
     params:
         config=as_json(plan_config(config)),
         root=q(repo_path(".")),

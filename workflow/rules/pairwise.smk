@@ -18,8 +18,7 @@ rule hrsa_figures:
         "../../envs/hrsa.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **LOCAL_RESOURCES["hrsa_figures"],
     params:
         config=as_json(lookup(dpath="report", within=config)),
         left=lambda wc: q(model_path(STUDY.comparison(wc.comparison).model("left"))),

@@ -58,8 +58,7 @@ rule report:
         "../../envs/hrsa.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **LOCAL_RESOURCES["report"],
     params:
         # the science the verb reads, never the whole config: resources, threads and devices must not rerun it
         config=as_json(lookup(dpath="report", within=config)),

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> None:
     probes: list[Path] = []
     if args.run_records:
         rec = run_inputs(args.models, args.eval_groups, args.probes, args.extract_models, args.backbones, args.hrsa,
-                         args.mine, [Path(h).stem for h in args.health or ()])
+                         args.mine, [Path(h).stem for h in args.health])
         # job records (timings) are read where they exist and listed where not: they are no rule's input, so a
         # deleted results/benchmarks/ (or a copy of results/ alone) never reruns a finished job
         records = [Path(p) for p in rec["benchmarks"]]

@@ -62,7 +62,7 @@ def grid_records(study: Any, evaluated: Sequence[str], eval_groups: Sequence[str
     `models`."""
     built = [f"{pair}.{role}" for pair, roles in study.pairs.items() for role, bb in roles.items() if bb.recipe]
     extracted = sorted({c.model(side) for c in study.comparisons for side in ("left", "right")})
-    health = [f"{pair}.{role}" for pair, roles in study.pairs.items() for role in roles]
-    records = run_inputs(evaluated, eval_groups, list(study.probes), extracted, built, hrsa_tables, mine, health)
+    records = run_inputs(evaluated, eval_groups, list(study.probes), extracted, built, hrsa_tables, mine,
+                         study.backbone_models())
     grid = {**grid_summary(study.config), "rl_steps": study.rl_steps()}  # the drift figure's last step per pair
     return {"built": built, "extracted": extracted, "mine": mine, "grid": grid, **records}
